@@ -1,0 +1,283 @@
+//! stdin and stdout as the event loop needs them: non-blocking where epoll
+//! can watch them, always-ready where it cannot (regular files, /dev/null).
+//!
+//! O_NONBLOCK is never set on fd 0 or fd 1 themselves: that flag lives on the
+//! open file description shared with the shell and the other processes of a
+//! pipeline. Pipes, FIFOs and terminals are re-opened through
+//! `/proc/self/fd/N` instead, which gives a private description; sockets are
+//! read and written with per-call `MSG_DONTWAIT`.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+
+/// What kind of object a standard fd is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FdKind {
+    /// Pipe, FIFO or terminal: re-open non-blocking and poll.
+    Stream,
+    /// Socket: poll fd itself and use MSG_DONTWAIT.
+    Socket,
+    /// Regular file, /dev/null and other things epoll refuses: never blocks
+    /// for long, so treat as always ready.
+    Always,
+}
+
+fn kind_of(fd: RawFd) -> FdKind {
+    // SAFETY: fstat on a valid fd number fills the struct or fails.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return FdKind::Always;
+    }
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFIFO => FdKind::Stream,
+        libc::S_IFSOCK => FdKind::Socket,
+        libc::S_IFCHR if unsafe { libc::isatty(fd) } == 1 => FdKind::Stream,
+        _ => FdKind::Always,
+    }
+}
+
+/// Opens a private, non-blocking description of standard fd `fd`.
+fn reopen(fd: RawFd, write: bool) -> io::Result<OwnedFd> {
+    let path = format!("/proc/self/fd/{fd}\0");
+    let mode = if write {
+        libc::O_WRONLY
+    } else {
+        libc::O_RDONLY
+    };
+    // SAFETY: the path is NUL-terminated; open returns a new fd or -1.
+    let new = unsafe {
+        libc::open(
+            path.as_ptr().cast(),
+            mode | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a freshly opened fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Enlarges a pipe to 1 MiB (the unprivileged maximum) to cut wake-ups on
+/// both ends; harmless to fail.
+fn enlarge_pipe(fd: RawFd) {
+    // SAFETY: F_SETPIPE_SZ on a pipe fd; errors are ignored.
+    unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20) };
+}
+
+fn is_fifo(fd: RawFd) -> bool {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as in kind_of.
+    unsafe { libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO }
+}
+
+/// Registers `fd` for `interest`; false if epoll refuses it (EPERM).
+fn try_register(
+    registry: &Registry,
+    fd: RawFd,
+    token: Token,
+    interest: Interest,
+) -> io::Result<bool> {
+    match registry.register(&mut SourceFd(&fd), token, interest) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+enum Reader {
+    /// A private non-blocking description, polled.
+    Polled(File),
+    /// fd 0 is a socket: recv with MSG_DONTWAIT.
+    Socket,
+    /// Blocking reads of fd 0 that cannot block for long.
+    Direct,
+}
+
+/// Standard input for the loop.
+pub struct Input {
+    reader: Option<Reader>,
+    /// Cached readiness: set by events, cleared only by WouldBlock.
+    pub ready: bool,
+    registered: Option<RawFd>,
+}
+
+impl Input {
+    pub fn open(registry: &Registry, token: Token) -> io::Result<Input> {
+        let mut input = Input {
+            reader: None,
+            ready: true,
+            registered: None,
+        };
+        let reader = match kind_of(0) {
+            FdKind::Stream => {
+                let file = File::from(reopen(0, false)?);
+                if is_fifo(0) {
+                    enlarge_pipe(file.as_raw_fd());
+                }
+                if try_register(registry, file.as_raw_fd(), token, Interest::READABLE)? {
+                    input.registered = Some(file.as_raw_fd());
+                }
+                Reader::Polled(file)
+            }
+            FdKind::Socket => {
+                if try_register(registry, 0, token, Interest::READABLE)? {
+                    input.registered = Some(0);
+                }
+                Reader::Socket
+            }
+            FdKind::Always => Reader::Direct,
+        };
+        input.reader = Some(reader);
+        Ok(input)
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.reader.is_some()
+    }
+
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.reader {
+            Some(Reader::Polled(f)) => f.read(buf),
+            Some(Reader::Socket) => {
+                // SAFETY: buf is valid for buf.len() bytes.
+                let n = unsafe {
+                    libc::recv(0, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
+                };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            }
+            Some(Reader::Direct) => {
+                // SAFETY: reading into a valid buffer from fd 0.
+                let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// Stops watching stdin (after EOF).
+    pub fn close(&mut self, registry: &Registry) {
+        if let Some(fd) = self.registered.take() {
+            let _ = registry.deregister(&mut SourceFd(&fd));
+        }
+        self.reader = None;
+        self.ready = false;
+    }
+}
+
+enum Writer {
+    Polled(File),
+    Socket,
+    /// Blocking writes to fd 1: a terminal, a file, /dev/null.
+    Direct,
+}
+
+/// Standard output for the loop.
+pub struct Output {
+    writer: Option<Writer>,
+    pub ready: bool,
+    registered: Option<RawFd>,
+}
+
+impl Output {
+    pub fn open(registry: &Registry, token: Token) -> io::Result<Output> {
+        let mut out = Output {
+            writer: None,
+            ready: true,
+            registered: None,
+        };
+        let writer = match kind_of(1) {
+            FdKind::Stream if unsafe { libc::isatty(1) } == 1 => Writer::Direct,
+            FdKind::Stream => match reopen(1, true) {
+                Ok(fd) => {
+                    let file = File::from(fd);
+                    enlarge_pipe(file.as_raw_fd());
+                    if try_register(registry, file.as_raw_fd(), token, Interest::WRITABLE)? {
+                        out.registered = Some(file.as_raw_fd());
+                    }
+                    Writer::Polled(file)
+                }
+                // No reader left on the pipe: writes fail as a closed stdout.
+                Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Writer::Direct,
+                Err(e) => return Err(e),
+            },
+            FdKind::Socket => {
+                if try_register(registry, 1, token, Interest::WRITABLE)? {
+                    out.registered = Some(1);
+                }
+                Writer::Socket
+            }
+            FdKind::Always => Writer::Direct,
+        };
+        out.writer = Some(writer);
+        Ok(out)
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    pub fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match &mut self.writer {
+            Some(Writer::Polled(f)) => f.write(data),
+            Some(Writer::Socket) => {
+                // SAFETY: data is valid for data.len() bytes.
+                let n = unsafe {
+                    libc::send(
+                        1,
+                        data.as_ptr().cast(),
+                        data.len(),
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    )
+                };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            }
+            Some(Writer::Direct) => {
+                // SAFETY: writing a valid buffer to fd 1.
+                let n = unsafe { libc::write(1, data.as_ptr().cast(), data.len()) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            }
+            None => Err(io::Error::from(io::ErrorKind::BrokenPipe)),
+        }
+    }
+
+    /// Closes stdout for good, so a consumer downstream sees EOF now: our
+    /// private description is dropped and fd 1 becomes /dev/null.
+    pub fn close(&mut self, registry: &Registry) {
+        if let Some(fd) = self.registered.take() {
+            let _ = registry.deregister(&mut SourceFd(&fd));
+        }
+        self.writer = None;
+        self.ready = false;
+        if let Ok(null) = File::options().write(true).open("/dev/null") {
+            // SAFETY: dup2 onto fd 1 atomically replaces it; `null` stays ours.
+            unsafe { libc::dup2(null.as_raw_fd(), 1) };
+        }
+    }
+}
+
+/// Returns true if and only if `fd` is a terminal.
+pub fn is_terminal(fd: RawFd) -> bool {
+    // SAFETY: isatty only inspects the fd.
+    unsafe { libc::isatty(fd) == 1 }
+}

@@ -1,0 +1,129 @@
+//! The one error type of p2pchat and its mapping to exit codes.
+//!
+//! Every failure a user can see is one variant here; `main` turns it into a
+//! single line on stderr and an exit code, in one place. Nothing here does I/O.
+
+use std::fmt;
+use std::io;
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const CONNECTION: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const HANDSHAKE: u8 = 3;
+    pub const INTEGRITY: u8 = 4;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// A failure that ends the program, with the words shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// Bad command line or configuration (exit 2).
+    Usage(String),
+    /// Could not connect, listen, or resolve (exit 1).
+    Connect(String),
+    /// The connection broke after it was up: reset, dead peer, truncation (exit 1).
+    Lost(String),
+    /// Local stdin/stdout failed (exit 1).
+    Local(String),
+    /// The handshake failed: not a p2pchat peer, mode mismatch, timeout
+    /// (exit 3).
+    Handshake(String),
+    /// Key confirmation failed: the secrets differ or someone tampered with
+    /// the handshake (exit 3). A listener gives up after a few of these.
+    AuthFailed(String),
+    /// A record failed authentication or broke the protocol (exit 4).
+    Integrity(String),
+    /// Ended by Ctrl-C before everything was delivered (exit 130).
+    Interrupted,
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => exit::USAGE,
+            Error::Connect(_) | Error::Lost(_) | Error::Local(_) => exit::CONNECTION,
+            Error::Handshake(_) | Error::AuthFailed(_) => exit::HANDSHAKE,
+            Error::Integrity(_) => exit::INTEGRITY,
+            Error::Interrupted => exit::INTERRUPTED,
+        }
+    }
+
+    /// Returns true if and only if a listener should report this failed
+    /// attempt and keep waiting for the right peer instead of exiting.
+    pub fn is_failed_attempt(&self) -> bool {
+        matches!(
+            self,
+            Error::Handshake(_) | Error::AuthFailed(_) | Error::Lost(_) | Error::Integrity(_)
+        )
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(m)
+            | Error::Connect(m)
+            | Error::Lost(m)
+            | Error::Local(m)
+            | Error::Handshake(m)
+            | Error::AuthFailed(m)
+            | Error::Integrity(m) => f.write_str(m),
+            Error::Interrupted => f.write_str("interrupted"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Plain words for an I/O error, without Rust's "(os error N)" suffix.
+pub fn describe_io(e: &io::Error) -> String {
+    use io::ErrorKind::*;
+    let words = match e.kind() {
+        ConnectionRefused => "connection refused",
+        ConnectionReset => "connection reset by peer",
+        ConnectionAborted => "connection aborted",
+        AddrInUse => "address already in use",
+        AddrNotAvailable => "address not available on this machine",
+        PermissionDenied => "permission denied",
+        TimedOut => "timed out",
+        BrokenPipe => "broken pipe",
+        HostUnreachable => "host unreachable",
+        NetworkUnreachable => "network unreachable",
+        NetworkDown => "network is down",
+        _ => "",
+    };
+    if !words.is_empty() {
+        return words.to_string();
+    }
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_lowercase(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_readme() {
+        assert_eq!(Error::Usage("x".into()).exit_code(), 2);
+        assert_eq!(Error::Connect("x".into()).exit_code(), 1);
+        assert_eq!(Error::Lost("x".into()).exit_code(), 1);
+        assert_eq!(Error::Handshake("x".into()).exit_code(), 3);
+        assert_eq!(Error::Integrity("x".into()).exit_code(), 4);
+        assert_eq!(Error::Interrupted.exit_code(), 130);
+    }
+
+    #[test]
+    fn io_errors_read_as_plain_words() {
+        let e = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(describe_io(&e), "connection refused");
+        let e = io::Error::from_raw_os_error(libc::EADDRINUSE);
+        assert_eq!(describe_io(&e), "address already in use");
+    }
+}

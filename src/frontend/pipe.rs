@@ -1,0 +1,120 @@
+//! The pipe front-end: peer bytes go to stdout exactly as sent, our stdin
+//! goes to the peer exactly as read, and status lines go to stderr.
+
+use std::io::{self, Write};
+
+use mio::{Registry, Token};
+
+use super::{Input, Notice, UserSide, STDIN, STDOUT};
+use crate::driver::net::display_addr;
+use crate::driver::stdio;
+
+pub struct Pipe {
+    stdin: stdio::Input,
+    stdout: stdio::Output,
+    quiet: bool,
+}
+
+impl Pipe {
+    pub fn open(registry: &Registry, quiet: bool) -> io::Result<Pipe> {
+        Ok(Pipe {
+            stdin: stdio::Input::open(registry, STDIN)?,
+            stdout: stdio::Output::open(registry, STDOUT)?,
+            quiet,
+        })
+    }
+}
+
+/// One status line on stderr; a failing stderr is not worth dying for.
+pub fn status_line(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
+impl UserSide for Pipe {
+    fn on_ready(&mut self, token: Token) {
+        match token {
+            STDIN => self.stdin.ready = true,
+            STDOUT => self.stdout.ready = true,
+            _ => {}
+        }
+    }
+
+    fn input_ready(&self) -> bool {
+        self.stdin.is_open() && self.stdin.ready
+    }
+
+    fn read_input(&mut self, buf: &mut [u8]) -> io::Result<Input> {
+        match self.stdin.read(buf) {
+            Ok(0) => Ok(Input::End),
+            Ok(n) => Ok(Input::Data(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.stdin.ready = false;
+                Ok(Input::Blocked)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Input::Blocked),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn close_input(&mut self, registry: &Registry) {
+        self.stdin.close(registry);
+    }
+
+    fn output_ready(&self) -> bool {
+        self.stdout.is_open() && self.stdout.ready
+    }
+
+    fn write_output(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self.stdout.write(data) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.stdout.ready = false;
+                Ok(0)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+            r => r,
+        }
+    }
+
+    fn close_output(&mut self, registry: &Registry) {
+        self.stdout.close(registry);
+    }
+
+    fn output_open(&self) -> bool {
+        self.stdout.is_open()
+    }
+
+    fn notice(&mut self, notice: Notice<'_>) {
+        if self.quiet {
+            return;
+        }
+        match notice {
+            Notice::Listening(addr) => status_line(&format!("listening on {addr}")),
+            Notice::PlainWarning => status_line(
+                "plain mode: the chat is not encrypted; anyone on the path can read and change it",
+            ),
+            Notice::Turned(addr) => status_line(&format!(
+                "closed a second connection from {}",
+                display_addr(addr)
+            )),
+            Notice::FailedAttempt(addr, why) => status_line(&format!(
+                "connection from {} failed: {why}; still waiting",
+                display_addr(addr)
+            )),
+            Notice::Joined {
+                peer,
+                name,
+                verify_code,
+            } => {
+                match name {
+                    Some(n) => status_line(&format!("connected to {n} ({})", display_addr(peer))),
+                    None => status_line(&format!("connected to {}", display_addr(peer))),
+                }
+                if let Some(code) = verify_code {
+                    status_line(&format!("verify code: {code}"));
+                }
+            }
+            Notice::PeerDone(name) => status_line(&format!("{name} stopped sending")),
+            Notice::PeerLeft(name) => status_line(&format!("{name} left the room")),
+        }
+    }
+}

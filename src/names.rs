@@ -1,0 +1,61 @@
+//! Display names: our default name, and sanitising names a peer sends us.
+
+/// The longest name, in characters, that we send or show.
+pub const MAX_NAME_CHARS: usize = 32;
+
+/// Keeps printable characters only (no controls, no escape sequences, no
+/// newlines), trims, and caps the length. Invalid UTF-8 becomes U+FFFD.
+pub fn sanitize(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let kept: String = text
+        .chars()
+        .filter(|c| !c.is_control() && !is_invisible_format(*c))
+        .take(MAX_NAME_CHARS)
+        .collect();
+    kept.trim().to_string()
+}
+
+/// Bidirectional overrides and similar format characters can make a name
+/// display as something else; drop them.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// The user's login name, or "anonymous" when none can be found.
+pub fn login_name() -> String {
+    let from_env = ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(std::env::var_os)
+        .map(|v| sanitize(v.as_encoded_bytes()))
+        .find(|n| !n.is_empty());
+    from_env
+        .or_else(passwd_name)
+        .unwrap_or_else(|| "anonymous".to_string())
+}
+
+fn passwd_name() -> Option<String> {
+    // SAFETY: getpwuid returns a pointer into static storage or null; we copy
+    // the name out at once and this program calls it from one thread only.
+    unsafe {
+        let pw = libc::getpwuid(libc::getuid());
+        if pw.is_null() || (*pw).pw_name.is_null() {
+            return None;
+        }
+        let name = std::ffi::CStr::from_ptr((*pw).pw_name);
+        Some(sanitize(name.to_bytes())).filter(|n| !n.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_lose_controls_and_escapes_and_keep_unicode() {
+        assert_eq!(sanitize(b"bob\x1b[2J\n"), "bob[2J");
+        assert_eq!(sanitize("  李雷 😀 ".as_bytes()), "李雷 😀");
+        assert_eq!(sanitize(b"\xff\xfeab"), "\u{fffd}\u{fffd}ab");
+        assert_eq!(sanitize("a\u{202e}b".as_bytes()), "ab");
+        assert_eq!(sanitize(&[b'x'; 100]).len(), MAX_NAME_CHARS);
+    }
+}

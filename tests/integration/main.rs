@@ -1,0 +1,11 @@
+//! Integration tests: each spawns the real `p2pchat` binary and talks over
+//! real loopback sockets (or a real pseudo-terminal). Nothing here sleeps to
+//! synchronise: every wait is on a condition with a deadline.
+
+// Shared helpers: spawning, waiting with deadlines, test data.
+mod util;
+
+// The core room: pipes, half-close, backpressure, errors, usage (issue 3).
+mod core_room;
+// Interoperability with real nc and socat in both roles (issue 3).
+mod interop;
