@@ -227,11 +227,16 @@ impl Driver {
                     };
                 }
                 Status::Failed(e) => {
-                    // Best effort: our last records (HELLO) and a FIN, then
-                    // drain, so the peer reads our error and not a reset.
-                    r.session_to_socket(now);
-                    r.shutdown();
-                    if !r.session.is_established() {
+                    if r.session.is_established() {
+                        // The room is broken: reset, so the peer cannot
+                        // mistake this for a clean end.
+                        let _ = socket2::SockRef::from(&r.sock).set_linger(Some(Duration::ZERO));
+                    } else {
+                        // A failed handshake: our last records (HELLO) and a
+                        // FIN, then drain, so the peer reads the same clear
+                        // error and not a reset.
+                        r.session_to_socket(now);
+                        r.shutdown();
                         self.linger(r, ABORT_DRAIN);
                     }
                     return Err(e);

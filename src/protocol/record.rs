@@ -35,6 +35,8 @@ pub enum Kind {
     Bye = 4,
     /// Heartbeat while idle; no payload.
     Ping = 5,
+    /// The sender received our EOF, and so everything we sent before it.
+    Done = 6,
 }
 
 impl Kind {
@@ -45,6 +47,7 @@ impl Kind {
             3 => Kind::Eof,
             4 => Kind::Bye,
             5 => Kind::Ping,
+            6 => Kind::Done,
             _ => return None,
         })
     }
@@ -236,6 +239,7 @@ mod tests {
             (Kind::Ping, b""),
             (Kind::Eof, b""),
             (Kind::Bye, b""),
+            (Kind::Done, b""),
         ];
         let mut wire = sealed(&recs);
         let got = open_all(&K1, &mut wire).unwrap();

@@ -112,6 +112,10 @@ pub struct Session {
     eof_sent: bool,
     /// Our BYE record is queued.
     bye_sent: bool,
+    /// Our DONE (we received the peer's EOF) is queued.
+    done_sent: bool,
+    /// The peer confirmed it received our EOF.
+    done_received: bool,
     peer_done: bool,
     peer_left: bool,
     transport_eof: bool,
@@ -158,6 +162,8 @@ impl Session {
             leaving: false,
             eof_sent: false,
             bye_sent: false,
+            done_sent: false,
+            done_received: false,
             peer_done: false,
             peer_left: false,
             transport_eof: false,
@@ -190,7 +196,9 @@ impl Session {
         match self.link {
             Link::Plain { .. } => self.input_closed || self.leaving,
             Link::Handshaking(..) => self.failure.is_some(),
-            Link::Secure(_) => self.failure.is_some() || self.status() == Status::Done,
+            Link::Secure(_) => {
+                self.failure.is_some() || self.closing() || self.status() == Status::Done
+            }
         }
     }
 
@@ -387,9 +395,9 @@ impl Session {
         self.idle_timeout / 3
     }
 
-    /// We send heartbeats until our goodbye is queued.
+    /// We send heartbeats until our goodbye is queued or we shut down.
     fn pings_due(&self) -> bool {
-        !self.bye_sent
+        !self.bye_sent && !self.closing()
     }
 
     /// We expect to hear from the peer: it has not left and we are reading.
@@ -453,15 +461,12 @@ impl Session {
                 }
             }
             Link::Secure(_) => {
-                let flushed = self.tx.is_empty();
-                if self.peer_left
-                    || (flushed && (self.bye_sent || (self.eof_sent && self.peer_done)))
-                {
+                let said_bye = self.bye_sent && self.tx.is_empty();
+                if self.peer_left || said_bye || self.closing() {
                     Status::Done
                 } else if self.transport_eof {
                     Status::Failed(Error::Lost(if self.peer_done {
-                        "connection lost: the peer closed the connection before we finished sending"
-                            .into()
+                        "connection lost: the peer closed the connection before confirming it received everything".into()
                     } else {
                         "connection lost: the peer vanished without saying goodbye".into()
                     }))
@@ -470,6 +475,17 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Both EOFs are exchanged and each side confirmed (DONE) that it
+    /// received the other's: everything arrived, the room ended cleanly.
+    /// A FIN alone proves nothing: anyone on the path can forge one.
+    fn closing(&self) -> bool {
+        self.eof_sent
+            && self.done_received
+            && self.peer_done
+            && self.done_sent
+            && self.tx.is_empty()
     }
 
     // ----- internals -------------------------------------------------------
@@ -534,6 +550,9 @@ impl Session {
         if self.peer_left || self.bye_sent {
             return;
         }
+        if self.peer_done && !self.done_sent {
+            self.done_sent = self.seal(Kind::Done, &[], now);
+        }
         if self.leaving {
             self.bye_sent = self.seal(Kind::Bye, &[], now);
         } else if self.input_closed && !self.eof_sent {
@@ -587,10 +606,10 @@ impl Session {
                 }
             }
         }
-        self.open_records();
+        self.open_records(now);
     }
 
-    fn open_records(&mut self) {
+    fn open_records(&mut self, now: Instant) {
         loop {
             if self.failure.is_some() || self.peer_left || self.out.room() < MAX_PAYLOAD {
                 return;
@@ -635,6 +654,10 @@ impl Session {
                     self.peer_done = true;
                     self.events.push_back(Event::PeerDone);
                 }
+                (true, Kind::Done) if !self.eof_sent || self.done_received => {
+                    return self.fail(violation("an unexpected DONE"));
+                }
+                (true, Kind::Done) => self.done_received = true,
                 (true, Kind::Bye) => {
                     self.peer_left = true;
                     self.events.push_back(Event::PeerLeft);
@@ -642,6 +665,9 @@ impl Session {
                 (true, Kind::Ping) => {}
             }
             self.rx.consume(opened.consumed);
+            if self.peer_done && !self.done_sent {
+                self.seal_staged(now);
+            }
         }
     }
 }

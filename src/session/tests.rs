@@ -608,3 +608,31 @@ fn a_man_in_the_middle_gets_different_codes() {
     assert_eq!(d.code(), m_l.code());
     assert_eq!(l.code(), m_d.code());
 }
+
+#[test]
+fn both_sides_confirm_each_eof_before_the_room_ends() {
+    let mut p = Pair::default_mode();
+    p.run();
+    let now = p.now;
+    p.l.s.input_ended(now); // the listener had nothing to say
+    p.run();
+    p.d.input(b"all of it", now);
+    p.d.s.input_ended(now);
+    // The listener's EOF is in, but nothing confirms ours arrived yet: a
+    // FIN now (forged by anyone on the path) is a lost connection.
+    let mut early = Pair::default_mode();
+    early.run();
+    early.l.s.input_ended(now);
+    early.run();
+    early.d.s.input_ended(now);
+    early.d.s.transport_closed(now);
+    assert!(matches!(failed(&early.d.s), Error::Lost(m) if m.contains("confirming")));
+    // With the exchange completed, both end cleanly.
+    p.run();
+    assert_eq!(p.l.shown, b"all of it");
+    assert_eq!(
+        (p.d.s.status(), p.l.s.status()),
+        (Status::Done, Status::Done)
+    );
+    assert!(p.d.s.wants_write_shutdown() && p.l.s.wants_write_shutdown());
+}

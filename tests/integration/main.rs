@@ -4,8 +4,12 @@
 
 // Shared helpers: spawning, waiting with deadlines, test data.
 mod util;
+// A capturing, tampering man-in-the-middle TCP proxy.
+mod proxy;
 
 // The core room: pipes, half-close, backpressure, errors, usage (issue 3).
 mod core_room;
 // Interoperability with real nc and socat in both roles (issue 3).
 mod interop;
+// The private room: encryption, codes, secrets, tampering (issue 4).
+mod private_room;

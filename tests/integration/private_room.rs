@@ -1,0 +1,278 @@
+//! The private room over real sockets: encryption by default, verify codes,
+//! shared secrets from each source, tampering, impostors and dead peers.
+
+use std::io::Write;
+use std::net::TcpStream;
+
+use crate::proxy::{Dir, Proxy};
+use crate::util::*;
+
+fn code_of(p: &Proc) -> String {
+    p.wait_stderr("verify code: ");
+    let err = p.stderr();
+    let line = err
+        .split("verify code: ")
+        .nth(1)
+        .and_then(|r| r.lines().next())
+        .unwrap_or("");
+    line.to_string()
+}
+
+#[test]
+fn the_default_room_is_encrypted_and_both_sides_show_one_code() {
+    let (mut l, port) = listen(&[], "127.0.0.1", In::Pipe);
+    let mut proxy = Proxy::start(port, None);
+    let mut d = dial(&[], "127.0.0.1", proxy.port, In::Pipe);
+    d.write(b"CANARY-1234 meet at noon\n");
+    l.write(b"CANARY-5678 agreed\n");
+    d.close_stdin();
+    l.close_stdin();
+    assert_eq!(
+        (d.code(), l.code()),
+        (0, 0),
+        "{}\n{}",
+        d.stderr(),
+        l.stderr()
+    );
+    proxy.join();
+    assert_eq!(l.stdout(), b"CANARY-1234 meet at noon\n");
+    assert_eq!(d.stdout(), b"CANARY-5678 agreed\n");
+    let (dc, lc) = (code_of(&d), code_of(&l));
+    assert_eq!(dc, lc);
+    assert!(
+        dc.len() == 7 && dc.as_bytes()[3] == b' ',
+        "six digits in two groups: {dc:?}"
+    );
+    let wire = proxy.captured();
+    assert!(
+        !wire.windows(6).any(|w| w == b"CANARY"),
+        "plaintext on the wire"
+    );
+    assert!(wire.starts_with(b"p2pchat/1 sas\n"));
+    assert!(d.stderr().contains("connected to tester"), "{}", d.stderr());
+}
+
+#[test]
+fn a_flipped_byte_ends_the_room_with_exit_4_and_nothing_corrupt() {
+    let tmp = TempDir::new("flip");
+    let data = random_bytes(2 * 1024 * 1024, 9);
+    let (mut l, port) = listen(&[], "127.0.0.1", In::Null);
+    // Well past the handshake, inside the DATA records.
+    let proxy = Proxy::start(port, Some((Dir::Up, 100_000)));
+    let mut d = dial(&[], "127.0.0.1", proxy.port, In::File(tmp.file("d", &data)));
+    assert_eq!(l.code(), 4, "{}", l.stderr());
+    assert!(l.stderr().contains("integrity"), "{}", l.stderr());
+    let got = l.stdout();
+    assert!(got.len() < 100_000, "nothing past the forged record");
+    assert!(data.starts_with(&got), "what was shown is an exact prefix");
+    assert_ne!(d.code(), 0);
+}
+
+#[test]
+fn a_man_in_the_middle_yields_different_codes() {
+    let (mut l, port) = listen(&[], "127.0.0.1", In::Pipe);
+    // The attacker terminates both legs with two p2pchats joined by fifos.
+    let tmp = TempDir::new("mitm");
+    let fifo = tmp.0.join("f");
+    let script = format!(
+        "mkfifo {f}; {BIN} listen 0 --bind 127.0.0.1 < {f} | {BIN} -q dial 127.0.0.1 {port} > {f}",
+        f = fifo.display()
+    );
+    let m = Proc::spawn("bash", &["-c", &script], In::Null, &[]);
+    let mport = wait_port(&m);
+    let mut d = dial(&[], "127.0.0.1", mport, In::Pipe);
+    let (dc, lc) = (code_of(&d), code_of(&l));
+    assert_ne!(dc, lc, "the codes must reveal the man in the middle");
+    d.close_stdin();
+    l.close_stdin();
+    let _ = (d.wait(), l.wait());
+}
+
+#[test]
+fn a_shared_secret_from_each_source_opens_the_room() {
+    let tmp = TempDir::new("secret");
+    let file = tmp.file("s", b"  tangerine-dream \nignored second line\n");
+    let env = [("P2PCHAT_SECRET", "tangerine-dream")];
+    let file_flag = format!("--secret-file={}", file.display());
+    for (l_flags, d_flags, d_env) in [
+        (&[][..], &[][..], &env[..]),
+        (&[][..], &[file_flag.as_str()][..], &[][..]),
+    ] {
+        let (mut l, port) = listen_env(l_flags, "127.0.0.1", In::Pipe, &env);
+        let mut d = dial_env(d_flags, "127.0.0.1", port, In::Pipe, d_env);
+        d.write(b"hello with a secret\n");
+        d.close_stdin();
+        l.close_stdin();
+        assert_eq!(
+            (d.code(), l.code()),
+            (0, 0),
+            "{}\n{}",
+            d.stderr(),
+            l.stderr()
+        );
+        assert_eq!(l.stdout(), b"hello with a secret\n");
+        assert!(!l.stderr().contains("verify code"), "no code with a secret");
+    }
+}
+
+#[test]
+fn wrong_secrets_fail_both_ways_and_the_listener_gives_up_after_three() {
+    let (mut l, port) = listen_env(&[], "127.0.0.1", In::Null, &[("P2PCHAT_SECRET", "right")]);
+    for attempt in 1..=3 {
+        let mut d = dial_env(
+            &[],
+            "127.0.0.1",
+            port,
+            In::Pipe,
+            &[("P2PCHAT_SECRET", "wrong")],
+        );
+        d.write(b"let me in\n");
+        assert_eq!(d.code(), 3, "{}", d.stderr());
+        assert!(d.stderr().contains("secrets differ"), "{}", d.stderr());
+        if attempt < 3 {
+            wait_until("the failed attempt to be reported", DEADLINE, || {
+                l.stderr().matches("still waiting").count() == attempt
+            });
+            assert!(
+                l.stderr().contains("connection from 127.0.0.1:"),
+                "{}",
+                l.stderr()
+            );
+        }
+    }
+    assert_eq!(l.code(), 3, "{}", l.stderr());
+    assert!(l.stderr().contains("giving up"), "{}", l.stderr());
+    assert!(l.stdout().is_empty());
+}
+
+#[test]
+fn a_wrong_secret_then_the_right_one_gets_in() {
+    let env = [("P2PCHAT_SECRET", "right")];
+    let (mut l, port) = listen_env(&[], "127.0.0.1", In::Pipe, &env);
+    let mut bad = dial_env(
+        &[],
+        "127.0.0.1",
+        port,
+        In::Null,
+        &[("P2PCHAT_SECRET", "wrong")],
+    );
+    assert_eq!(bad.code(), 3);
+    let mut good = dial_env(&[], "127.0.0.1", port, In::Pipe, &env);
+    good.write(b"it's me\n");
+    good.close_stdin();
+    l.close_stdin();
+    assert_eq!((good.code(), l.code()), (0, 0), "{}", l.stderr());
+    assert_eq!(l.stdout(), b"it's me\n");
+}
+
+#[test]
+fn mode_mismatches_are_clear_errors_never_plaintext() {
+    // Secret on one side only.
+    let (l, port) = listen_env(&[], "127.0.0.1", In::Pipe, &[("P2PCHAT_SECRET", "s")]);
+    let mut d = dial(&[], "127.0.0.1", port, In::Pipe);
+    d.write(b"SECRET-TEXT\n");
+    assert_eq!(d.code(), 3);
+    assert!(d.stderr().contains("shared secret"), "{}", d.stderr());
+    l.wait_stderr("still waiting");
+    drop(l);
+
+    // Encrypted listener, --plain dialer: the plain side is told, and the
+    // encrypted side never shows the plain text.
+    let (l, port) = listen(&["--handshake-timeout", "30"], "127.0.0.1", In::Null);
+    let mut d = dial(&["--plain"], "127.0.0.1", port, In::Pipe);
+    d.write(b"PLAIN-TEXT\n");
+    assert_eq!(d.code(), 3, "{}", d.stderr());
+    assert!(d.stderr().contains("encrypted mode"), "{}", d.stderr());
+    l.wait_stderr("still waiting");
+    assert!(l.stdout().is_empty());
+}
+
+#[test]
+fn a_non_p2pchat_client_is_dropped_and_the_listener_keeps_waiting() {
+    let (mut l, port) = listen(&[], "127.0.0.1", In::Pipe);
+    let mut curl = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    curl.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    l.wait_stderr("not speaking the p2pchat protocol");
+    assert!(l.stderr().contains("GET / HTTP/1.1"), "{}", l.stderr());
+    drop(curl);
+    let mut d = dial(&[], "127.0.0.1", port, In::Pipe);
+    d.write(b"real peer\n");
+    d.close_stdin();
+    l.close_stdin();
+    assert_eq!((d.code(), l.code()), (0, 0), "{}", l.stderr());
+    assert_eq!(
+        l.stdout(),
+        b"real peer\n",
+        "the impostor's bytes never reach stdout"
+    );
+}
+
+#[test]
+fn a_stalled_handshake_times_out() {
+    let (l, port) = listen(&["--handshake-timeout", "1"], "127.0.0.1", In::Null);
+    let _silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    l.wait_stderr("did not finish in time");
+    let mut d = dial(
+        &["--handshake-timeout", "1"],
+        "127.0.0.1",
+        free_port(),
+        In::Null,
+    );
+    assert_eq!(d.code(), 1);
+}
+
+#[test]
+fn a_killed_peer_is_reported_with_exit_1() {
+    let (mut l, port) = listen(&[], "127.0.0.1", In::Pipe);
+    let d = dial(&[], "127.0.0.1", port, In::Pipe);
+    l.wait_stderr("connected to");
+    d.signal(libc::SIGKILL);
+    assert_eq!(l.code(), 1, "{}", l.stderr());
+    assert!(l.stderr().contains("connection lost"), "{}", l.stderr());
+}
+
+#[test]
+fn bye_ends_the_room_even_while_our_stdin_is_open() {
+    let (mut l, port) = listen(&[], "127.0.0.1", In::Pipe);
+    let mut d = dial(&["--name", "dora"], "127.0.0.1", port, In::Pipe);
+    l.wait_stderr("connected to dora");
+    d.signal(libc::SIGTERM);
+    assert_eq!(l.code(), 0, "{}", l.stderr());
+    assert!(l.stderr().contains("dora left the room"), "{}", l.stderr());
+    assert_eq!(d.code(), 130);
+}
+
+#[test]
+fn the_plain_mode_warns_unless_quiet() {
+    let (mut l, port) = listen(&["--plain"], "127.0.0.1", In::Null);
+    let mut d = dial(&["--plain", "-q"], "127.0.0.1", port, In::Null);
+    assert_eq!((d.code(), l.code()), (0, 0));
+    assert!(l.stderr().contains("not encrypted"));
+    assert!(!d.stderr().contains("not encrypted"));
+}
+
+#[test]
+fn secrets_are_never_taken_from_argv_and_bad_sources_are_usage_errors() {
+    let mut p = Proc::p2p(&["--secret", "x", "listen", "0"], In::Null);
+    assert_eq!(p.code(), 2);
+    let mut p = Proc::p2p(
+        &["--secret-file", "/nonexistent/s", "listen", "0"],
+        In::Null,
+    );
+    assert_eq!(p.code(), 2);
+    assert!(
+        p.stderr().contains("cannot read secret file"),
+        "{}",
+        p.stderr()
+    );
+    let mut p = Proc::p2p_env(&["listen", "0"], In::Null, &[("P2PCHAT_SECRET", "   ")]);
+    assert_eq!(p.code(), 2);
+    assert!(p.stderr().contains("empty"), "{}", p.stderr());
+    let mut p = Proc::p2p_env(
+        &["--plain", "listen", "0"],
+        In::Null,
+        &[("P2PCHAT_SECRET", "s")],
+    );
+    assert_eq!(p.code(), 2);
+}
