@@ -1,7 +1,7 @@
 //! Ctrl-C (and SIGTERM/SIGHUP): counted and turned into a wake-up of the
 //! event loop. Installed before anything can block.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mio::Waker;
@@ -16,6 +16,8 @@ type Cleanup = Box<dyn Fn() + Send>;
 pub struct Interrupts {
     count: Arc<AtomicUsize>,
     cleanup: Arc<Mutex<Option<Cleanup>>>,
+    /// Set while we raise SIGINT ourselves to stop the line editor.
+    muted: Arc<AtomicBool>,
 }
 
 impl Interrupts {
@@ -25,9 +27,13 @@ impl Interrupts {
         let me = Interrupts {
             count: Arc::new(AtomicUsize::new(0)),
             cleanup: Arc::new(Mutex::new(None)),
+            muted: Arc::new(AtomicBool::new(false)),
         };
         let handler = me.clone();
         ctrlc::set_handler(move || {
+            if handler.muted.load(Ordering::SeqCst) {
+                return;
+            }
             if handler.count.fetch_add(1, Ordering::SeqCst) >= 1 {
                 handler.run_cleanup();
                 std::process::exit(i32::from(exit::INTERRUPTED));
@@ -45,6 +51,12 @@ impl Interrupts {
 
     pub fn count(&self) -> usize {
         self.count.load(Ordering::SeqCst)
+    }
+
+    /// From now on interrupts are ignored: we are exiting, and raise SIGINT
+    /// ourselves to stop the line editor.
+    pub fn mute(&self) {
+        self.muted.store(true, Ordering::SeqCst);
     }
 
     /// Sets what to undo before an immediate exit.

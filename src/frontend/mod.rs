@@ -3,6 +3,8 @@
 //! whether that is a pipe or a chat prompt.
 
 pub mod pipe;
+pub mod sanitize;
+pub mod terminal;
 
 use std::io;
 use std::net::SocketAddr;
@@ -64,18 +66,27 @@ pub trait UserSide {
     fn finish(&mut self) {}
 }
 
-/// Picks the front-end for how we were started.
+/// Picks the front-end: the chat room when stdin and stdout are both
+/// terminals, the data pipe otherwise.
 pub fn open(
     cfg: &crate::cli::Config,
     registry: &Registry,
-    _waker: std::sync::Arc<mio::Waker>,
-    _interrupts: &crate::driver::signals::Interrupts,
+    waker: std::sync::Arc<mio::Waker>,
+    interrupts: &crate::driver::signals::Interrupts,
 ) -> Result<Box<dyn UserSide>, crate::error::Error> {
-    let pipe = pipe::Pipe::open(registry, cfg.quiet).map_err(|e| {
+    use crate::driver::stdio::is_terminal;
+    let failed = |e: io::Error| {
         crate::error::Error::Local(format!(
-            "cannot set up stdin/stdout: {}",
+            "cannot set up the terminal or stdin/stdout: {}",
             crate::error::describe_io(&e)
         ))
-    })?;
-    Ok(Box::new(pipe))
+    };
+    if is_terminal(0) && is_terminal(1) {
+        let t = terminal::Terminal::open(registry, &cfg.name, cfg.quiet, waker, interrupts)
+            .map_err(failed)?;
+        return Ok(Box::new(t));
+    }
+    Ok(Box::new(
+        pipe::Pipe::open(registry, cfg.quiet).map_err(failed)?,
+    ))
 }

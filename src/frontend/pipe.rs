@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use mio::{Registry, Token};
 
+use super::sanitize::Sanitizer;
 use super::{Input, Notice, UserSide, STDIN, STDOUT};
 use crate::driver::net::display_addr;
 use crate::driver::stdio;
@@ -13,6 +14,8 @@ pub struct Pipe {
     stdin: stdio::Input,
     stdout: stdio::Output,
     quiet: bool,
+    /// Set when stdout is a terminal: the peer's bytes are made safe there.
+    sanitizer: Option<Sanitizer>,
 }
 
 impl Pipe {
@@ -21,6 +24,7 @@ impl Pipe {
             stdin: stdio::Input::open(registry, STDIN)?,
             stdout: stdio::Output::open(registry, STDOUT)?,
             quiet,
+            sanitizer: stdio::is_terminal(1).then(Sanitizer::default),
         })
     }
 }
@@ -65,6 +69,13 @@ impl UserSide for Pipe {
     }
 
     fn write_output(&mut self, data: &[u8]) -> io::Result<usize> {
+        if let Some(s) = self.sanitizer.as_mut() {
+            // A terminal: blocking writes of the rendered text.
+            let mut shown = String::new();
+            s.push(data, &mut shown);
+            io::stdout().lock().write_all(shown.as_bytes())?;
+            return Ok(data.len());
+        }
         match self.stdout.write(data) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.stdout.ready = false;
@@ -76,6 +87,11 @@ impl UserSide for Pipe {
     }
 
     fn close_output(&mut self, registry: &Registry) {
+        if let Some(s) = self.sanitizer.as_mut() {
+            let mut rest = String::new();
+            s.flush(&mut rest);
+            let _ = io::stdout().lock().write_all(rest.as_bytes());
+        }
         self.stdout.close(registry);
     }
 
@@ -84,37 +100,44 @@ impl UserSide for Pipe {
     }
 
     fn notice(&mut self, notice: Notice<'_>) {
-        if self.quiet {
-            return;
-        }
-        match notice {
-            Notice::Listening(addr) => status_line(&format!("listening on {addr}")),
-            Notice::PlainWarning => status_line(
-                "plain mode: the chat is not encrypted; anyone on the path can read and change it",
-            ),
-            Notice::Turned(addr) => status_line(&format!(
-                "closed a second connection from {}",
-                display_addr(addr)
-            )),
-            Notice::FailedAttempt(addr, why) => status_line(&format!(
-                "connection from {} failed: {why}; still waiting",
-                display_addr(addr)
-            )),
-            Notice::Joined {
-                peer,
-                name,
-                verify_code,
-            } => {
-                match name {
-                    Some(n) => status_line(&format!("connected to {n} ({})", display_addr(peer))),
-                    None => status_line(&format!("connected to {}", display_addr(peer))),
-                }
-                if let Some(code) = verify_code {
-                    status_line(&format!("verify code: {code}"));
-                }
+        if !self.quiet {
+            if let Some(line) = describe(&notice) {
+                status_line(&line);
             }
-            Notice::PeerDone(name) => status_line(&format!("{name} stopped sending")),
-            Notice::PeerLeft(name) => status_line(&format!("{name} left the room")),
         }
     }
+}
+
+/// The status line for a notice, as both front-ends word it.
+pub fn describe(notice: &Notice<'_>) -> Option<String> {
+    Some(match notice {
+        Notice::Listening(addr) => format!("listening on {addr}"),
+        Notice::PlainWarning => {
+            "plain mode: the chat is not encrypted; anyone on the path can read and change it"
+                .into()
+        }
+        Notice::Turned(addr) => format!("closed a second connection from {}", display_addr(*addr)),
+        Notice::FailedAttempt(addr, why) => {
+            format!(
+                "connection from {} failed: {why}; still waiting",
+                display_addr(*addr)
+            )
+        }
+        Notice::Joined {
+            peer,
+            name,
+            verify_code,
+        } => {
+            let mut line = match name {
+                Some(n) => format!("connected to {n} ({})", display_addr(*peer)),
+                None => format!("connected to {}", display_addr(*peer)),
+            };
+            if let Some(code) = verify_code {
+                line.push_str(&format!("\nverify code: {code}"));
+            }
+            line
+        }
+        Notice::PeerDone(name) => format!("{name} stopped sending"),
+        Notice::PeerLeft(name) => format!("{name} left the room"),
+    })
 }

@@ -6,6 +6,8 @@
 mod util;
 // A capturing, tampering man-in-the-middle TCP proxy.
 mod proxy;
+// A real pseudo-terminal whose screen is rendered by vt100.
+mod pty;
 
 // The core room: pipes, half-close, backpressure, errors, usage (issue 3).
 mod core_room;
@@ -13,3 +15,5 @@ mod core_room;
 mod interop;
 // The private room: encryption, codes, secrets, tampering (issue 4).
 mod private_room;
+// The terminal room at a real pty against a piped peer (issue 5).
+mod terminal_room;

@@ -1,0 +1,156 @@
+//! The line editor thread: rustyline blocks in `readline`, so it runs on
+//! the one extra thread allowed, and hands each line to the event loop over
+//! a channel, waking it with the loop's `mio::Waker`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::Waker;
+use rustyline::error::ReadlineError;
+use rustyline::history::MemHistory;
+use rustyline::{Behavior, Config, Editor, ExternalPrinter};
+
+/// What the user did at the prompt.
+#[derive(Debug)]
+pub enum Typed {
+    Line(String),
+    /// Ctrl-C at the prompt.
+    Interrupt,
+    /// Ctrl-D on an empty line.
+    Eof,
+    Failed(String),
+}
+
+type LineEditor = Editor<(), MemHistory>;
+
+/// An editor not yet running, and the printer that draws above its prompt.
+pub struct Prepared {
+    editor: LineEditor,
+    pub printer: Box<dyn ExternalPrinter + Send>,
+}
+
+/// Builds the editor. Fails where there is no usable terminal (TERM=dumb,
+/// no printer), and the caller falls back to a simple line reader.
+pub fn prepare() -> Option<Prepared> {
+    let config = Config::builder()
+        .behavior(Behavior::PreferTerm)
+        .auto_add_history(false)
+        .max_history_size(1000)
+        .ok()?
+        .build();
+    // In-memory history only: nothing is ever written to disk.
+    let mut editor = LineEditor::with_history(config, MemHistory::new()).ok()?;
+    let printer = editor.create_external_printer().ok()?;
+    Some(Prepared {
+        editor,
+        printer: Box::new(printer),
+    })
+}
+
+/// The running editor thread.
+pub struct Running {
+    pub rx: Receiver<Typed>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Prepared {
+    /// Starts prompting with `prompt` on the editor thread.
+    /// Starts prompting on the editor thread. Each accepted line replaces its
+    /// prompt echo with `transcript(line)`, drawn by this thread before the
+    /// next prompt, so it can never race the printer.
+    pub fn start(
+        self,
+        prompt: String,
+        transcript: impl Fn(&str) -> String + Send + 'static,
+        waker: Arc<Waker>,
+    ) -> (Running, Box<dyn ExternalPrinter + Send>) {
+        let (tx, rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let mut editor = self.editor;
+        let thread = std::thread::spawn(move || loop {
+            let typed = match editor.readline(&prompt) {
+                Ok(line) => {
+                    let _ = editor.add_history_entry(line.as_str());
+                    replace_echo(&prompt, &line, &transcript(&line));
+                    Typed::Line(line)
+                }
+                Err(ReadlineError::Interrupted) => Typed::Interrupt,
+                Err(ReadlineError::Eof) => Typed::Eof,
+                Err(e) => Typed::Failed(e.to_string()),
+            };
+            if stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let last = !matches!(typed, Typed::Line(_));
+            if tx.send(typed).is_err() {
+                return;
+            }
+            let _ = waker.wake();
+            if last {
+                return;
+            }
+        });
+        (
+            Running {
+                rx,
+                stop,
+                thread: Some(thread),
+            },
+            self.printer,
+        )
+    }
+}
+
+/// Replaces the prompt line the editor leaves behind after Enter with the
+/// transcript line, so the screen reads as a transcript without doubles.
+fn replace_echo(prompt: &str, line: &str, shown: &str) {
+    use std::io::Write;
+    use unicode_width::UnicodeWidthStr;
+    let cols = terminal_columns().max(1);
+    let width = prompt.width() + line.width();
+    let rows = width / cols + 1;
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "\x1b[{rows}A\r\x1b[J{shown}\r\n");
+    let _ = out.flush();
+}
+
+fn terminal_columns() -> usize {
+    // SAFETY: TIOCGWINSZ fills a winsize struct or fails.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    if unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
+        ws.ws_col as usize
+    } else {
+        80
+    }
+}
+
+impl Running {
+    pub fn try_recv(&self) -> Result<Typed, TryRecvError> {
+        self.rx.try_recv()
+    }
+
+    /// Ends `readline` and joins the thread, leaving the terminal as it was.
+    /// rustyline has no abort call, but during `readline` it handles SIGINT
+    /// itself and restores the terminal, so we raise SIGINT until it returns
+    /// (kkawakam/rustyline#780).
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let give_up = Instant::now() + Duration::from_millis(1000);
+        while !thread.is_finished() && Instant::now() < give_up {
+            // SAFETY: raising a signal in our own process.
+            unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if thread.is_finished() {
+            let _ = thread.join();
+        }
+    }
+}

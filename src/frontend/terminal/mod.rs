@@ -1,0 +1,381 @@
+//! The terminal front-end: when stdin and stdout are terminals, p2pchat is a
+//! chat room. A prompt (rustyline, on its own thread) that incoming
+//! messages never garble, a transcript of `12:03 name: text` lines, notices,
+//! and the peer's text sanitised. With `TERM=dumb` or no usable terminal it
+//! falls back to a simple line reader that still never loses a typed line.
+
+mod editor;
+mod transcript;
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::sync::mpsc::TryRecvError;
+use std::sync::Arc;
+
+use mio::{Registry, Token, Waker};
+use rustyline::ExternalPrinter;
+
+use super::{Input, Notice, UserSide, STDIN};
+use crate::driver::net::display_addr;
+use crate::driver::signals::Interrupts;
+use crate::driver::{stdio, WAKER};
+use editor::{Prepared, Running, Typed};
+use transcript::{clock, Style};
+
+/// The longest partial line held back before it is shown anyway.
+const MAX_PARTIAL: usize = 8 * 1024;
+
+const HELP: &str = "commands: /quit (or Ctrl-D, Ctrl-C) leaves the room, /help shows this";
+
+/// Where typed lines come from.
+enum Keyboard {
+    /// rustyline, prepared until the room is up, then running.
+    Editor(Option<Box<Prepared>>, Option<Running>),
+    /// A plain cooked-mode terminal read, split into lines here.
+    Simple { tty: stdio::Input, partial: Vec<u8> },
+}
+
+pub struct Terminal {
+    keyboard: Keyboard,
+    /// Draws above the prompt while the editor runs.
+    printer: Option<Box<dyn ExternalPrinter + Send>>,
+    waker: Arc<Waker>,
+    interrupts: Interrupts,
+    style: Style,
+    our_name: String,
+    peer_name: String,
+    /// Typed lines not yet handed to the session, with the bytes of the
+    /// current one still to go.
+    queued: VecDeque<String>,
+    current: Vec<u8>,
+    /// The editor may have something for us.
+    keyboard_ready: bool,
+    input_open: bool,
+    /// Incoming bytes up to the next newline.
+    incoming: Vec<u8>,
+    output_open: bool,
+    saved_termios: Option<libc::termios>,
+    quiet: bool,
+}
+
+impl Terminal {
+    pub fn open(
+        registry: &Registry,
+        name: &str,
+        quiet: bool,
+        waker: Arc<Waker>,
+        interrupts: &Interrupts,
+    ) -> io::Result<Terminal> {
+        let saved_termios = saved_termios();
+        if let Some(t) = saved_termios {
+            // A second Ctrl-C exits at once: leave the terminal sane.
+            interrupts.on_exit(Box::new(move || restore_termios(&t)));
+        }
+        let dumb = std::env::var("TERM").map_or(true, |t| t == "dumb");
+        let keyboard = match (!dumb).then(editor::prepare).flatten() {
+            Some(prepared) => Keyboard::Editor(Some(Box::new(prepared)), None),
+            None => Keyboard::Simple {
+                tty: stdio::Input::open(registry, STDIN)?,
+                partial: Vec::new(),
+            },
+        };
+        Ok(Terminal {
+            keyboard,
+            printer: None,
+            waker,
+            interrupts: interrupts.clone(),
+            style: Style::from_env(),
+            our_name: name.to_string(),
+            peer_name: "peer".into(),
+            queued: VecDeque::new(),
+            current: Vec::new(),
+            keyboard_ready: false,
+            input_open: true,
+            incoming: Vec::new(),
+            output_open: true,
+            saved_termios,
+            quiet,
+        })
+    }
+
+    /// Shows lines: above the prompt while the editor runs, else on stdout.
+    fn show(&mut self, lines: &str) {
+        if lines.is_empty() {
+            return;
+        }
+        if let Some(p) = self.printer.as_mut() {
+            if p.print(lines.to_string()).is_ok() {
+                return;
+            }
+        }
+        let mut out = io::stdout().lock();
+        let _ = writeln!(out, "{lines}");
+        let _ = out.flush();
+    }
+
+    fn show_notice(&mut self, text: &str) {
+        let line = self.style.notice(text);
+        self.show(&line);
+    }
+
+    fn start_editor(&mut self) {
+        if let Keyboard::Editor(prepared, running) = &mut self.keyboard {
+            if let Some(p) = prepared.take() {
+                let (style, name) = (self.style, self.our_name.clone());
+                let transcript =
+                    move |line: &str| style.message(&clock(), &name, line.as_bytes(), true);
+                let (r, printer) = p.start(
+                    Style::prompt(&self.our_name),
+                    transcript,
+                    self.waker.clone(),
+                );
+                *running = Some(r);
+                self.printer = Some(printer);
+            }
+        }
+    }
+
+    /// Takes what the user typed into `queued`; returns Leave if the user
+    /// is done.
+    fn poll_keyboard(&mut self) -> io::Result<Option<Input>> {
+        for typed in self.read_keyboard()? {
+            match typed {
+                Typed::Line(line) => {
+                    if let Some(done) = self.command(line) {
+                        return Ok(Some(done));
+                    }
+                }
+                Typed::Interrupt => {
+                    // Counted, so that the next Ctrl-C exits at once.
+                    self.interrupts.raise();
+                    return Ok(Some(Input::Leave));
+                }
+                Typed::Eof => return Ok(Some(Input::Leave)),
+                Typed::Failed(e) => return Err(io::Error::other(e)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// What the keyboard has for us now; clears `keyboard_ready` when empty.
+    fn read_keyboard(&mut self) -> io::Result<Vec<Typed>> {
+        let mut got = Vec::new();
+        match &mut self.keyboard {
+            Keyboard::Editor(_, Some(running)) => match running.try_recv() {
+                Ok(t) => got.push(t),
+                Err(TryRecvError::Empty) => self.keyboard_ready = false,
+                Err(TryRecvError::Disconnected) => got.push(Typed::Eof),
+            },
+            Keyboard::Editor(_, None) => self.keyboard_ready = false,
+            Keyboard::Simple { tty, partial } => {
+                let mut buf = [0u8; 4096];
+                match tty.read(&mut buf) {
+                    Ok(0) => {
+                        // Ctrl-D: a last unterminated line still goes out.
+                        if !partial.is_empty() {
+                            got.push(Typed::Line(String::from_utf8_lossy(partial).into_owned()));
+                            partial.clear();
+                        }
+                        got.push(Typed::Eof);
+                    }
+                    Ok(n) => {
+                        partial.extend_from_slice(&buf[..n]);
+                        while let Some(i) = partial.iter().position(|&b| b == b'\n') {
+                            let line: Vec<u8> = partial.drain(..=i).collect();
+                            got.push(Typed::Line(
+                                String::from_utf8_lossy(&line[..i]).into_owned(),
+                            ));
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        tty.ready = false;
+                        self.keyboard_ready = false;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(got)
+    }
+
+    /// Handles `/quit` and `/help`; queues anything else as a message.
+    fn command(&mut self, line: String) -> Option<Input> {
+        match line.trim() {
+            "/quit" | "/exit" => Some(Input::Leave),
+            "/help" | "/?" => {
+                self.show_notice(HELP);
+                None
+            }
+            _ => {
+                self.queue_line(line);
+                None
+            }
+        }
+    }
+
+    fn queue_line(&mut self, line: String) {
+        self.queued.push_back(line);
+    }
+
+    /// Formats complete incoming lines; holds back a partial one.
+    fn take_lines(&mut self, flush: bool) -> String {
+        let mut shown = Vec::new();
+        let clock = clock();
+        while let Some(i) = self.incoming.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.incoming.drain(..=i).collect();
+            shown.push(
+                self.style
+                    .message(&clock, &self.peer_name, &line[..i], false),
+            );
+        }
+        if (flush || self.incoming.len() >= MAX_PARTIAL) && !self.incoming.is_empty() {
+            let line = std::mem::take(&mut self.incoming);
+            shown.push(self.style.message(&clock, &self.peer_name, &line, false));
+        }
+        shown.join("\n")
+    }
+}
+
+impl UserSide for Terminal {
+    fn on_ready(&mut self, token: Token) {
+        match (token, &mut self.keyboard) {
+            (WAKER, Keyboard::Editor(..)) => self.keyboard_ready = true,
+            (STDIN, Keyboard::Simple { tty, .. }) => {
+                tty.ready = true;
+                self.keyboard_ready = true;
+            }
+            _ => {}
+        }
+    }
+
+    fn input_ready(&self) -> bool {
+        self.input_open
+            && (!self.current.is_empty() || !self.queued.is_empty() || self.keyboard_ready)
+    }
+
+    fn read_input(&mut self, buf: &mut [u8]) -> io::Result<Input> {
+        if self.current.is_empty() && self.queued.is_empty() {
+            if let Some(done) = self.poll_keyboard()? {
+                return Ok(done);
+            }
+        }
+        if self.current.is_empty() {
+            let Some(line) = self.queued.pop_front() else {
+                return Ok(Input::Blocked);
+            };
+            // Over the wire a typed line is exactly the line plus "\n". The
+            // editor thread already showed it in the transcript; a simple
+            // terminal echoed it itself.
+            self.current = line.into_bytes();
+            self.current.push(b'\n');
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current.drain(..n);
+        Ok(Input::Data(n))
+    }
+
+    fn close_input(&mut self, _registry: &Registry) {
+        self.input_open = false;
+    }
+
+    fn output_ready(&self) -> bool {
+        self.output_open
+    }
+
+    fn write_output(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.incoming.extend_from_slice(data);
+        let lines = self.take_lines(false);
+        self.show(&lines);
+        Ok(data.len())
+    }
+
+    fn close_output(&mut self, _registry: &Registry) {
+        let lines = self.take_lines(true);
+        self.show(&lines);
+        self.output_open = false;
+    }
+
+    fn output_open(&self) -> bool {
+        self.output_open
+    }
+
+    fn notice(&mut self, notice: Notice<'_>) {
+        match notice {
+            Notice::Joined {
+                peer,
+                name,
+                verify_code,
+            } => {
+                if let Some(n) = name {
+                    self.peer_name = n.to_string();
+                }
+                let mut line = format!("{} joined from {}", self.peer_name, display_addr(peer));
+                if let Some(code) = verify_code {
+                    line.push_str(&format!(" · verify code {code}"));
+                }
+                self.show_notice(&line);
+                self.start_editor();
+            }
+            Notice::PeerDone(name) => self.show_notice(&format!("{name} stopped sending")),
+            Notice::PeerLeft(name) => self.show_notice(&format!("{name} left the room")),
+            other => {
+                if let Some(line) = super::pipe::describe(&other).filter(|_| !self.quiet) {
+                    self.show_notice(&line);
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        let rest = self.take_lines(true);
+        self.show(&rest);
+        self.interrupts.mute();
+        if let Keyboard::Editor(_, Some(running)) = &mut self.keyboard {
+            running.stop();
+            // Lines typed after the peer left can still be in the channel.
+            while let Ok(typed) = running.try_recv() {
+                if let Typed::Line(l) = typed {
+                    if !matches!(l.trim(), "/quit" | "/exit" | "/help" | "/?") {
+                        self.queued.push_back(l);
+                    }
+                }
+            }
+        }
+        self.printer = None;
+        if let Some(t) = self.saved_termios {
+            restore_termios(&t);
+        }
+        let mut undelivered: Vec<String> = Vec::new();
+        if !self.current.is_empty() {
+            undelivered.push(
+                String::from_utf8_lossy(&self.current)
+                    .trim_end()
+                    .to_string(),
+            );
+        }
+        undelivered.extend(self.queued.drain(..));
+        for line in undelivered {
+            let text = self.style.notice(&format!(
+                "not delivered: {}",
+                crate::frontend::sanitize::line(line.as_bytes())
+            ));
+            let _ = writeln!(io::stderr(), "{text}");
+        }
+    }
+}
+
+fn saved_termios() -> Option<libc::termios> {
+    // SAFETY: termios is plain data; tcgetattr fills it or fails.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    (unsafe { libc::tcgetattr(0, &mut t) } == 0).then_some(t)
+}
+
+/// Puts the terminal back as we found it and turns bracketed paste off.
+fn restore_termios(t: &libc::termios) {
+    // SAFETY: fd 0 is the terminal the termios came from.
+    unsafe { libc::tcsetattr(0, libc::TCSANOW, t) };
+    let _ = io::stdout().write_all(b"\x1b[?2004l");
+    let _ = io::stdout().flush();
+}

@@ -1,0 +1,178 @@
+//! A real pseudo-terminal for the tests: p2pchat runs with a pty as its
+//! controlling terminal, stdin, stdout and stderr, and a vt100 parser
+//! renders what it draws so tests assert on the screen a person sees.
+
+use std::io::{Read, Write};
+use std::num::NonZeroU16;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use crate::util::{wait_until, BIN, DEADLINE};
+
+pub struct Pty {
+    master: std::fs::File,
+    pub child: Child,
+    screen: Arc<Mutex<vt100::Parser>>,
+    raw: Arc<Mutex<Vec<u8>>>,
+}
+
+fn size(n: u16) -> NonZeroU16 {
+    NonZeroU16::new(n).expect("non-zero size")
+}
+
+impl Pty {
+    /// Starts p2pchat with `args` at a `rows` x `cols` terminal.
+    pub fn spawn(args: &[&str], env: &[(&str, &str)], rows: u16, cols: u16) -> Pty {
+        Pty::spawn_stdin(args, env, rows, cols, true)
+    }
+
+    /// As `spawn`; with `stdin_tty` false, stdin is /dev/null instead.
+    pub fn spawn_stdin(
+        args: &[&str],
+        env: &[(&str, &str)],
+        rows: u16,
+        cols: u16,
+        stdin_tty: bool,
+    ) -> Pty {
+        let (mut m, mut s) = (0, 0);
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty fills two fds; null name and termios mean defaults.
+        let rc =
+            unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
+        assert_eq!(rc, 0, "openpty failed");
+        // SAFETY: both fds are fresh and owned here.
+        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("TERM", "xterm")
+            .env("USER", "tester")
+            .env_remove("P2PCHAT_SECRET")
+            .env_remove("NO_COLOR")
+            .stdin(if stdin_tty {
+                Stdio::from(slave.try_clone().unwrap())
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave.try_clone().unwrap()));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        // SAFETY: only async-signal-safe calls between fork and exec: a new
+        // session, with the pty (fd 0) as its controlling terminal.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                libc::ioctl(1, libc::TIOCSCTTY, 0);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn under a pty");
+        drop(slave);
+        let master = std::fs::File::from(master);
+        let screen = Arc::new(Mutex::new(vt100::Parser::new(size(rows), size(cols), 0)));
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        let (sc, rw) = (screen.clone(), raw.clone());
+        let mut reader = master.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        sc.lock().unwrap().process(&buf[..n]);
+                        rw.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
+                }
+            }
+        });
+        Pty {
+            master,
+            child,
+            screen,
+            raw,
+        }
+    }
+
+    /// The rendered screen, one string per row, trailing blanks trimmed.
+    pub fn rows(&self) -> Vec<String> {
+        let p = self.screen.lock().unwrap();
+        let (_, cols) = p.screen().size();
+        p.screen()
+            .rows(0, cols.get())
+            .map(|r| r.trim_end().to_string())
+            .collect()
+    }
+
+    pub fn text(&self) -> String {
+        self.rows().join("\n")
+    }
+
+    /// Everything the program wrote, escape sequences included.
+    pub fn raw(&self) -> Vec<u8> {
+        self.raw.lock().unwrap().clone()
+    }
+
+    pub fn wait_for(&self, needle: &str) {
+        wait_until(
+            &format!("{needle:?} on the screen:\n{}", self.text()),
+            DEADLINE,
+            || self.text().contains(needle),
+        );
+    }
+
+    /// Waits until the row holding the cursor reads exactly `line`.
+    pub fn wait_cursor_row(&self, line: &str) {
+        wait_until(
+            &format!("the cursor row to read {line:?}"),
+            DEADLINE,
+            || {
+                let row = self.screen.lock().unwrap().screen().cursor_position().0 as usize;
+                self.rows().get(row).is_some_and(|r| r == line)
+            },
+        );
+    }
+
+    pub fn type_text(&mut self, text: &str) {
+        self.master
+            .write_all(text.as_bytes())
+            .expect("write to pty");
+    }
+
+    /// Resizes the terminal; the kernel sends SIGWINCH to the program.
+    pub fn resize(&mut self, rows: u16, cols: u16) {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        self.screen.lock().unwrap().set_size(size(rows), size(cols));
+        // SAFETY: TIOCSWINSZ on our pty master.
+        unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+
+    pub fn code(&mut self) -> i32 {
+        wait_until("the program to exit", DEADLINE, || {
+            self.child.try_wait().unwrap().is_some()
+        });
+        let status = self.child.wait().unwrap();
+        status
+            .code()
+            .unwrap_or_else(|| panic!("killed by a signal: {status:?}\n{}", self.text()))
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

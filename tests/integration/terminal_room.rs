@@ -1,0 +1,216 @@
+//! The terminal room at a real pseudo-terminal against a piped peer: the
+//! screen is rendered by vt100 and checked the way a person would see it.
+
+use crate::pty::Pty;
+use crate::util::*;
+
+/// Starts `alice` listening at a terminal and `bob` dialing from a pipe.
+fn room(extra: &[&str], env: &[(&str, &str)]) -> (Pty, Proc) {
+    let mut args = vec!["--name", "alice"];
+    args.extend_from_slice(extra);
+    args.extend(["listen", "0", "--bind", "127.0.0.1"]);
+    let alice = Pty::spawn(&args, env, 24, 80);
+    alice.wait_for("listening on 127.0.0.1:");
+    let port = port_on_screen(&alice);
+    let bob = dial_env(&["--name", "bob"], "127.0.0.1", port, In::Pipe, env);
+    alice.wait_for("bob joined from 127.0.0.1:");
+    (alice, bob)
+}
+
+fn port_on_screen(p: &Pty) -> u16 {
+    let text = p.text();
+    let rest = text
+        .split("listening on 127.0.0.1:")
+        .nth(1)
+        .expect("listening line");
+    rest.chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .parse()
+        .expect("port")
+}
+
+#[test]
+fn an_incoming_message_never_garbles_a_half_typed_line() {
+    let (mut alice, mut bob) = room(&[], &[]);
+    alice.wait_for("verify code");
+    alice.wait_cursor_row("alice>");
+    alice.type_text("abc");
+    alice.wait_cursor_row("alice> abc");
+    bob.write(b"incoming while you type\n");
+    alice.wait_for("bob: incoming while you type");
+    alice.wait_cursor_row("alice> abc");
+    // A narrower terminal in the middle: the line is still intact.
+    alice.resize(20, 50);
+    bob.write(b"and after a resize\n");
+    alice.wait_for("bob: and after a resize");
+    alice.wait_cursor_row("alice> abc");
+    alice.type_text("def\r");
+    bob.wait_stdout(7);
+    assert_eq!(
+        bob.stdout(),
+        b"abcdef\n",
+        "exactly the typed line plus a newline"
+    );
+    alice.wait_for("alice: abcdef");
+    assert!(
+        !alice.text().contains("alice> abcdef"),
+        "no doubled echo:\n{}",
+        alice.text()
+    );
+    let lines = alice.rows();
+    let ts = lines.iter().find(|l| l.contains("bob: incoming")).unwrap();
+    assert!(
+        ts.as_bytes()[2] == b':' && ts.as_bytes()[5] == b' ',
+        "12:03 bob: text, got {ts:?}"
+    );
+}
+
+#[test]
+fn utf8_renders_and_escape_sequences_are_shown_not_executed() {
+    let (alice, mut bob) = room(&[], &[]);
+    bob.write("你好 😀 café\n".as_bytes());
+    alice.wait_for("bob: 你好 😀 café");
+    bob.write(b"\x1b]52;c;ZXZpbA==\x07\x1b]2;PWNED\x07\x1b[2J\x1b[Hforged line\n");
+    alice.wait_for("forged line");
+    let text = alice.text();
+    assert!(
+        text.contains("^[]52;c;ZXZpbA==^G"),
+        "OSC 52 shown visibly:\n{text}"
+    );
+    assert!(
+        text.contains("^[[2J^[[H"),
+        "clear screen shown visibly:\n{text}"
+    );
+    assert!(
+        text.contains("bob joined from"),
+        "the screen was not cleared:\n{text}"
+    );
+    let raw = alice.raw();
+    assert!(
+        !raw.windows(4).any(|w| w == b"\x1b]52"),
+        "OSC 52 never reaches the terminal"
+    );
+    assert!(!raw.windows(4).any(|w| w == b"\x1b]2;"), "no title change");
+}
+
+#[test]
+fn ctrl_c_leaves_politely_and_the_piped_peer_exits_0() {
+    let (mut alice, mut bob) = room(&[], &[]);
+    alice.wait_cursor_row("alice>");
+    alice.type_text("\x03");
+    assert_eq!(alice.code(), 0);
+    assert_eq!(bob.code(), 0, "{}", bob.stderr());
+    assert!(
+        bob.stderr().contains("alice left the room"),
+        "{}",
+        bob.stderr()
+    );
+}
+
+#[test]
+fn the_peer_leaving_shows_the_notice_and_ends_the_room() {
+    let (mut alice, mut bob) = room(&[], &[]);
+    bob.write(b"bye now\n");
+    alice.wait_for("bob: bye now");
+    bob.signal(libc::SIGINT);
+    alice.wait_for("bob left the room");
+    assert_eq!(alice.code(), 0, "{}", alice.text());
+    let _ = bob.wait();
+}
+
+#[test]
+fn help_and_quit_are_commands_not_messages() {
+    let (mut alice, mut bob) = room(&[], &[]);
+    alice.wait_cursor_row("alice>");
+    alice.type_text("/help\r");
+    alice.wait_for("/quit");
+    alice.type_text("/quit\r");
+    assert_eq!(alice.code(), 0);
+    assert_eq!(bob.code(), 0);
+    assert!(bob.stdout().is_empty(), "commands are not sent");
+}
+
+#[test]
+fn stopped_sending_is_a_notice_and_the_room_goes_on() {
+    let (mut alice, mut bob) = room(&[], &[]);
+    bob.write(b"last words");
+    bob.close_stdin();
+    alice.wait_for("bob: last words");
+    alice.wait_for("bob stopped sending");
+    alice.wait_cursor_row("alice>");
+    alice.type_text("still here\r");
+    bob.wait_stdout(11);
+    assert_eq!(bob.stdout(), b"still here\n");
+    alice.type_text("\x04");
+    assert_eq!(alice.code(), 0);
+    assert_eq!(bob.code(), 0);
+}
+
+#[test]
+fn ask_secret_prompts_without_echo() {
+    let alice = Pty::spawn(
+        &[
+            "--name",
+            "alice",
+            "--ask-secret",
+            "listen",
+            "0",
+            "--bind",
+            "127.0.0.1",
+        ],
+        &[],
+        24,
+        80,
+    );
+    let mut alice = alice;
+    alice.wait_for("shared secret:");
+    alice.type_text("s3cret-words\r");
+    alice.wait_for("listening on 127.0.0.1:");
+    assert!(
+        !alice.text().contains("s3cret"),
+        "the secret was echoed:\n{}",
+        alice.text()
+    );
+    let port = port_on_screen(&alice);
+    let mut bob = dial_env(
+        &["--name", "bob"],
+        "127.0.0.1",
+        port,
+        In::Pipe,
+        &[("P2PCHAT_SECRET", "s3cret-words")],
+    );
+    alice.wait_for("bob joined from");
+    bob.write(b"authenticated\n");
+    alice.wait_for("bob: authenticated");
+    alice.type_text("/quit\r");
+    assert_eq!(alice.code(), 0);
+    assert_eq!(bob.code(), 0);
+}
+
+#[test]
+fn a_dumb_terminal_still_never_loses_a_typed_line() {
+    let (mut alice, mut bob) = room(&[], &[("TERM", "dumb")]);
+    bob.write(b"hi from bob\n");
+    alice.wait_for("bob: hi from bob");
+    alice.type_text("typed on a dumb terminal\r");
+    bob.wait_stdout(25);
+    assert_eq!(bob.stdout(), b"typed on a dumb terminal\n");
+    alice.type_text("\x04");
+    assert_eq!(alice.code(), 0);
+    assert_eq!(bob.code(), 0);
+}
+
+#[test]
+fn a_terminal_stdout_in_pipe_mode_is_sanitised_too() {
+    let alice = Pty::spawn_stdin(&["listen", "0", "--bind", "127.0.0.1"], &[], 24, 80, false);
+    alice.wait_for("listening on 127.0.0.1:");
+    let port = port_on_screen(&alice);
+    let mut bob = dial(&[], "127.0.0.1", port, In::Pipe);
+    bob.write(b"\x1b[31mred\x1b[0m \xe2\x9c\x93\n");
+    alice.wait_for("^[[31mred^[[0m ✓");
+    bob.close_stdin();
+    let mut alice = alice;
+    assert_eq!(alice.code(), 0);
+    assert_eq!(bob.code(), 0);
+}
