@@ -1,0 +1,56 @@
+//! A whole session fed arbitrary peer bytes in arbitrary chunks, with time
+//! moving on: the handshake and record layer must end in an error or keep
+//! waiting, never panic, never show unauthenticated bytes.
+#![no_main]
+
+use std::time::{Duration, Instant};
+
+use libfuzzer_sys::fuzz_target;
+use p2pchat::cli::{Role, Security};
+use p2pchat::session::{Session, SessionConfig, Status};
+use zeroize::Zeroizing;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let security = match mode % 3 {
+        0 => Security::VerifyCode,
+        1 => Security::Secret(Zeroizing::new(b"fuzz".to_vec())),
+        _ => Security::Plain,
+    };
+    let role = if mode & 0x80 == 0 { Role::Listener } else { Role::Dialer };
+    let mut now = Instant::now();
+    let mut s = Session::new(
+        SessionConfig {
+            role,
+            security,
+            name: "fuzz".into(),
+            idle_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+        },
+        now,
+    );
+    let plain = mode % 3 == 2;
+    let mut chunks = rest.chunks(1 + (mode as usize % 61));
+    loop {
+        let n = s.transmit().len();
+        s.transmitted(n, now);
+        let shown = s.output().len();
+        assert!(plain || shown == 0 || s.is_established(), "output before the handshake");
+        s.output_written(shown, now);
+        while s.poll_event().is_some() {}
+        if let Status::Failed(_) | Status::Done = s.status() {
+            return;
+        }
+        let Some(chunk) = chunks.next() else { break };
+        let buf = s.receive_buf();
+        let k = buf.len().min(chunk.len());
+        buf[..k].copy_from_slice(&chunk[..k]);
+        s.received(k, now);
+        now += Duration::from_millis(chunk[0] as u64 * 50);
+        if s.timeout().is_some_and(|t| t <= now) {
+            s.handle_timeout(now);
+        }
+    }
+    s.transport_closed(now);
+    let _ = s.status();
+});
