@@ -17,3 +17,5 @@ mod interop;
 mod private_room;
 // The terminal room at a real pty against a piped peer (issue 5).
 mod terminal_room;
+// Fault injection: vanished host, frozen peer, slow reader, storms (issue 6).
+mod faults;

@@ -1,0 +1,312 @@
+//! Fault injection, each bounded in time: a vanished host, a frozen peer, a
+//! slow reader, a connection storm, and one enormous line. Traffic stays on
+//! loopback or inside network namespaces the test creates itself.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+/// Two network namespaces joined by a veth pair, removed on drop.
+struct Netns {
+    a: String,
+    b: String,
+}
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+impl Netns {
+    /// Host A is 10.77.0.1 and host B is 10.77.0.2, each only in its own
+    /// namespace. None if this machine cannot make them (not root, no ip).
+    fn create() -> Option<Netns> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!(
+                "SKIPPED: the vanished-host test needs root for network namespaces (CI has it)"
+            );
+            return None;
+        }
+        if !have("ip") || !have("iptables") {
+            return None;
+        }
+        let id = std::process::id();
+        let ns = Netns {
+            a: format!("p2pa{id}"),
+            b: format!("p2pb{id}"),
+        };
+        let (va, vb) = (format!("p2va{id}"), format!("p2vb{id}"));
+        let ok = ip(&["netns", "add", &ns.a])
+            && ip(&["netns", "add", &ns.b])
+            && ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb])
+            && ip(&["link", "set", &va, "netns", &ns.a])
+            && ip(&["link", "set", &vb, "netns", &ns.b])
+            && ip(&["-n", &ns.a, "addr", "add", "10.77.0.1/30", "dev", &va])
+            && ip(&["-n", &ns.b, "addr", "add", "10.77.0.2/30", "dev", &vb])
+            && ip(&["-n", &ns.a, "link", "set", &va, "up"])
+            && ip(&["-n", &ns.b, "link", "set", &vb, "up"])
+            && ip(&["-n", &ns.a, "link", "set", "lo", "up"])
+            && ip(&["-n", &ns.b, "link", "set", "lo", "up"]);
+        if !ok {
+            eprintln!("SKIPPED: could not create network namespaces here (ip netns add failed)");
+            return None;
+        }
+        Some(ns)
+    }
+
+    /// Drops every packet in and out of `ns`: its host vanished.
+    fn blackhole(&self, ns: &str) {
+        for chain in ["INPUT", "OUTPUT"] {
+            let ok = Command::new("ip")
+                .args(["netns", "exec", ns, "iptables", "-A", chain, "-j", "DROP"])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            assert!(ok, "iptables in {ns} failed");
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        ip(&["netns", "del", &self.a]);
+        ip(&["netns", "del", &self.b]);
+    }
+}
+
+#[test]
+fn a_vanished_host_is_reported_within_the_idle_timeout() {
+    let Some(ns) = Netns::create() else { return };
+    let idle = 3;
+    let idle_s = idle.to_string();
+    let mut l = Proc::spawn(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &ns.a,
+            BIN,
+            "--idle-timeout",
+            &idle_s,
+            "listen",
+            "0",
+            "--bind",
+            "10.77.0.1",
+        ],
+        In::Pipe,
+        &[],
+    );
+    let port = wait_port(&l).to_string();
+    let d = Proc::spawn(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &ns.b,
+            BIN,
+            "--idle-timeout",
+            &idle_s,
+            "dial",
+            "10.77.0.1",
+            &port,
+        ],
+        In::Pipe,
+        &[],
+    );
+    l.wait_stderr("connected to");
+    d.wait_stderr("connected to");
+    ns.blackhole(&ns.b);
+    let cut = Instant::now();
+    assert_eq!(l.code(), 1, "{}", l.stderr());
+    let took = cut.elapsed();
+    assert!(l.stderr().contains("connection lost"), "{}", l.stderr());
+    assert!(
+        took < Duration::from_secs(idle + 5),
+        "noticed after {took:?}, idle timeout {idle} s"
+    );
+}
+
+#[test]
+fn a_frozen_peer_is_detected_by_the_heartbeat() {
+    let (mut l, port) = listen(&["--idle-timeout", "2"], "127.0.0.1", In::Pipe);
+    let d = dial(&["--idle-timeout", "2"], "127.0.0.1", port, In::Pipe);
+    l.wait_stderr("connected to");
+    // The kernel still ACKs for a stopped process: only the app-level
+    // heartbeat can tell.
+    d.signal(libc::SIGSTOP);
+    let frozen = Instant::now();
+    assert_eq!(l.code(), 1, "{}", l.stderr());
+    assert!(l.stderr().contains("no sign of life"), "{}", l.stderr());
+    assert!(frozen.elapsed() < Duration::from_secs(2 + 5));
+    d.signal(libc::SIGCONT);
+}
+
+#[test]
+fn a_peer_thawed_before_the_timeout_loses_nothing() {
+    let tmp = TempDir::new("thaw");
+    let data = random_bytes(8 * 1024 * 1024, 31);
+    let (mut l, port) = listen(&["--idle-timeout", "10"], "127.0.0.1", In::Null);
+    let mut d = dial(
+        &["--idle-timeout", "10"],
+        "127.0.0.1",
+        port,
+        In::File(tmp.file("d", &data)),
+    );
+    l.wait_stdout(1);
+    d.signal(libc::SIGSTOP);
+    // The fault itself: the sender stays frozen for a second.
+    std::thread::sleep(Duration::from_secs(1));
+    d.signal(libc::SIGCONT);
+    assert_eq!((d.code(), l.code()), (0, 0), "{}", l.stderr());
+    assert!(
+        l.stdout() == data,
+        "got {} of {} bytes",
+        l.stdout_len(),
+        data.len()
+    );
+}
+
+#[test]
+fn a_slow_reader_blocks_the_sender_without_growing_memory() {
+    for mode in [&[][..], &["--plain"][..]] {
+        let total = 32 * 1024 * 1024;
+        let data = Arc::new(random_bytes(total, 41));
+        let mut largs: Vec<&str> = mode.to_vec();
+        largs.extend(["listen", "0", "--bind", "127.0.0.1"]);
+        let mut l = Command::new(BIN)
+            .args(&largs)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lerr = l.stderr.take().unwrap();
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !String::from_utf8_lossy(&line).contains("listening on")
+            || line.last() != Some(&b'\n')
+        {
+            assert_eq!(lerr.read(&mut byte).unwrap(), 1, "listener died");
+            line.push(byte[0]);
+        }
+        let text = String::from_utf8_lossy(&line).to_string();
+        let port: u16 = text.trim().rsplit(':').next().unwrap().parse().unwrap();
+        std::thread::spawn(move || std::io::copy(&mut lerr, &mut std::io::sink()));
+
+        let mut d = dial(mode, "127.0.0.1", port, In::Pipe);
+        let mut sender_in = d.stdin.take().unwrap();
+        let written = Arc::new(AtomicUsize::new(0));
+        let (w, src) = (written.clone(), data.clone());
+        let writer = std::thread::spawn(move || {
+            for chunk in src.chunks(64 * 1024) {
+                if sender_in.write_all(chunk).is_err() {
+                    return;
+                }
+                w.fetch_add(chunk.len(), Ordering::SeqCst);
+            }
+        });
+        let mut out = l.stdout.take().unwrap();
+        let mut got = Vec::with_capacity(total);
+        let mut buf = vec![0u8; 4096];
+        // Drain at about 16 KiB/s for two seconds.
+        let slow_until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < slow_until {
+            let n = out.read(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let in_flight = written.load(Ordering::SeqCst);
+        assert!(
+            in_flight < total,
+            "{mode:?}: the sender never blocked ({in_flight} bytes taken)"
+        );
+        let rss = [l.id(), d.child.id()].map(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|x| x.starts_with("VmHWM:"))
+                        .map(str::to_string)
+                })
+                .and_then(|x| {
+                    x.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
+                .unwrap_or(0)
+        });
+        assert!(
+            rss.iter().all(|&k| k < 12 * 1024),
+            "{mode:?}: peak RSS {rss:?} KiB"
+        );
+        // Now read at full speed: every byte arrives, in order.
+        out.read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+        assert_eq!(l.wait().unwrap().code(), Some(0));
+        assert_eq!(d.code(), 0, "{}", d.stderr());
+        assert!(got == *data, "{mode:?}: got {} of {total} bytes", got.len());
+    }
+}
+
+#[test]
+fn a_connection_storm_never_disturbs_the_room() {
+    for mode in [&[][..], &["--plain"][..]] {
+        let (mut l, port) = listen(mode, "127.0.0.1", In::Pipe);
+        let mut d = dial(mode, "127.0.0.1", port, In::Pipe);
+        l.wait_stderr("connected to");
+        d.write(b"before the storm\n");
+        l.wait_stdout(17);
+        let mut reached = 0;
+        for i in 0..300 {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                reached += 1;
+                let _ = s.write_all(format!("GARBAGE {i}\r\n\x00\x01").as_bytes());
+            }
+        }
+        d.write(b"after the storm\n");
+        l.write(b"reply\n");
+        d.close_stdin();
+        l.close_stdin();
+        assert_eq!((l.code(), d.code()), (0, 0), "{}", l.stderr());
+        assert_eq!(
+            l.stdout(),
+            b"before the storm\nafter the storm\n",
+            "{mode:?}"
+        );
+        assert_eq!(d.stdout(), b"reply\n");
+        assert!(!l.stderr().contains("GARBAGE"));
+        assert_eq!(
+            reached, 0,
+            "{mode:?}: the port must refuse everyone once the room is up"
+        );
+    }
+}
+
+#[test]
+fn a_single_100_mib_line_arrives_exactly() {
+    let tmp = TempDir::new("line");
+    let mut data = random_bytes(100 * 1024 * 1024, 51);
+    for b in data.iter_mut().filter(|b| **b == b'\n') {
+        *b = b'x';
+    }
+    let (mut l, port) = listen(&[], "127.0.0.1", In::Null);
+    let mut d = dial(&[], "127.0.0.1", port, In::File(tmp.file("line", &data)));
+    assert_eq!((d.code(), l.code()), (0, 0), "{}", l.stderr());
+    assert!(
+        l.stdout() == data,
+        "got {} of {} bytes",
+        l.stdout_len(),
+        data.len()
+    );
+}
