@@ -25,6 +25,9 @@ use transcript::{clock, Style};
 /// The longest partial line held back before it is shown anyway.
 const MAX_PARTIAL: usize = 8 * 1024;
 
+/// Moves up a line and back down: draws nothing, wherever it lands.
+const PRINTER_BARRIER: &str = "\x1b[1A\n";
+
 const HELP: &str = "commands: /quit (or Ctrl-D, Ctrl-C) leaves the room, /help shows this";
 
 /// Where typed lines come from.
@@ -104,7 +107,8 @@ impl Terminal {
             return;
         }
         if let Some(p) = self.printer.as_mut() {
-            if p.print(lines.to_string()).is_ok() {
+            // With a newline: outside readline the printer writes as is.
+            if p.print(format!("{lines}\n")).is_ok() {
                 return;
             }
         }
@@ -331,6 +335,13 @@ impl UserSide for Terminal {
     fn finish(&mut self) {
         let rest = self.take_lines(true);
         self.show(&rest);
+        if let Some(p) = self.printer.as_mut() {
+            // Stopping readline drops a message still waiting in the
+            // printer's one-slot channel. Sending this no-op (cursor up,
+            // newline) returns only once everything before it was taken
+            // and drawn; if it is the one dropped, nothing is lost.
+            let _ = p.print(PRINTER_BARRIER.to_string());
+        }
         self.interrupts.mute();
         if let Keyboard::Editor(_, Some(running)) = &mut self.keyboard {
             running.stop();
