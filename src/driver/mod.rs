@@ -190,6 +190,7 @@ impl Driver {
             sock_w: true,
             shut: false,
             eof: false,
+            sock_hup: false,
             leave: None,
             interrupts_seen: 0,
             established: false,
@@ -205,6 +206,7 @@ impl Driver {
         r: &mut Room,
         listener: &mut Option<TcpListener>,
     ) -> Result<(), Error> {
+        ui.rearm(self.poll.registry());
         loop {
             let now = Instant::now();
             self.check_interrupts(ui, r, now)?;
@@ -262,12 +264,13 @@ impl Driver {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             r.sock_r = true;
                         }
+                        r.sock_hup |= ev.is_read_closed() || ev.is_error();
                         if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
                             r.sock_w = true;
                         }
                     }
                     LISTENER => {}
-                    token => ui.on_ready(token),
+                    token => ui.on_ready(token, ev.is_read_closed() || ev.is_error()),
                 }
             }
             if let Some(l) = listener.as_ref() {
@@ -388,6 +391,8 @@ struct Room {
     shut: bool,
     /// The socket read returned end-of-file.
     eof: bool,
+    /// An event reported the peer's FIN or an error: read on to the end.
+    sock_hup: bool,
     leave: Option<Leave>,
     interrupts_seen: usize,
     established: bool,
@@ -455,7 +460,8 @@ impl Room {
     fn socket_to_session(&mut self, now: Instant) {
         while self.sock_r {
             let buf = self.session.receive_buf();
-            if buf.is_empty() {
+            let wanted = buf.len();
+            if wanted == 0 {
                 break;
             }
             match self.sock.read(buf) {
@@ -464,7 +470,14 @@ impl Room {
                     self.sock_r = false;
                     self.session.transport_closed(now);
                 }
-                Ok(n) => self.session.received(n, now),
+                Ok(n) => {
+                    self.session.received(n, now);
+                    // A short read empties the socket; the next segment
+                    // brings a new edge. Saves the WouldBlock read.
+                    if n < wanted && !self.sock_hup {
+                        self.sock_r = false;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.sock_r = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {

@@ -101,9 +101,15 @@ enum Reader {
 /// Standard input for the loop.
 pub struct Input {
     reader: Option<Reader>,
-    /// Cached readiness: set by events, cleared only by WouldBlock.
+    /// Cached readiness: set by events, cleared by WouldBlock or a short
+    /// read that proves the pipe or socket empty.
     pub ready: bool,
     registered: Option<RawFd>,
+    /// A short read means "empty now" (pipes and sockets, unlike a tty in
+    /// cooked mode, which returns one line per read).
+    short_read_drains: bool,
+    /// The writer hung up: read on until EOF whatever the read sizes.
+    hup: bool,
 }
 
 impl Input {
@@ -112,12 +118,15 @@ impl Input {
             reader: None,
             ready: true,
             registered: None,
+            short_read_drains: false,
+            hup: false,
         };
         let reader = match kind_of(0) {
             FdKind::Stream => {
                 let file = File::from(reopen(0, false)?);
                 if is_fifo(0) {
                     enlarge_pipe(file.as_raw_fd());
+                    input.short_read_drains = true;
                 }
                 if try_register(registry, file.as_raw_fd(), token, Interest::READABLE)? {
                     input.registered = Some(file.as_raw_fd());
@@ -128,6 +137,7 @@ impl Input {
                 if try_register(registry, 0, token, Interest::READABLE)? {
                     input.registered = Some(0);
                 }
+                input.short_read_drains = true;
                 Reader::Socket
             }
             FdKind::Always => Reader::Direct,
@@ -136,11 +146,37 @@ impl Input {
         Ok(input)
     }
 
+    /// Re-registers, so epoll reports the present state (a hang-up already
+    /// seen by a poll that was not ours) as a fresh event.
+    pub fn rearm(&mut self, registry: &Registry, token: Token) {
+        if let Some(fd) = self.registered {
+            let _ = registry.reregister(&mut SourceFd(&fd), token, Interest::READABLE);
+        }
+        self.ready = self.reader.is_some();
+    }
+
+    /// A readiness event arrived; `closed` if it reports a hang-up.
+    pub fn on_ready(&mut self, closed: bool) {
+        self.ready = true;
+        self.hup |= closed;
+    }
+
+    /// Reads, and clears `ready` when the read proves the source empty: an
+    /// edge-triggered poll reports the next write, so the extra read that
+    /// would only return WouldBlock is saved (one syscall per message).
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.read_raw(buf)?;
+        if self.short_read_drains && !self.hup && n > 0 && n < buf.len() {
+            self.ready = false;
+        }
+        Ok(n)
+    }
+
     pub fn is_open(&self) -> bool {
         self.reader.is_some()
     }
 
-    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    fn read_raw(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.reader {
             Some(Reader::Polled(f)) => f.read(buf),
             Some(Reader::Socket) => {

@@ -48,8 +48,12 @@ pub enum Notice<'a> {
 
 /// The user's side of the room.
 pub trait UserSide {
-    /// A readiness event for one of the front-end's tokens.
-    fn on_ready(&mut self, token: Token);
+    /// A readiness event for one of the front-end's tokens; `closed` when
+    /// the event also says the writer hung up.
+    fn on_ready(&mut self, token: Token, closed: bool);
+    /// Asks the poll to report the current state of the front-end's fds
+    /// again: events consumed while dialing or accepting are not lost.
+    fn rearm(&mut self, _registry: &Registry) {}
     /// Returns true if and only if `read_input` may make progress now.
     fn input_ready(&self) -> bool;
     fn read_input(&mut self, buf: &mut [u8]) -> io::Result<Input>;

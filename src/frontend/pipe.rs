@@ -35,12 +35,16 @@ pub fn status_line(line: &str) {
 }
 
 impl UserSide for Pipe {
-    fn on_ready(&mut self, token: Token) {
+    fn on_ready(&mut self, token: Token, closed: bool) {
         match token {
-            STDIN => self.stdin.ready = true,
+            STDIN => self.stdin.on_ready(closed),
             STDOUT => self.stdout.ready = true,
             _ => {}
         }
+    }
+
+    fn rearm(&mut self, registry: &Registry) {
+        self.stdin.rearm(registry, STDIN);
     }
 
     fn input_ready(&self) -> bool {

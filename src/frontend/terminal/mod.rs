@@ -242,14 +242,20 @@ impl Terminal {
 }
 
 impl UserSide for Terminal {
-    fn on_ready(&mut self, token: Token) {
+    fn on_ready(&mut self, token: Token, closed: bool) {
         match (token, &mut self.keyboard) {
             (WAKER, Keyboard::Editor(..)) => self.keyboard_ready = true,
             (STDIN, Keyboard::Simple { tty, .. }) => {
-                tty.ready = true;
+                tty.on_ready(closed);
                 self.keyboard_ready = true;
             }
             _ => {}
+        }
+    }
+
+    fn rearm(&mut self, registry: &Registry) {
+        if let Keyboard::Simple { tty, .. } = &mut self.keyboard {
+            tty.rearm(registry, STDIN);
         }
     }
 
