@@ -184,20 +184,12 @@ impl Input {
                 let n = unsafe {
                     libc::recv(0, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
                 };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
+                syscall_result(n)
             }
             Some(Reader::Direct) => {
                 // SAFETY: reading into a valid buffer from fd 0.
                 let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
+                syscall_result(n)
             }
             None => Ok(0),
         }
@@ -278,20 +270,12 @@ impl Output {
                         libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
                     )
                 };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
+                syscall_result(n)
             }
             Some(Writer::Direct) => {
                 // SAFETY: writing a valid buffer to fd 1.
                 let n = unsafe { libc::write(1, data.as_ptr().cast(), data.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
+                syscall_result(n)
             }
             None => Err(io::Error::from(io::ErrorKind::BrokenPipe)),
         }
@@ -309,6 +293,15 @@ impl Output {
             // SAFETY: dup2 onto fd 1 atomically replaces it; `null` stays ours.
             unsafe { libc::dup2(null.as_raw_fd(), 1) };
         }
+    }
+}
+
+/// A read/write/recv/send return value as an io::Result.
+fn syscall_result(n: isize) -> io::Result<usize> {
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
 }
 

@@ -49,14 +49,10 @@ enum State {
     Preface,
     /// Listener, verify code: waiting for the dialer's commitment.
     AwaitCommit,
-    /// Dialer, verify code: committed, waiting for the listener's key.
-    AwaitListenerKey {
-        secret: EphemeralPrivateKey,
-        public: [u8; KEY_BYTES],
-        commit: [u8; 32],
-    },
-    /// Listener, verify code: sent its key, waiting for the dialer's reveal.
-    AwaitDialerKey {
+    /// Verify code, either side: our key pair is made; waiting for the
+    /// peer's key (the dialer has sent its commitment, the listener its
+    /// key, and checks the dialer's against the commitment).
+    AwaitKey {
         secret: EphemeralPrivateKey,
         public: [u8; KEY_BYTES],
         commit: [u8; 32],
@@ -131,7 +127,7 @@ impl Handshake {
                         let public = public_key(&secret)?;
                         let commit = commitment(&public);
                         tx.extend(&commit);
-                        State::AwaitListenerKey {
+                        State::AwaitKey {
                             secret,
                             public,
                             commit,
@@ -162,20 +158,20 @@ impl Handshake {
                     EphemeralPrivateKey::generate(&X25519, &self.rng).map_err(rng_failed)?;
                 let public = public_key(&secret)?;
                 tx.extend(&public);
-                State::AwaitDialerKey {
+                State::AwaitKey {
                     secret,
                     public,
                     commit,
                 }
             }
-            State::AwaitListenerKey {
+            State::AwaitKey {
                 secret,
                 public,
                 commit,
             } => {
                 let Some(theirs) = take::<KEY_BYTES>(rx) else {
                     return Ok((
-                        State::AwaitListenerKey {
+                        State::AwaitKey {
                             secret,
                             public,
                             commit,
@@ -183,40 +179,26 @@ impl Handshake {
                         None,
                     ));
                 };
-                tx.extend(&public);
-                let z = agree(secret, &theirs)?;
-                return Ok((
-                    State::Done,
-                    Some(self.finish_sas(&commit, &theirs, &public, &z)),
-                ));
-            }
-            State::AwaitDialerKey {
-                secret,
-                public,
-                commit,
-            } => {
-                let Some(theirs) = take::<KEY_BYTES>(rx) else {
-                    return Ok((
-                        State::AwaitDialerKey {
-                            secret,
-                            public,
-                            commit,
-                        },
-                        None,
-                    ));
+                let (listener_key, dialer_key) = match self.role {
+                    Role::Dialer => {
+                        // The reveal, only now that the listener's key is in.
+                        tx.extend(&public);
+                        (theirs, public)
+                    }
+                    Role::Listener => {
+                        if commitment(&theirs) != commit {
+                            return Err(Error::Handshake(
+                                "handshake failed: the peer's key does not match its commitment \
+                                 (someone is tampering with the connection)"
+                                    .into(),
+                            ));
+                        }
+                        (public, theirs)
+                    }
                 };
-                if commitment(&theirs) != commit {
-                    return Err(Error::Handshake(
-                        "handshake failed: the peer's key does not match its commitment \
-                         (someone is tampering with the connection)"
-                            .into(),
-                    ));
-                }
                 let z = agree(secret, &theirs)?;
-                return Ok((
-                    State::Done,
-                    Some(self.finish_sas(&commit, &public, &theirs, &z)),
-                ));
+                let done = self.finish_sas(&commit, &listener_key, &dialer_key, &z);
+                return Ok((State::Done, Some(done)));
             }
             State::AwaitPake { spake, ours } => {
                 let Some(theirs) = take::<PAKE_MSG>(rx) else {

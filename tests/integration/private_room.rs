@@ -8,14 +8,7 @@ use crate::proxy::{Dir, Proxy};
 use crate::util::*;
 
 fn code_of(p: &Proc) -> String {
-    p.wait_stderr("verify code: ");
-    let err = p.stderr();
-    let line = err
-        .split("verify code: ")
-        .nth(1)
-        .and_then(|r| r.lines().next())
-        .unwrap_or("");
-    line.to_string()
+    stderr_after(p, "verify code: ")
 }
 
 #[test]

@@ -263,21 +263,21 @@ pub fn listen_env(flags: &[&str], bind: &str, input: In, env: &[(&str, &str)]) -
     (p, port)
 }
 
+/// The rest of the first complete stderr line that contains `prefix`,
+/// after it (waiting for the line to be complete).
+pub fn stderr_after(p: &Proc, prefix: &str) -> String {
+    let rest = || p.stderr().split(prefix).nth(1).map(str::to_string);
+    wait_until(&format!("a stderr line with {prefix:?}"), DEADLINE, || {
+        rest().is_some_and(|r| r.contains('\n'))
+    });
+    rest()
+        .and_then(|r| r.lines().next().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// Reads the port from the `listening on ADDR:PORT` status line.
 pub fn wait_port(p: &Proc) -> u16 {
-    p.wait_stderr("listening on ");
-    wait_until("the listening line to end", DEADLINE, || {
-        p.stderr()
-            .split("listening on ")
-            .nth(1)
-            .is_some_and(|rest| rest.contains('\n'))
-    });
-    let err = p.stderr();
-    let line = err
-        .split("listening on ")
-        .nth(1)
-        .and_then(|r| r.lines().next())
-        .expect("line");
+    let line = stderr_after(p, "listening on ");
     line.rsplit(':')
         .next()
         .and_then(|s| s.trim().parse().ok())
