@@ -342,3 +342,39 @@ fn quiet_silences_status_lines() {
     assert_eq!((d.code(), l.code()), (0, 0));
     assert_eq!(d.stderr(), "");
 }
+
+#[test]
+fn stdin_and_stdout_may_be_a_socket() {
+    use std::os::unix::net::UnixStream;
+    use std::process::{Command, Stdio};
+    for mode in MODES {
+        let (l, port) = listen(mode, "127.0.0.1", In::Pipe);
+        let mut l = l;
+        // inetd style: one socket is both stdin and stdout.
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        let mut args = mode.to_vec();
+        let p = port.to_string();
+        args.extend(["-q", "dial", "127.0.0.1", &p]);
+        let mut d = Command::new(BIN)
+            .args(&args)
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(
+                theirs.try_clone().unwrap(),
+            )))
+            .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        ours.write_all(b"through a socket\n").unwrap();
+        ours.shutdown(std::net::Shutdown::Write).unwrap();
+        l.wait_stdout(17);
+        l.write(b"back through it\n");
+        l.close_stdin();
+        let mut got = Vec::new();
+        ours.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"back through it\n", "mode {mode:?}");
+        assert_eq!(d.wait().unwrap().code(), Some(0));
+        assert_eq!(l.code(), 0, "{}", l.stderr());
+        assert_eq!(l.stdout(), b"through a socket\n");
+    }
+}

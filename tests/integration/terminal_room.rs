@@ -214,3 +214,18 @@ fn a_terminal_stdout_in_pipe_mode_is_sanitised_too() {
     assert_eq!(alice.code(), 0);
     assert_eq!(bob.code(), 0);
 }
+
+#[test]
+fn names_are_colored_unless_no_color_is_set() {
+    for (env, colored) in [(&[][..], true), (&[("NO_COLOR", "1")][..], false)] {
+        let (mut alice, mut bob) = room(&[], env);
+        bob.write(b"hue\n");
+        alice.wait_for("bob: hue");
+        let raw = alice.raw();
+        let has = raw.windows(7).any(|w| w == b"\x1b[1;36m");
+        assert_eq!(has, colored, "env {env:?}");
+        alice.type_text("/quit\r");
+        assert_eq!(alice.code(), 0);
+        assert_eq!(bob.code(), 0);
+    }
+}
