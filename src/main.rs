@@ -1,5 +1,6 @@
 //! Entry point: parse, run, and map every error to one exit code in one place.
 
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -11,7 +12,7 @@ use p2pchat::error::{exit, Error};
 fn main() -> ExitCode {
     // Never a backtrace for the user: one line, and the documented code.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("p2pchat: internal error: {info}");
+        let _ = writeln!(io::stderr(), "p2pchat: internal error: {info}");
     }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
 }
 
 fn report(e: &Error) -> ExitCode {
-    eprintln!("p2pchat: {e}");
+    // Not eprintln!: it panics when stderr is a closed pipe.
+    let _ = writeln!(io::stderr(), "p2pchat: {e}");
     ExitCode::from(e.exit_code())
 }
