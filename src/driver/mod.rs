@@ -269,12 +269,12 @@ impl Driver {
                             r.sock_w = true;
                         }
                     }
+                    // Other dialers wait in the backlog while a handshake
+                    // runs: if it fails, the next one is accepted; once the
+                    // room is up, dropping the listener refuses them all.
                     LISTENER => {}
                     token => ui.on_ready(token, ev.is_read_closed() || ev.is_error()),
                 }
-            }
-            if let Some(l) = listener.as_ref() {
-                turn_away(l, ui);
             }
             let now = Instant::now();
             if r.session.timeout().is_some_and(|t| now >= t) {
@@ -361,21 +361,6 @@ fn is_transient_accept_error(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::Interrupted
     )
-}
-
-/// Closes every connection waiting on the listener: the room is busy.
-fn turn_away(listener: &TcpListener, ui: &mut dyn UserSide) {
-    loop {
-        match listener.accept() {
-            Ok((stream, addr)) => {
-                let _ = stream.shutdown(Shutdown::Both);
-                drop(stream);
-                ui.notice(Notice::Turned(addr));
-            }
-            Err(e) if is_transient_accept_error(&e) => continue,
-            Err(_) => return,
-        }
-    }
 }
 
 /// One connection's state in the loop.

@@ -33,8 +33,6 @@ pub enum Input {
 pub enum Notice<'a> {
     Listening(SocketAddr),
     PlainWarning,
-    /// A connection arrived while one is being set up; it was closed.
-    Turned(SocketAddr),
     /// A connection failed its handshake; the listener keeps waiting.
     FailedAttempt(SocketAddr, &'a str),
     Joined {

@@ -120,7 +120,6 @@ pub fn describe(notice: &Notice<'_>) -> Option<String> {
             "plain mode: the chat is not encrypted; anyone on the path can read and change it"
                 .into()
         }
-        Notice::Turned(addr) => format!("closed a second connection from {}", display_addr(*addr)),
         Notice::FailedAttempt(addr, why) => {
             format!(
                 "connection from {} failed: {why}; still waiting",

@@ -269,3 +269,27 @@ fn secrets_are_never_taken_from_argv_and_bad_sources_are_usage_errors() {
     );
     assert_eq!(p.code(), 2);
 }
+
+#[test]
+fn a_peer_queued_behind_a_silent_client_gets_in() {
+    use std::io::Read;
+    let (mut l, port) = listen(&["--handshake-timeout", "1"], "127.0.0.1", In::Pipe);
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut preface = [0u8; 14];
+    silent.read_exact(&mut preface).unwrap(); // accepted: the handshake is on
+    assert_eq!(&preface, b"p2pchat/1 sas\n");
+    let mut d = dial(&["--handshake-timeout", "30"], "127.0.0.1", port, In::Pipe);
+    d.write(b"patient peer\n");
+    d.close_stdin();
+    l.wait_stderr("did not finish in time");
+    l.wait_stdout(13);
+    l.close_stdin();
+    assert_eq!(
+        (d.code(), l.code()),
+        (0, 0),
+        "{}\n{}",
+        d.stderr(),
+        l.stderr()
+    );
+    assert_eq!(l.stdout(), b"patient peer\n");
+}
