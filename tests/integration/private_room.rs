@@ -293,3 +293,44 @@ fn a_peer_queued_behind_a_silent_client_gets_in() {
     );
     assert_eq!(l.stdout(), b"patient peer\n");
 }
+
+#[test]
+fn ctrl_c_works_at_every_step_before_the_room_is_up() {
+    // Waiting for a peer.
+    let (mut l, _) = listen(&[], "127.0.0.1", In::Null);
+    l.signal(libc::SIGINT);
+    assert_eq!(l.code(), 130, "{}", l.stderr());
+
+    // Re-dialing a peer that is not there yet.
+    let port = free_port().to_string();
+    let mut d = Proc::p2p(&["dial", "127.0.0.1", &port, "--retry", "600"], In::Null);
+    wait_until("the dialer to handle SIGINT", DEADLINE, || {
+        catches_sigint(d.child.id())
+    });
+    d.signal(libc::SIGINT);
+    assert_eq!(d.code(), 130, "{}", d.stderr());
+
+    // In the middle of a handshake with a peer that says nothing.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut d = dial(&["--handshake-timeout", "600"], "127.0.0.1", port, In::Null);
+    let (mut conn, _) = silent.accept().unwrap();
+    let mut preface = [0u8; 14];
+    use std::io::Read;
+    conn.read_exact(&mut preface).unwrap(); // the handshake has begun
+    d.signal(libc::SIGINT);
+    assert_eq!(d.code(), 130, "{}", d.stderr());
+    assert!(d.stderr().contains("interrupted"), "{}", d.stderr());
+}
+
+/// Returns true if and only if process `pid` has a SIGINT handler installed.
+fn catches_sigint(pid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (libc::SIGINT - 1)) != 0)
+}
