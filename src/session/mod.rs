@@ -313,7 +313,8 @@ impl Session {
 
     /// The user is leaving the room: send what is pending, then say goodbye.
     pub fn leave(&mut self, now: Instant) {
-        if let Link::Handshaking(..) = self.link {
+        if !self.is_established() {
+            // No room yet (not even the peer's HELLO): nothing to say goodbye to.
             self.fail(Error::Interrupted);
             return;
         }

@@ -539,6 +539,27 @@ fn interrupting_the_handshake_fails_at_once() {
     let mut p = Pair::default_mode();
     p.d.s.leave(p.now);
     assert_eq!(failed(&p.d.s), Error::Interrupted);
+    // Also after the keys but before the peer's HELLO has arrived.
+    let mut p = Pair::default_mode();
+    let now = p.now;
+    for _ in 0..3 {
+        let n = p.d.s.transmit().len();
+        let out = p.d.s.transmit().to_vec();
+        p.d.s.transmitted(n, now);
+        p.l.s.receive_buf()[..n].copy_from_slice(&out);
+        p.l.s.received(n, now);
+        let n = p.l.s.transmit().len();
+        let back = p.l.s.transmit().to_vec();
+        p.l.s.transmitted(n, now);
+        if p.l.s.is_established() {
+            break;
+        }
+        p.d.s.receive_buf()[..n].copy_from_slice(&back);
+        p.d.s.received(n, now);
+    }
+    assert!(p.l.s.is_established() && !p.d.s.is_established());
+    p.d.s.leave(now);
+    assert_eq!(failed(&p.d.s), Error::Interrupted);
 }
 
 #[test]
