@@ -112,13 +112,7 @@ fn bulk_both_ways_keeps_memory_bounded() {
             peak_d = peak_d.max(d.peak_rss_kib().unwrap_or(0));
             l.child.try_wait().unwrap().is_some() && d.child.try_wait().unwrap().is_some()
         });
-        assert_eq!(
-            (l.code(), d.code()),
-            (0, 0),
-            "{} / {}",
-            l.stderr(),
-            d.stderr()
-        );
+        assert_both_ok(&mut l, &mut d);
         assert!(
             l.stdout() == std::fs::read(&b).unwrap(),
             "listener got {} bytes",
@@ -183,7 +177,7 @@ fn a_third_party_never_gets_in() {
         d.write(b"real\n");
         d.close_stdin();
         l.close_stdin();
-        assert_eq!((l.code(), d.code()), (0, 0));
+        assert_both_ok(&mut l, &mut d);
         assert_eq!(l.stdout(), b"real\n");
     }
 }
@@ -201,7 +195,7 @@ fn ipv6_loopback_and_bracket_form() {
         d.close_stdin();
         l.wait_stdout(10);
         l.close_stdin();
-        assert_eq!((l.code(), d.code()), (0, 0), "{}", d.stderr());
+        assert_both_ok(&mut l, &mut d);
         assert_eq!(l.stdout(), b"over ipv6\n");
     }
 }
@@ -218,7 +212,7 @@ fn the_default_listener_takes_ipv4_peers_too() {
     let mut d = dial(&["--plain"], "127.0.0.1", port, In::Pipe);
     d.write(b"v4\n");
     d.close_stdin();
-    assert_eq!((l.code(), d.code()), (0, 0));
+    assert_both_ok(&mut l, &mut d);
     assert_eq!(l.stdout(), b"v4\n");
 }
 
@@ -229,7 +223,7 @@ fn a_name_with_several_addresses_is_tried_in_turn() {
     let mut d = dial(&["--plain"], "localhost", port, In::Pipe);
     d.write(b"hi\n");
     d.close_stdin();
-    assert_eq!((l.code(), d.code()), (0, 0), "{}", d.stderr());
+    assert_both_ok(&mut l, &mut d);
     assert_eq!(l.stdout(), b"hi\n");
 }
 
@@ -339,7 +333,7 @@ fn ctrl_c_says_goodbye_and_the_peer_exits_0() {
 fn quiet_silences_status_lines() {
     let (mut l, port) = listen(&[], "127.0.0.1", In::Null);
     let mut d = dial(&["-q"], "127.0.0.1", port, In::Null);
-    assert_eq!((d.code(), l.code()), (0, 0));
+    assert_both_ok(&mut d, &mut l);
     assert_eq!(d.stderr(), "");
 }
 

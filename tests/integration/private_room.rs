@@ -20,13 +20,7 @@ fn the_default_room_is_encrypted_and_both_sides_show_one_code() {
     l.write(b"CANARY-5678 agreed\n");
     d.close_stdin();
     l.close_stdin();
-    assert_eq!(
-        (d.code(), l.code()),
-        (0, 0),
-        "{}\n{}",
-        d.stderr(),
-        l.stderr()
-    );
+    assert_both_ok(&mut d, &mut l);
     proxy.join();
     assert_eq!(l.stdout(), b"CANARY-1234 meet at noon\n");
     assert_eq!(d.stdout(), b"CANARY-5678 agreed\n");
@@ -96,13 +90,7 @@ fn a_shared_secret_from_each_source_opens_the_room() {
         d.write(b"hello with a secret\n");
         d.close_stdin();
         l.close_stdin();
-        assert_eq!(
-            (d.code(), l.code()),
-            (0, 0),
-            "{}\n{}",
-            d.stderr(),
-            l.stderr()
-        );
+        assert_both_ok(&mut d, &mut l);
         assert_eq!(l.stdout(), b"hello with a secret\n");
         assert!(!l.stderr().contains("verify code"), "no code with a secret");
     }
@@ -154,7 +142,7 @@ fn a_wrong_secret_then_the_right_one_gets_in() {
     good.write(b"it's me\n");
     good.close_stdin();
     l.close_stdin();
-    assert_eq!((good.code(), l.code()), (0, 0), "{}", l.stderr());
+    assert_both_ok(&mut good, &mut l);
     assert_eq!(l.stdout(), b"it's me\n");
 }
 
@@ -193,7 +181,7 @@ fn a_non_p2pchat_client_is_dropped_and_the_listener_keeps_waiting() {
     d.write(b"real peer\n");
     d.close_stdin();
     l.close_stdin();
-    assert_eq!((d.code(), l.code()), (0, 0), "{}", l.stderr());
+    assert_both_ok(&mut d, &mut l);
     assert_eq!(
         l.stdout(),
         b"real peer\n",
@@ -240,7 +228,7 @@ fn bye_ends_the_room_even_while_our_stdin_is_open() {
 fn the_plain_mode_warns_unless_quiet() {
     let (mut l, port) = listen(&["--plain"], "127.0.0.1", In::Null);
     let mut d = dial(&["--plain", "-q"], "127.0.0.1", port, In::Null);
-    assert_eq!((d.code(), l.code()), (0, 0));
+    assert_both_ok(&mut d, &mut l);
     assert!(l.stderr().contains("not encrypted"));
     assert!(!d.stderr().contains("not encrypted"));
 }
@@ -284,13 +272,7 @@ fn a_peer_queued_behind_a_silent_client_gets_in() {
     l.wait_stderr("did not finish in time");
     l.wait_stdout(13);
     l.close_stdin();
-    assert_eq!(
-        (d.code(), l.code()),
-        (0, 0),
-        "{}\n{}",
-        d.stderr(),
-        l.stderr()
-    );
+    assert_both_ok(&mut d, &mut l);
     assert_eq!(l.stdout(), b"patient peer\n");
 }
 

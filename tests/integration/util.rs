@@ -316,3 +316,26 @@ pub fn have(tool: &str) -> bool {
     }
     found
 }
+
+/// Asserts that both processes exited 0, showing both stderrs if not.
+pub fn assert_both_ok(a: &mut Proc, b: &mut Proc) {
+    let codes = (a.code(), b.code());
+    assert_eq!(
+        codes,
+        (0, 0),
+        "exit codes; stderr:\n{}\n---\n{}",
+        a.stderr(),
+        b.stderr()
+    );
+}
+
+/// Asserts two large byte strings equal without printing megabytes.
+pub fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
+    let first_difference = got.iter().zip(want).position(|(g, w)| g != w);
+    assert!(
+        got == want,
+        "{what}: got {} of {} bytes, first difference at {first_difference:?}",
+        got.len(),
+        want.len()
+    );
+}
