@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use crate::util::{wait_until, BIN, DEADLINE};
+use crate::util::{wait_until, wait_until_lazy, BIN, DEADLINE};
 
 pub struct Pty {
     master: std::fs::File,
@@ -121,8 +121,8 @@ impl Pty {
     }
 
     pub fn wait_for(&self, needle: &str) {
-        wait_until(
-            &format!("{needle:?} on the screen:\n{}", self.text()),
+        wait_until_lazy(
+            || format!("{needle:?} on the screen:\n{}", self.text()),
             DEADLINE,
             || self.text().contains(needle),
         );
@@ -130,8 +130,8 @@ impl Pty {
 
     /// Waits until the row holding the cursor reads exactly `line`.
     pub fn wait_cursor_row(&self, line: &str) {
-        wait_until(
-            &format!("the cursor row to read {line:?}"),
+        wait_until_lazy(
+            || format!("the cursor row to read {line:?}; screen:\n{}", self.text()),
             DEADLINE,
             || {
                 let row = self.screen.lock().unwrap().screen().cursor_position().0 as usize;

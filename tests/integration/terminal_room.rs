@@ -18,7 +18,8 @@ fn room(extra: &[&str], env: &[(&str, &str)]) -> (Pty, Proc) {
 }
 
 fn port_on_screen(p: &Pty) -> u16 {
-    let text = p.text();
+    // Rows joined without breaks: on a narrow terminal the line wraps.
+    let text = p.rows().concat();
     let rest = text
         .split("listening on 127.0.0.1:")
         .nth(1)
@@ -228,4 +229,35 @@ fn names_are_colored_unless_no_color_is_set() {
         assert_eq!(alice.code(), 0);
         assert_eq!(bob.code(), 0);
     }
+}
+
+#[test]
+fn a_narrow_terminal_keeps_wrapped_lines_whole() {
+    let alice = Pty::spawn(
+        &["--name", "alice", "listen", "0", "--bind", "127.0.0.1"],
+        &[],
+        12,
+        24,
+    );
+    alice.wait_for("listening on");
+    let port = port_on_screen(&alice);
+    let mut bob = dial(&["--name", "bob"], "127.0.0.1", port, In::Pipe);
+    let mut alice = alice;
+    alice.wait_cursor_row("alice>");
+    let long = "one two three four five six seven eight nine ten";
+    alice.type_text(&format!("{long}\r"));
+    bob.wait_stdout(long.len() + 1);
+    assert_eq!(bob.stdout(), format!("{long}\n").as_bytes());
+    alice.wait_cursor_row("alice>");
+    // The wrapped echo is replaced by one wrapped transcript line: no
+    // fragment of the prompt echo is left above it.
+    let text = alice.rows().join("");
+    assert!(text.contains("alice: one two three"), "{}", alice.text());
+    assert_eq!(text.matches("alice> one").count(), 0, "{}", alice.text());
+    bob.write(b"a reply long enough to wrap around twice here\n");
+    alice.wait_for("bob: a reply");
+    alice.wait_cursor_row("alice>");
+    alice.type_text("/quit\r");
+    assert_eq!(alice.code(), 0);
+    assert_eq!(bob.code(), 0);
 }

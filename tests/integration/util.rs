@@ -22,6 +22,16 @@ pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// As `wait_until`, with the message made only on failure (it may show
+/// state as it was at that moment).
+pub fn wait_until_lazy(what: impl Fn() -> String, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {}", what());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
