@@ -620,6 +620,18 @@ impl Session {
             };
             let opened = match ch.opener.open(self.rx.data_mut()) {
                 Ok(Some(r)) => r,
+                Ok(None) if self.transport_eof && !ch.confirmed => {
+                    return self.fail(Error::Handshake(
+                        "the peer closed the connection during the handshake".into(),
+                    ));
+                }
+                Ok(None) if self.transport_eof && !self.rx.is_empty() => {
+                    return self.fail(Error::Integrity(
+                        "integrity check failed: the connection ended in the middle of a record; \
+                         connection aborted"
+                            .into(),
+                    ));
+                }
                 Ok(None) => return,
                 Err(e) => {
                     let err = if !ch.confirmed && e == RecordError::Forged {

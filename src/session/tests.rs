@@ -404,8 +404,18 @@ fn replayed_reordered_dropped_and_truncated_records_fail() {
     p.l.s.transport_closed(p.now);
     p.run();
     assert!(
+        matches!(failed(&p.l.s), Error::Integrity(m) if m.contains("middle of a record")),
+        "a truncated record"
+    );
+    assert_eq!(p.l.shown, b"first");
+
+    // Cut at a record boundary instead: the peer is gone, not forged.
+    let mut p = tampered(|w| w.truncate(rec));
+    p.l.s.transport_closed(p.now);
+    p.run();
+    assert!(
         matches!(failed(&p.l.s), Error::Lost(m) if m.contains("without saying goodbye")),
-        "truncation"
+        "a cut between records"
     );
     assert_eq!(p.l.shown, b"first");
 }
@@ -656,4 +666,25 @@ fn both_sides_confirm_each_eof_before_the_room_ends() {
         (Status::Done, Status::Done)
     );
     assert!(p.d.s.wants_write_shutdown() && p.l.s.wants_write_shutdown());
+}
+
+#[test]
+fn an_eof_before_the_peers_hello_is_a_handshake_failure() {
+    let mut p = Pair::default_mode();
+    let now = p.now;
+    // Carry the key exchange until the listener has the dialer's HELLO but
+    // the dialer has not yet received the listener's.
+    for _ in 0..4 {
+        if p.l.s.is_established() {
+            break;
+        }
+        flow(&mut p.d, &mut p.l, &mut p.d2l, now, true);
+        if p.l.s.is_established() {
+            break;
+        }
+        flow(&mut p.l, &mut p.d, &mut p.l2d, now, true);
+    }
+    assert!(!p.d.s.is_established());
+    p.d.s.transport_closed(now);
+    assert!(matches!(failed(&p.d.s), Error::Handshake(m) if m.contains("during the handshake")));
 }

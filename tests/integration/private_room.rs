@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::net::TcpStream;
 
-use crate::proxy::{Dir, Proxy};
+use crate::proxy::{Fault, Proxy};
 use crate::util::*;
 
 fn code_of(p: &Proc) -> String {
@@ -45,13 +45,35 @@ fn a_flipped_byte_ends_the_room_with_exit_4_and_nothing_corrupt() {
     let data = random_bytes(2 * 1024 * 1024, 9);
     let (mut l, port) = listen(&[], "127.0.0.1", In::Null);
     // Well past the handshake, inside the DATA records.
-    let proxy = Proxy::start(port, Some((Dir::Up, 100_000)));
+    let proxy = Proxy::start(port, Some(Fault::Flip(100_000)));
     let mut d = dial(&[], "127.0.0.1", proxy.port, In::File(tmp.file("d", &data)));
     assert_eq!(l.code(), 4, "{}", l.stderr());
     assert!(l.stderr().contains("integrity"), "{}", l.stderr());
     let got = l.stdout();
     assert!(got.len() < 100_000, "nothing past the forged record");
     assert!(data.starts_with(&got), "what was shown is an exact prefix");
+    assert_ne!(d.code(), 0);
+}
+
+#[test]
+fn a_record_cut_short_ends_the_room_with_exit_4() {
+    let tmp = TempDir::new("cut");
+    let data = random_bytes(2 * 1024 * 1024, 10);
+    let (mut l, port) = listen(&[], "127.0.0.1", In::Null);
+    // Records are 16,403 bytes: this offset is in the middle of one.
+    let _proxy = Proxy::start(port, Some(Fault::Cut(100_000)));
+    let mut d = dial(
+        &[],
+        "127.0.0.1",
+        _proxy.port,
+        In::File(tmp.file("d", &data)),
+    );
+    assert_eq!(l.code(), 4, "{}", l.stderr());
+    assert!(l.stderr().contains("middle of a record"), "{}", l.stderr());
+    assert!(
+        data.starts_with(&l.stdout()),
+        "what was shown is an exact prefix"
+    );
     assert_ne!(d.code(), 0);
 }
 

@@ -6,11 +6,14 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-/// Which way a byte travels.
+/// What the proxy does to the bytes going up, from the dialer (who
+/// connects to the proxy) to the listener.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Dir {
-    /// From the dialer (who connects to the proxy) to the listener.
-    Up,
+pub enum Fault {
+    /// XOR the byte at this offset with 0x01.
+    Flip(usize),
+    /// Forward bytes before this offset, then close both ways.
+    Cut(usize),
 }
 
 pub struct Proxy {
@@ -22,10 +25,9 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Listens on loopback and forwards the first connection to `target`.
-    /// With `flip`, the byte at that offset of the given direction is
-    /// XORed with 0x01.
-    pub fn start(target: u16, flip: Option<(Dir, usize)>) -> Proxy {
+    /// Listens on loopback and forwards the first connection to `target`,
+    /// applying `fault` to the upward bytes.
+    pub fn start(target: u16, fault: Option<Fault>) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
         let port = listener.local_addr().unwrap().port();
         let up = Arc::new(Mutex::new(Vec::new()));
@@ -38,12 +40,11 @@ impl Proxy {
             let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
                 return;
             };
-            let up_flip = flip.map(|(_, at)| at);
             let a = pump(
                 client.try_clone().unwrap(),
                 server.try_clone().unwrap(),
                 u,
-                up_flip,
+                fault,
             );
             let b = pump(server, client, d, None);
             let _ = a.join();
@@ -74,24 +75,31 @@ fn pump(
     mut from: TcpStream,
     mut to: TcpStream,
     log: Arc<Mutex<Vec<u8>>>,
-    flip: Option<usize>,
+    fault: Option<Fault>,
 ) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
         let mut offset = 0usize;
         loop {
-            let n = match from.read(&mut buf) {
+            let mut n = match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            if let Some(at) = flip {
-                if (offset..offset + n).contains(&at) {
-                    buf[at - offset] ^= 0x01;
+            let mut cut = false;
+            match fault {
+                Some(Fault::Flip(at)) if (offset..offset + n).contains(&at) => {
+                    buf[at - offset] ^= 0x01
                 }
+                Some(Fault::Cut(at)) if offset + n >= at => {
+                    n = at - offset;
+                    cut = true;
+                }
+                _ => {}
             }
             offset += n;
             log.lock().unwrap().extend_from_slice(&buf[..n]);
-            if to.write_all(&buf[..n]).is_err() {
+            if to.write_all(&buf[..n]).is_err() || cut {
+                let _ = from.shutdown(Shutdown::Both);
                 break;
             }
         }
