@@ -91,7 +91,8 @@ impl Handshake {
         }
     }
 
-    fn uses_secret(&self) -> bool {
+    /// Returns true if and only if this handshake runs on a shared secret.
+    pub fn uses_secret(&self) -> bool {
         matches!(self.method, Method::Secret(_))
     }
 
@@ -284,10 +285,6 @@ impl Handshake {
         } else {
             "authentication failed: someone tampered with the handshake".into()
         })
-    }
-
-    pub fn method_uses_secret(&self) -> bool {
-        self.uses_secret()
     }
 }
 

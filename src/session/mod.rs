@@ -588,7 +588,7 @@ impl Session {
                     return;
                 }
                 Ok(Some(est)) => {
-                    let uses_secret = hs.method_uses_secret();
+                    let uses_secret = hs.uses_secret();
                     let (sealer, opener) = match self.role {
                         Role::Dialer => (est.keys.dialer_to_listener, est.keys.listener_to_dialer),
                         Role::Listener => {

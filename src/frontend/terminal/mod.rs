@@ -30,6 +30,22 @@ const PRINTER_BARRIER: &str = "\x1b[1A\n";
 
 const HELP: &str = "commands: /quit (or Ctrl-D, Ctrl-C) leaves the room, /help shows this";
 
+/// A typed line that is a command, not a message.
+enum Command {
+    Quit,
+    Help,
+}
+
+impl Command {
+    fn of(line: &str) -> Option<Command> {
+        match line.trim() {
+            "/quit" | "/exit" => Some(Command::Quit),
+            "/help" | "/?" => Some(Command::Help),
+            _ => None,
+        }
+    }
+}
+
 /// Where typed lines come from.
 enum Keyboard {
     /// rustyline, prepared until the room is up, then running.
@@ -205,21 +221,17 @@ impl Terminal {
 
     /// Handles `/quit` and `/help`; queues anything else as a message.
     fn command(&mut self, line: String) -> Option<Input> {
-        match line.trim() {
-            "/quit" | "/exit" => Some(Input::Leave),
-            "/help" | "/?" => {
+        match Command::of(&line) {
+            Some(Command::Quit) => Some(Input::Leave),
+            Some(Command::Help) => {
                 self.show_notice(HELP);
                 None
             }
-            _ => {
-                self.queue_line(line);
+            None => {
+                self.queued.push_back(line);
                 None
             }
         }
-    }
-
-    fn queue_line(&mut self, line: String) {
-        self.queued.push_back(line);
     }
 
     /// Formats complete incoming lines; holds back a partial one.
@@ -354,7 +366,7 @@ impl UserSide for Terminal {
             // Lines typed after the peer left can still be in the channel.
             while let Ok(typed) = running.try_recv() {
                 if let Typed::Line(l) = typed {
-                    if !matches!(l.trim(), "/quit" | "/exit" | "/help" | "/?") {
+                    if Command::of(&l).is_none() {
                         self.queued.push_back(l);
                     }
                 }
