@@ -666,6 +666,8 @@ impl Session {
                 (true, Kind::Eof) => {
                     self.peer_done = true;
                     self.events.push_back(Event::PeerDone);
+                    // Answered with DONE (sealed now, or once tx has room).
+                    self.seal_staged(now);
                 }
                 (true, Kind::Done) if !self.eof_sent || self.done_received => {
                     return self.fail(violation("an unexpected DONE"));
@@ -678,9 +680,6 @@ impl Session {
                 (true, Kind::Ping) => {}
             }
             self.rx.consume(opened.consumed);
-            if self.peer_done && !self.done_sent {
-                self.seal_staged(now);
-            }
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::driver::net::display_addr;
 use crate::driver::signals::Interrupts;
 use crate::driver::{stdio, WAKER};
 use editor::{Prepared, Running, Typed};
-use transcript::{clock, Style};
+use transcript::{clock, dumb_terminal, Style};
 
 /// The longest partial line held back before it is shown anyway.
 const MAX_PARTIAL: usize = 8 * 1024;
@@ -90,8 +90,7 @@ impl Terminal {
             // A second Ctrl-C exits at once: leave the terminal sane.
             interrupts.on_exit(Box::new(move || restore_termios(&t)));
         }
-        let dumb = std::env::var("TERM").map_or(true, |t| t == "dumb");
-        let keyboard = match (!dumb).then(editor::prepare).flatten() {
+        let keyboard = match (!dumb_terminal()).then(editor::prepare).flatten() {
             Some(prepared) => Keyboard::Editor(Some(Box::new(prepared)), None),
             None => Keyboard::Simple {
                 tty: stdio::Input::open(registry, STDIN)?,
@@ -340,10 +339,10 @@ impl UserSide for Terminal {
                 self.show_notice(&line);
                 self.start_editor();
             }
-            Notice::PeerDone(name) => self.show_notice(&format!("{name} stopped sending")),
-            Notice::PeerLeft(name) => self.show_notice(&format!("{name} left the room")),
             other => {
-                if let Some(line) = super::pipe::describe(&other).filter(|_| !self.quiet) {
+                // What the peer does is part of the chat, even with -q.
+                let chat = matches!(other, Notice::PeerDone(_) | Notice::PeerLeft(_));
+                if let Some(line) = super::pipe::describe(&other).filter(|_| chat || !self.quiet) {
                     self.show_notice(&line);
                 }
             }

@@ -19,9 +19,8 @@ impl Style {
     /// Colors unless the environment asks for none.
     pub fn from_env() -> Style {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let dumb = std::env::var("TERM").map_or(true, |t| t == "dumb");
         Style {
-            color: !no_color && !dumb,
+            color: !no_color && !dumb_terminal(),
         }
     }
 
@@ -53,6 +52,12 @@ impl Style {
     pub fn prompt(name: &str) -> String {
         format!("{name}> ")
     }
+}
+
+/// Returns true if and only if TERM is unset or `dumb`: no colors, no
+/// line editor.
+pub fn dumb_terminal() -> bool {
+    std::env::var("TERM").map_or(true, |t| t == "dumb")
 }
 
 /// The local time as `HH:MM`.
