@@ -17,6 +17,13 @@ fn room(extra: &[&str], env: &[(&str, &str)]) -> (Pty, Proc) {
     (alice, bob)
 }
 
+/// Alice types `keys` to leave; both sides must then exit 0.
+fn leave(alice: &mut Pty, bob: &mut Proc, keys: &str) {
+    alice.type_text(keys);
+    assert_eq!(alice.code(), 0, "{}", alice.text());
+    assert_eq!(bob.code(), 0, "{}", bob.stderr());
+}
+
 fn port_on_screen(p: &Pty) -> u16 {
     // Rows joined without breaks: on a narrow terminal the line wraps.
     let text = p.rows().concat();
@@ -99,9 +106,7 @@ fn utf8_renders_and_escape_sequences_are_shown_not_executed() {
 fn ctrl_c_leaves_politely_and_the_piped_peer_exits_0() {
     let (mut alice, mut bob) = room(&[], &[]);
     alice.wait_cursor_row("alice>");
-    alice.type_text("\x03");
-    assert_eq!(alice.code(), 0);
-    assert_eq!(bob.code(), 0, "{}", bob.stderr());
+    leave(&mut alice, &mut bob, "\x03");
     assert!(
         bob.stderr().contains("alice left the room"),
         "{}",
@@ -126,9 +131,7 @@ fn help_and_quit_are_commands_not_messages() {
     alice.wait_cursor_row("alice>");
     alice.type_text("/help\r");
     alice.wait_for("/quit");
-    alice.type_text("/quit\r");
-    assert_eq!(alice.code(), 0);
-    assert_eq!(bob.code(), 0);
+    leave(&mut alice, &mut bob, "/quit\r");
     assert!(bob.stdout().is_empty(), "commands are not sent");
 }
 
@@ -143,9 +146,7 @@ fn stopped_sending_is_a_notice_and_the_room_goes_on() {
     alice.type_text("still here\r");
     bob.wait_stdout(11);
     assert_eq!(bob.stdout(), b"still here\n");
-    alice.type_text("\x04");
-    assert_eq!(alice.code(), 0);
-    assert_eq!(bob.code(), 0);
+    leave(&mut alice, &mut bob, "\x04");
 }
 
 #[test]
@@ -184,9 +185,7 @@ fn ask_secret_prompts_without_echo() {
     alice.wait_for("bob joined from");
     bob.write(b"authenticated\n");
     alice.wait_for("bob: authenticated");
-    alice.type_text("/quit\r");
-    assert_eq!(alice.code(), 0);
-    assert_eq!(bob.code(), 0);
+    leave(&mut alice, &mut bob, "/quit\r");
 }
 
 #[test]
@@ -197,9 +196,7 @@ fn a_dumb_terminal_still_never_loses_a_typed_line() {
     alice.type_text("typed on a dumb terminal\r");
     bob.wait_stdout(25);
     assert_eq!(bob.stdout(), b"typed on a dumb terminal\n");
-    alice.type_text("\x04");
-    assert_eq!(alice.code(), 0);
-    assert_eq!(bob.code(), 0);
+    leave(&mut alice, &mut bob, "\x04");
 }
 
 #[test]
@@ -225,9 +222,7 @@ fn names_are_colored_unless_no_color_is_set() {
         let raw = alice.raw();
         let has = raw.windows(7).any(|w| w == b"\x1b[1;36m");
         assert_eq!(has, colored, "env {env:?}");
-        alice.type_text("/quit\r");
-        assert_eq!(alice.code(), 0);
-        assert_eq!(bob.code(), 0);
+        leave(&mut alice, &mut bob, "/quit\r");
     }
 }
 
@@ -257,7 +252,5 @@ fn a_narrow_terminal_keeps_wrapped_lines_whole() {
     bob.write(b"a reply long enough to wrap around twice here\n");
     alice.wait_for("bob: a reply");
     alice.wait_cursor_row("alice>");
-    alice.type_text("/quit\r");
-    assert_eq!(alice.code(), 0);
-    assert_eq!(bob.code(), 0);
+    leave(&mut alice, &mut bob, "/quit\r");
 }
