@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::names;
+use crate::protocol::Role;
 use crate::secret;
+use crate::session::Security;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -47,6 +48,11 @@ pub enum Command {
         /// Address to listen on [default: [::], both IPv6 and IPv4]
         #[arg(long, value_name = "ADDR", value_parser = parse_bind)]
         bind: Option<IpAddr>,
+        /// Give up after N failed attempts to join (wrong secret, a tampered
+        /// or abandoned key exchange): someone may be guessing
+        #[arg(long, value_name = "N", default_value = "3",
+              value_parser = clap::value_parser!(u32).range(1..=1000))]
+        tries: u32,
     },
     /// Connect to a listening peer.
     #[command(after_help = "Example:\n  p2pchat dial 192.0.2.7 51423")]
@@ -115,40 +121,14 @@ pub fn strip_brackets(host: &str) -> &str {
         .unwrap_or(host)
 }
 
-/// Which side of the connection we are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Listener,
-    Dialer,
-}
-
-/// How the room is protected.
-#[derive(Clone)]
-pub enum Security {
-    /// Raw bytes, netcat compatible.
-    Plain,
-    /// Ephemeral keys and a verify code to compare.
-    VerifyCode,
-    /// SPAKE2 with a shared secret.
-    Secret(Zeroizing<Vec<u8>>),
-}
-
-impl std::fmt::Debug for Security {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Security::Plain => f.write_str("Plain"),
-            Security::VerifyCode => f.write_str("VerifyCode"),
-            Security::Secret(_) => f.write_str("Secret(..)"),
-        }
-    }
-}
-
 /// Where to connect.
 #[derive(Debug, Clone)]
 pub enum Endpoint {
     Listen {
         bind: Option<IpAddr>,
         port: u16,
+        /// Failed attempts allowed before giving up.
+        tries: u32,
     },
     Dial {
         host: String,
@@ -170,6 +150,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// Failed attempts a listener allows (a dialer has one connection).
+    pub fn tries(&self) -> u32 {
+        match self.endpoint {
+            Endpoint::Listen { tries, .. } => tries,
+            Endpoint::Dial { .. } => 1,
+        }
+    }
+
     pub fn role(&self) -> Role {
         match self.endpoint {
             Endpoint::Listen { .. } => Role::Listener,
@@ -183,7 +171,7 @@ impl Cli {
     pub fn into_config(self) -> Result<Config, Error> {
         let g = self.global;
         let endpoint = match self.command {
-            Command::Listen { port, bind } => Endpoint::Listen { bind, port },
+            Command::Listen { port, bind, tries } => Endpoint::Listen { bind, port, tries },
             Command::Dial { host, port, retry } => {
                 let host = strip_brackets(&host).to_string();
                 if host.is_empty() {

@@ -1,15 +1,19 @@
-//! Display names: our default name, and sanitising names a peer sends us.
+//! Display names: our default name, sanitising names a peer sends us, and
+//! addresses as people write them.
+
+use std::net::SocketAddr;
 
 /// The longest name, in characters, that we send or show.
 pub const MAX_NAME_CHARS: usize = 32;
 
 /// Keeps printable characters only (no controls, no escape sequences, no
-/// newlines), trims, and caps the length. Invalid UTF-8 becomes U+FFFD.
+/// newlines, no `"`, which delimits names in notices), trims, and caps the
+/// length. Invalid UTF-8 becomes U+FFFD.
 pub fn sanitize(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
     let kept: String = text
         .chars()
-        .filter(|c| !c.is_control() && !is_invisible_format(*c))
+        .filter(|c| !c.is_control() && !is_invisible_format(*c) && *c != '"')
         .take(MAX_NAME_CHARS)
         .collect();
     kept.trim().to_string()
@@ -19,6 +23,17 @@ pub fn sanitize(raw: &[u8]) -> String {
 /// display as something else; drop them.
 fn is_invisible_format(c: char) -> bool {
     matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// An address as people write it: IPv4-mapped IPv6 shown as IPv4.
+pub fn display_addr(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()).to_string(),
+            None => addr.to_string(),
+        },
+        SocketAddr::V4(_) => addr.to_string(),
+    }
 }
 
 /// The user's login name, or "anonymous" when none can be found.

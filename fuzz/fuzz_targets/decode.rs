@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use p2pchat::protocol::record::{Kind, Opener, Sealer};
-use p2pchat::session::buffer::ByteBuf;
+use p2pchat::buf::ByteBuf;
 
 const KEY: [u8; 32] = [9; 32];
 

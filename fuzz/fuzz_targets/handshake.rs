@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use p2pchat::cli::{Role, Security};
-use p2pchat::session::{Session, SessionConfig, Status};
+use p2pchat::protocol::{DeterministicRng, Role};
+use p2pchat::session::{LinkId, Security, Session, SessionConfig, Status};
 use zeroize::Zeroizing;
 
 fuzz_target!(|data: &[u8]| {
@@ -26,31 +26,38 @@ fuzz_target!(|data: &[u8]| {
             name: "fuzz".into(),
             idle_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
+            tries: 3,
         },
-        now,
+        Box::new(DeterministicRng::new(u64::from(mode))),
     );
+    let link = LinkId(16);
+    match role {
+        Role::Listener => s.accept(link, 1, now),
+        Role::Dialer => s.connected(link, now),
+    }
     let plain = mode % 3 == 2;
     let mut chunks = rest.chunks(1 + (mode as usize % 61));
     loop {
-        let n = s.transmit().len();
-        s.transmitted(n, now);
+        let n = s.to_send(link).len();
+        s.sent(link, n, now);
         let shown = s.output().len();
         assert!(plain || shown == 0 || s.is_established(), "output before the handshake");
         s.output_written(shown, now);
         while s.poll_event().is_some() {}
-        if let Status::Failed(_) | Status::Done = s.status() {
+        while s.poll_action().is_some() {}
+        if let Status::Ended(_) = s.status() {
             return;
         }
         let Some(chunk) = chunks.next() else { break };
-        let buf = s.receive_buf();
+        let buf = s.receive_buf(link);
         let k = buf.len().min(chunk.len());
         buf[..k].copy_from_slice(&chunk[..k]);
-        s.received(k, now);
+        s.received(link, k, now);
         now += Duration::from_millis(chunk[0] as u64 * 50);
-        if s.timeout().is_some_and(|t| t <= now) {
+        if s.poll_timeout().is_some_and(|t| t <= now) {
             s.handle_timeout(now);
         }
     }
-    s.transport_closed(now);
+    s.transport_closed(link, now);
     let _ = s.status();
 });

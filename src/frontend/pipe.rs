@@ -6,23 +6,24 @@ use std::io::{self, Write};
 use mio::{Registry, Token};
 
 use super::sanitize::Sanitizer;
-use super::{Input, Notice, UserSide, STDIN, STDOUT};
-use crate::driver::net::display_addr;
-use crate::driver::stdio;
+use super::{notice, stdio};
+use crate::driver::user::{Notice, UserInput, UserSide, UserTokens};
 
 pub struct Pipe {
-    stdin: stdio::Input,
-    stdout: stdio::Output,
+    tokens: UserTokens,
+    stdin: stdio::Stdin,
+    stdout: stdio::Stdout,
     quiet: bool,
     /// Set when stdout is a terminal: the peer's bytes are made safe there.
     sanitizer: Option<Sanitizer>,
 }
 
 impl Pipe {
-    pub fn open(registry: &Registry, quiet: bool) -> io::Result<Pipe> {
+    pub fn open(registry: &Registry, tokens: UserTokens, quiet: bool) -> io::Result<Pipe> {
         Ok(Pipe {
-            stdin: stdio::Input::open(registry, STDIN)?,
-            stdout: stdio::Output::open(registry, STDOUT)?,
+            tokens,
+            stdin: stdio::Stdin::open(registry, tokens.stdin)?,
+            stdout: stdio::Stdout::open(registry, tokens.stdout)?,
             quiet,
             sanitizer: stdio::is_terminal(1).then(Sanitizer::default),
         })
@@ -36,30 +37,26 @@ pub fn status_line(line: &str) {
 
 impl UserSide for Pipe {
     fn on_ready(&mut self, token: Token, closed: bool) {
-        match token {
-            STDIN => self.stdin.on_ready(closed),
-            STDOUT => self.stdout.ready = true,
-            _ => {}
+        if token == self.tokens.stdin {
+            self.stdin.on_ready(closed);
+        } else if token == self.tokens.stdout {
+            self.stdout.ready = true;
         }
-    }
-
-    fn rearm(&mut self, registry: &Registry) {
-        self.stdin.rearm(registry, STDIN);
     }
 
     fn input_ready(&self) -> bool {
         self.stdin.is_open() && self.stdin.ready
     }
 
-    fn read_input(&mut self, buf: &mut [u8]) -> io::Result<Input> {
+    fn read_input(&mut self, buf: &mut [u8]) -> io::Result<UserInput> {
         match self.stdin.read(buf) {
-            Ok(0) => Ok(Input::End),
-            Ok(n) => Ok(Input::Data(n)),
+            Ok(0) => Ok(UserInput::End),
+            Ok(n) => Ok(UserInput::Data(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.stdin.ready = false;
-                Ok(Input::Blocked)
+                Ok(UserInput::Blocked)
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Input::Blocked),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(UserInput::Blocked),
             Err(e) => Err(e),
         }
     }
@@ -77,7 +74,9 @@ impl UserSide for Pipe {
             // A terminal: blocking writes of the rendered text.
             let mut shown = String::new();
             s.push(data, &mut shown);
-            io::stdout().lock().write_all(shown.as_bytes())?;
+            let mut out = io::stdout().lock();
+            out.write_all(shown.as_bytes())?;
+            out.flush()?;
             return Ok(data.len());
         }
         match self.stdout.write(data) {
@@ -96,6 +95,8 @@ impl UserSide for Pipe {
             s.flush(&mut rest);
             let _ = io::stdout().lock().write_all(rest.as_bytes());
         }
+        // Nothing may stay in std's buffer when fd 1 is replaced.
+        let _ = io::stdout().flush();
         self.stdout.close(registry);
     }
 
@@ -105,42 +106,9 @@ impl UserSide for Pipe {
 
     fn notice(&mut self, notice: Notice<'_>) {
         if !self.quiet {
-            if let Some(line) = describe(&notice) {
+            for line in notice::lines(&notice) {
                 status_line(&line);
             }
         }
     }
-}
-
-/// The status line for a notice, as both front-ends word it.
-pub fn describe(notice: &Notice<'_>) -> Option<String> {
-    Some(match notice {
-        Notice::Listening(addr) => format!("listening on {addr}"),
-        Notice::PlainWarning => {
-            "plain mode: the chat is not encrypted; anyone on the path can read and change it"
-                .into()
-        }
-        Notice::FailedAttempt(addr, why) => {
-            format!(
-                "connection from {} failed: {why}; still waiting",
-                display_addr(*addr)
-            )
-        }
-        Notice::Joined {
-            peer,
-            name,
-            verify_code,
-        } => {
-            let mut line = match name {
-                Some(n) => format!("connected to {n} ({})", display_addr(*peer)),
-                None => format!("connected to {}", display_addr(*peer)),
-            };
-            if let Some(code) = verify_code {
-                line.push_str(&format!("\nverify code: {code}"));
-            }
-            line
-        }
-        Notice::PeerDone(name) => format!("{name} stopped sending"),
-        Notice::PeerLeft(name) => format!("{name} left the room"),
-    })
 }

@@ -3,28 +3,33 @@
 //! with the shared secret, then the key schedule. Key confirmation (HELLO)
 //! is the record layer's first record and lives in the session.
 //!
+//! The dialer speaks first and each side sends its flight in one write. The
+//! listener sends nothing until the dialer's first flight has arrived, so a
+//! port scanner learns nothing and costs no attempt:
+//!
 //! ```text
-//! verify code (no secret)                   shared secret (SPAKE2)
-//! D -> L  "p2pchat/1 sas\n"                 D -> L  "p2pchat/1 pake\n"
-//! L -> D  "p2pchat/1 sas\n"                 L -> D  "p2pchat/1 pake\n"
-//! D -> L  C = H(lp(label) || lp(E_d))       D -> L  SPAKE2 msg A (33 bytes)
-//! L -> D  E_l        (only after C)         L -> D  SPAKE2 msg B (33 bytes)
-//! D -> L  E_d        (only after E_l)
+//! verify code (no secret)                    shared secret (SPAKE2)
+//! D -> L  "p2pchat/2 sas\n" || C             D -> L  "p2pchat/2 pake\n" || msg A
+//! L -> D  "p2pchat/2 sas\n" || E_l           L -> D  "p2pchat/2 pake\n" || msg B
+//! D -> L  E_d || HELLO_d || DATA ...         D -> L  HELLO_d || DATA ...
+//! L -> D  HELLO_l (after checking HELLO_d)   L -> D  HELLO_l (after checking HELLO_d)
 //! ```
+//!
+//! `C = H(lp(label) || lp(E_d))`. The listener reveals `E_l` only after `C`,
+//! and checks `E_d` against `C`: that order is what makes the code unforgeable.
 
-use ring::agreement::{self, EphemeralPrivateKey, UnparsedPublicKey, X25519};
-use ring::rand::SystemRandom;
 use spake2::{Ed25519Group, Identity, Password, Spake2};
+use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 use super::keys::{self, Keys};
-use crate::cli::Role;
+use super::{RandCore, Random, Role};
+use crate::buf::ByteBuf;
 use crate::error::Error;
-use crate::session::buffer::ByteBuf;
 
 const PREFIX: &[u8] = b"p2pchat/";
-const PREFACE_SAS: &[u8] = b"p2pchat/1 sas\n";
-const PREFACE_PAKE: &[u8] = b"p2pchat/1 pake\n";
+const PREFACE_SAS: &[u8] = b"p2pchat/2 sas\n";
+const PREFACE_PAKE: &[u8] = b"p2pchat/2 pake\n";
 /// A preface line longer than this is not one.
 const MAX_PREFACE: usize = 32;
 const KEY_BYTES: usize = 32;
@@ -46,17 +51,19 @@ pub struct Established {
 }
 
 enum State {
+    /// Listener: nothing sent yet; the state after the preface depends on
+    /// the method.
     Preface,
-    /// Listener, verify code: waiting for the dialer's commitment.
+    /// Listener, verify code: preface in, waiting for the commitment.
     AwaitCommit,
-    /// Verify code, either side: our key pair is made; waiting for the
-    /// peer's key (the dialer has sent its commitment, the listener its
-    /// key, and checks the dialer's against the commitment).
+    /// Verify code: our key pair is made; waiting for the peer's key (the
+    /// dialer has sent its commitment, the listener its key).
     AwaitKey {
-        secret: EphemeralPrivateKey,
+        secret: Box<StaticSecret>,
         public: [u8; KEY_BYTES],
         commit: [u8; 32],
     },
+    /// SPAKE2: our message is sent; waiting for the peer's.
     AwaitPake {
         spake: Box<Spake2<Ed25519Group>>,
         ours: Vec<u8>,
@@ -68,19 +75,28 @@ pub struct Handshake {
     role: Role,
     method: Method,
     state: State,
-    rng: SystemRandom,
+    /// The peer's preface line arrived and was ours.
+    preface_seen: bool,
+    /// We sent our key material (E_l or SPAKE2 msg B as listener; C or
+    /// msg A as dialer): from here on, an unfinished exchange is an attempt.
+    revealed: bool,
 }
 
 impl Handshake {
-    /// Starts a handshake, writing our preface line into `tx`.
-    pub fn start(role: Role, method: Method, tx: &mut ByteBuf) -> Handshake {
-        let hs = Handshake {
+    /// Starts a handshake. The dialer writes its first flight into `tx`; the
+    /// listener waits for it.
+    pub fn start(role: Role, method: Method, rng: &mut dyn Random, tx: &mut ByteBuf) -> Handshake {
+        let mut hs = Handshake {
             role,
             method,
             state: State::Preface,
-            rng: SystemRandom::new(),
+            preface_seen: false,
+            revealed: false,
         };
-        tx.extend(hs.preface());
+        if role == Role::Dialer {
+            tx.extend(hs.preface());
+            hs.state = hs.key_flight(rng, tx);
+        }
         hs
     }
 
@@ -96,157 +112,197 @@ impl Handshake {
         matches!(self.method, Method::Secret(_))
     }
 
-    /// Consumes what it can from `rx`, writes replies into `tx`. Returns the
-    /// keys once the exchange is complete.
-    pub fn advance(
-        &mut self,
-        rx: &mut ByteBuf,
-        tx: &mut ByteBuf,
-    ) -> Result<Option<Established>, Error> {
-        let state = std::mem::replace(&mut self.state, State::Done);
-        let (next, done) = self.step(state, rx, tx)?;
-        self.state = next;
-        Ok(done)
+    /// Returns true if and only if the peer's preface line has arrived.
+    pub fn preface_seen(&self) -> bool {
+        self.preface_seen
     }
 
-    fn step(
-        &mut self,
-        state: State,
-        rx: &mut ByteBuf,
-        tx: &mut ByteBuf,
-    ) -> Result<(State, Option<Established>), Error> {
-        let s = match state {
-            State::Preface => {
-                let Some(line) = take_preface(rx)? else {
-                    return Ok((State::Preface, None));
-                };
-                self.check_preface(&line)?;
-                match (&self.method, self.role) {
-                    (Method::VerifyCode, Role::Dialer) => {
-                        let secret = EphemeralPrivateKey::generate(&X25519, &self.rng)
-                            .map_err(rng_failed)?;
-                        let public = public_key(&secret)?;
-                        let commit = commitment(&public);
-                        tx.extend(&commit);
-                        State::AwaitKey {
-                            secret,
-                            public,
-                            commit,
-                        }
-                    }
-                    (Method::VerifyCode, Role::Listener) => State::AwaitCommit,
-                    (Method::Secret(pw), role) => {
-                        let (pw, a, b) = (Password::new(&pw[..]), id(b"dialer"), id(b"listener"));
-                        let (spake, ours) = match role {
-                            Role::Dialer => Spake2::<Ed25519Group>::start_a(&pw, &a, &b),
-                            Role::Listener => Spake2::<Ed25519Group>::start_b(&pw, &a, &b),
-                        };
-                        tx.extend(&ours);
-                        State::AwaitPake {
-                            spake: Box::new(spake),
-                            ours,
-                        }
-                    }
-                }
-            }
-            State::AwaitCommit => {
-                let Some(commit) = take::<32>(rx) else {
-                    return Ok((State::AwaitCommit, None));
-                };
-                // The listener reveals its key only after the commitment has
-                // arrived: that order is what makes the code unforgeable.
-                let secret =
-                    EphemeralPrivateKey::generate(&X25519, &self.rng).map_err(rng_failed)?;
-                let public = public_key(&secret)?;
-                tx.extend(&public);
+    /// Returns true if and only if we sent key material to the peer: a
+    /// listener counts every such connection that does not end in key
+    /// confirmation as a failed attempt.
+    pub fn revealed(&self) -> bool {
+        self.revealed
+    }
+
+    /// Our key-exchange message: the dialer's commitment or SPAKE2 message
+    /// A, the listener's SPAKE2 message B. (The listener's X25519 key waits
+    /// for the commitment; see [`State::AwaitCommit`].)
+    fn key_flight(&mut self, rng: &mut dyn Random, tx: &mut ByteBuf) -> State {
+        self.revealed = true;
+        match &self.method {
+            Method::VerifyCode => {
+                let (secret, public) = ephemeral(rng);
+                let commit = commitment(&public);
+                tx.extend(&commit);
                 State::AwaitKey {
                     secret,
                     public,
                     commit,
                 }
             }
-            State::AwaitKey {
-                secret,
-                public,
-                commit,
-            } => {
-                let Some(theirs) = take::<KEY_BYTES>(rx) else {
-                    return Ok((
+            Method::Secret(pw) => {
+                let (pw, a, b) = (Password::new(&pw[..]), id(b"dialer"), id(b"listener"));
+                let rng = RandCore(rng);
+                let (spake, ours) = match self.role {
+                    Role::Dialer => Spake2::<Ed25519Group>::start_a_with_rng(&pw, &a, &b, rng),
+                    Role::Listener => Spake2::<Ed25519Group>::start_b_with_rng(&pw, &a, &b, rng),
+                };
+                tx.extend(&ours);
+                State::AwaitPake {
+                    spake: Box::new(spake),
+                    ours,
+                }
+            }
+        }
+    }
+
+    /// Consumes what it can from `rx`, writes replies into `tx`. Returns the
+    /// keys once the exchange is complete.
+    pub fn advance(
+        &mut self,
+        rx: &mut ByteBuf,
+        tx: &mut ByteBuf,
+        rng: &mut dyn Random,
+    ) -> Result<Option<Established>, Error> {
+        if !self.preface_seen && !self.on_preface(rx, tx, rng)? {
+            return Ok(None);
+        }
+        loop {
+            let state = std::mem::replace(&mut self.state, State::Done);
+            let (next, progressed) = match state {
+                State::Preface | State::Done => (state, false),
+                State::AwaitCommit => self.on_commit(rx, tx, rng),
+                State::AwaitKey {
+                    secret,
+                    public,
+                    commit,
+                } => match take::<KEY_BYTES>(rx) {
+                    Some(theirs) => {
+                        return self.on_key(*secret, public, commit, theirs, tx).map(Some)
+                    }
+                    None => (
                         State::AwaitKey {
                             secret,
                             public,
                             commit,
                         },
-                        None,
-                    ));
-                };
-                let (listener_key, dialer_key) = match self.role {
-                    Role::Dialer => {
-                        // The reveal, only now that the listener's key is in.
-                        tx.extend(&public);
-                        (theirs, public)
-                    }
-                    Role::Listener => {
-                        if commitment(&theirs) != commit {
-                            return Err(Error::Handshake(
-                                "handshake failed: the peer's key does not match its commitment \
-                                 (someone is tampering with the connection)"
-                                    .into(),
-                            ));
-                        }
-                        (public, theirs)
-                    }
-                };
-                let z = agree(secret, &theirs)?;
-                let done = self.finish_sas(&commit, &listener_key, &dialer_key, &z);
-                return Ok((State::Done, Some(done)));
+                        false,
+                    ),
+                },
+                State::AwaitPake { spake, ours } => match take::<PAKE_MSG>(rx) {
+                    Some(theirs) => return on_pake(self.role, *spake, &ours, &theirs).map(Some),
+                    None => (State::AwaitPake { spake, ours }, false),
+                },
+            };
+            self.state = next;
+            if !progressed {
+                return Ok(None);
             }
-            State::AwaitPake { spake, ours } => {
-                let Some(theirs) = take::<PAKE_MSG>(rx) else {
-                    return Ok((State::AwaitPake { spake, ours }, None));
-                };
-                let k = Zeroizing::new(spake.finish(&theirs).map_err(|_| {
-                    Error::Handshake(
-                        "handshake failed: the peer sent an invalid key-exchange message".into(),
-                    )
-                })?);
-                let (msg_a, msg_b) = match self.role {
-                    Role::Dialer => (&ours[..], &theirs[..]),
-                    Role::Listener => (&theirs[..], &ours[..]),
-                };
-                let th = keys::transcript_hash(
-                    b"p2pchat/1 transcript pake",
-                    &[PREFACE_PAKE, PREFACE_PAKE, msg_a, msg_b],
-                );
-                let keys = keys::derive(&th, &k);
-                return Ok((
-                    State::Done,
-                    Some(Established {
-                        keys,
-                        verify_code: None,
-                    }),
-                ));
-            }
-            State::Done => return Ok((State::Done, None)),
-        };
-        // A state changed: step again in case its input is already buffered.
-        self.step(s, rx, tx)
+        }
     }
 
-    fn finish_sas(
-        &self,
-        commit: &[u8; 32],
-        listener_key: &[u8; 32],
-        dialer_key: &[u8; 32],
-        z: &[u8],
-    ) -> Established {
+    /// Takes the peer's preface line; returns true once it is in and ours.
+    fn on_preface(
+        &mut self,
+        rx: &mut ByteBuf,
+        tx: &mut ByteBuf,
+        rng: &mut dyn Random,
+    ) -> Result<bool, Error> {
+        let line = match take_preface(rx) {
+            Ok(Some(line)) => line,
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                if self.role == Role::Listener {
+                    // Tell a netcat user or a --plain p2pchat what it
+                    // reached; our preface carries nothing secret.
+                    tx.extend(self.preface());
+                }
+                return Err(e);
+            }
+        };
+        if self.role == Role::Listener {
+            // Our preface answers any p2pchat preface, even a mismatched
+            // one, so the dialer can name the mismatch too.
+            tx.extend(self.preface());
+        }
+        self.check_preface(&line)?;
+        self.preface_seen = true;
+        if self.role == Role::Listener {
+            self.state = match self.method {
+                Method::VerifyCode => State::AwaitCommit,
+                Method::Secret(_) => self.key_flight(rng, tx),
+            };
+        }
+        Ok(true)
+    }
+
+    fn on_commit(
+        &mut self,
+        rx: &mut ByteBuf,
+        tx: &mut ByteBuf,
+        rng: &mut dyn Random,
+    ) -> (State, bool) {
+        let Some(commit) = take::<32>(rx) else {
+            return (State::AwaitCommit, false);
+        };
+        // The listener reveals its key only after the commitment has arrived.
+        self.revealed = true;
+        let (secret, public) = ephemeral(rng);
+        tx.extend(&public);
+        (
+            State::AwaitKey {
+                secret,
+                public,
+                commit,
+            },
+            true,
+        )
+    }
+
+    fn on_key(
+        &mut self,
+        secret: StaticSecret,
+        public: [u8; KEY_BYTES],
+        commit: [u8; 32],
+        theirs: [u8; KEY_BYTES],
+        tx: &mut ByteBuf,
+    ) -> Result<Established, Error> {
+        let (listener_key, dialer_key) = match self.role {
+            Role::Dialer => {
+                // The reveal, only now that the listener's key is in.
+                tx.extend(&public);
+                (theirs, public)
+            }
+            Role::Listener => {
+                if commitment(&theirs) != commit {
+                    return Err(Error::Handshake(
+                        "handshake failed: the peer's key does not match its commitment \
+                         (someone is tampering with the connection)"
+                            .into(),
+                    ));
+                }
+                (public, theirs)
+            }
+        };
+        let z = secret.diffie_hellman(&PublicKey::from(theirs));
+        if !z.was_contributory() {
+            return Err(Error::Handshake(
+                "handshake failed: the peer sent an invalid key".into(),
+            ));
+        }
         let th = keys::transcript_hash(
-            b"p2pchat/1 transcript sas",
-            &[PREFACE_SAS, PREFACE_SAS, commit, listener_key, dialer_key],
+            b"p2pchat/2 transcript sas",
+            &[
+                PREFACE_SAS,
+                PREFACE_SAS,
+                &commit,
+                &listener_key,
+                &dialer_key,
+            ],
         );
-        let keys = keys::derive(&th, z);
+        let keys = keys::derive(&th, z.as_bytes());
         let verify_code = Some(keys::verify_code(&keys.verifier));
-        Established { keys, verify_code }
+        Ok(Established { keys, verify_code })
     }
 
     fn check_preface(&self, line: &[u8]) -> Result<(), Error> {
@@ -262,7 +318,7 @@ impl Handshake {
             }));
         }
         Err(Error::Handshake(format!(
-            "the peer speaks another p2pchat protocol version ({}); we speak version 1",
+            "the peer speaks another p2pchat protocol version ({}); we speak version 2",
             printable(line.strip_suffix(b"\n").unwrap_or(line))
         )))
     }
@@ -288,34 +344,43 @@ impl Handshake {
     }
 }
 
+fn on_pake(
+    role: Role,
+    spake: Spake2<Ed25519Group>,
+    ours: &[u8],
+    theirs: &[u8],
+) -> Result<Established, Error> {
+    let k = Zeroizing::new(spake.finish(theirs).map_err(|_| {
+        Error::Handshake("handshake failed: the peer sent an invalid key-exchange message".into())
+    })?);
+    let (msg_a, msg_b) = match role {
+        Role::Dialer => (ours, theirs),
+        Role::Listener => (theirs, ours),
+    };
+    let th = keys::transcript_hash(
+        b"p2pchat/2 transcript pake",
+        &[PREFACE_PAKE, PREFACE_PAKE, msg_a, msg_b],
+    );
+    Ok(Established {
+        keys: keys::derive(&th, &k),
+        verify_code: None,
+    })
+}
+
 fn id(side: &[u8]) -> Identity {
-    Identity::new(&[b"p2pchat/1 ".as_slice(), side].concat())
+    Identity::new(&[b"p2pchat/2 ".as_slice(), side].concat())
 }
 
-fn rng_failed(_: ring::error::Unspecified) -> Error {
-    Error::Local("the system random number generator failed".into())
-}
-
-fn public_key(secret: &EphemeralPrivateKey) -> Result<[u8; KEY_BYTES], Error> {
-    let public = secret.compute_public_key().map_err(rng_failed)?;
-    let mut out = [0u8; KEY_BYTES];
-    out.copy_from_slice(public.as_ref());
-    Ok(out)
+fn ephemeral(rng: &mut dyn Random) -> (Box<StaticSecret>, [u8; KEY_BYTES]) {
+    let mut seed = Zeroizing::new([0u8; KEY_BYTES]);
+    rng.fill(&mut seed[..]);
+    let secret = Box::new(StaticSecret::from(*seed));
+    let public = PublicKey::from(&*secret).to_bytes();
+    (secret, public)
 }
 
 fn commitment(public: &[u8; KEY_BYTES]) -> [u8; 32] {
-    keys::transcript_hash(b"p2pchat/1 sas commit", &[public])
-}
-
-/// X25519; ring refuses low-order points (an all-zero shared secret).
-fn agree(
-    secret: EphemeralPrivateKey,
-    theirs: &[u8; KEY_BYTES],
-) -> Result<Zeroizing<Vec<u8>>, Error> {
-    agreement::agree_ephemeral(secret, &UnparsedPublicKey::new(&X25519, theirs), |z| {
-        Zeroizing::new(z.to_vec())
-    })
-    .map_err(|_| Error::Handshake("handshake failed: the peer sent an invalid key".into()))
+    keys::transcript_hash(b"p2pchat/2 sas commit", &[public])
 }
 
 fn take<const N: usize>(rx: &mut ByteBuf) -> Option<[u8; N]> {

@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 
-use crate::session::buffer::ByteBuf;
+use crate::buf::ByteBuf;
 
 pub const HEADER_LEN: usize = 2;
 pub const TAG_LEN: usize = 16;

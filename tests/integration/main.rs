@@ -13,9 +13,13 @@ mod pty;
 mod core_room;
 // Interoperability with real nc and socat in both roles (issue 3).
 mod interop;
+// The sans-IO core names no I/O; imports only point down (issue 9).
+mod layering;
 // The private room: encryption, codes, secrets, tampering (issue 4).
 mod private_room;
 // The terminal room at a real pty against a piped peer (issue 5).
 mod terminal_room;
 // Fault injection: vanished host, frozen peer, slow reader, storms (issue 6).
 mod faults;
+// A listener facing strangers: guessing, grinding, lockout, floods (issue 9).
+mod strangers;

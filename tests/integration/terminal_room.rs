@@ -13,7 +13,7 @@ fn room(extra: &[&str], env: &[(&str, &str)]) -> (Pty, Proc) {
     alice.wait_for("listening on 127.0.0.1:");
     let port = port_on_screen(&alice);
     let bob = dial_env(&["--name", "bob"], "127.0.0.1", port, In::Pipe, env);
-    alice.wait_for("bob joined from 127.0.0.1:");
+    alice.wait_for("\"bob\" joined from 127.0.0.1:");
     (alice, bob)
 }
 
@@ -91,7 +91,7 @@ fn utf8_renders_and_escape_sequences_are_shown_not_executed() {
         "clear screen shown visibly:\n{text}"
     );
     assert!(
-        text.contains("bob joined from"),
+        text.contains("\"bob\" joined from"),
         "the screen was not cleared:\n{text}"
     );
     let raw = alice.raw();
@@ -108,7 +108,7 @@ fn ctrl_c_leaves_politely_and_the_piped_peer_exits_0() {
     alice.wait_cursor_row("alice>");
     leave(&mut alice, &mut bob, "\x03");
     assert!(
-        bob.stderr().contains("alice left the room"),
+        bob.stderr().contains("\"alice\" left the room"),
         "{}",
         bob.stderr()
     );
@@ -120,7 +120,7 @@ fn the_peer_leaving_shows_the_notice_and_ends_the_room() {
     bob.write(b"bye now\n");
     alice.wait_for("bob: bye now");
     bob.signal(libc::SIGINT);
-    alice.wait_for("bob left the room");
+    alice.wait_for("\"bob\" left the room");
     assert_eq!(alice.code(), 0, "{}", alice.text());
     let _ = bob.wait();
 }
@@ -141,7 +141,7 @@ fn stopped_sending_is_a_notice_and_the_room_goes_on() {
     bob.write(b"last words");
     bob.close_stdin();
     alice.wait_for("bob: last words");
-    alice.wait_for("bob stopped sending");
+    alice.wait_for("\"bob\" stopped sending");
     alice.wait_cursor_row("alice>");
     alice.type_text("still here\r");
     bob.wait_stdout(11);
@@ -182,7 +182,7 @@ fn ask_secret_prompts_without_echo() {
         In::Pipe,
         &[("P2PCHAT_SECRET", "s3cret-words")],
     );
-    alice.wait_for("bob joined from");
+    alice.wait_for("\"bob\" joined from");
     bob.write(b"authenticated\n");
     alice.wait_for("bob: authenticated");
     leave(&mut alice, &mut bob, "/quit\r");

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use mio::{Registry, Token, Waker};
 use rustyline::ExternalPrinter;
 
-use super::{Input, Notice, UserSide, STDIN};
-use crate::driver::net::display_addr;
+use super::{notice, stdio};
 use crate::driver::signals::Interrupts;
-use crate::driver::{stdio, WAKER};
+use crate::driver::user::{Notice, UserInput, UserSide, UserTokens};
+use crate::names::display_addr;
 use editor::{Prepared, Running, Typed};
 use transcript::{clock, dumb_terminal, Style};
 
@@ -51,10 +51,11 @@ enum Keyboard {
     /// rustyline, prepared until the room is up, then running.
     Editor(Option<Box<Prepared>>, Option<Running>),
     /// A plain cooked-mode terminal read, split into lines here.
-    Simple { tty: stdio::Input, partial: Vec<u8> },
+    Simple { tty: stdio::Stdin, partial: Vec<u8> },
 }
 
 pub struct Terminal {
+    tokens: UserTokens,
     keyboard: Keyboard,
     /// Draws above the prompt while the editor runs.
     printer: Option<Box<dyn ExternalPrinter + Send>>,
@@ -80,6 +81,7 @@ pub struct Terminal {
 impl Terminal {
     pub fn open(
         registry: &Registry,
+        tokens: UserTokens,
         name: &str,
         quiet: bool,
         waker: Arc<Waker>,
@@ -93,11 +95,12 @@ impl Terminal {
         let keyboard = match (!dumb_terminal()).then(editor::prepare).flatten() {
             Some(prepared) => Keyboard::Editor(Some(Box::new(prepared)), None),
             None => Keyboard::Simple {
-                tty: stdio::Input::open(registry, STDIN)?,
+                tty: stdio::Stdin::open(registry, tokens.stdin)?,
                 partial: Vec::new(),
             },
         };
         Ok(Terminal {
+            tokens,
             keyboard,
             printer: None,
             waker,
@@ -156,7 +159,7 @@ impl Terminal {
 
     /// Takes what the user typed into `queued`; returns Leave if the user
     /// is done.
-    fn poll_keyboard(&mut self) -> io::Result<Option<Input>> {
+    fn poll_keyboard(&mut self) -> io::Result<Option<UserInput>> {
         for typed in self.read_keyboard()? {
             match typed {
                 Typed::Line(line) => {
@@ -167,9 +170,9 @@ impl Terminal {
                 Typed::Interrupt => {
                     // Counted, so that the next Ctrl-C exits at once.
                     self.interrupts.raise();
-                    return Ok(Some(Input::Leave));
+                    return Ok(Some(UserInput::Leave));
                 }
-                Typed::Eof => return Ok(Some(Input::Leave)),
+                Typed::Eof => return Ok(Some(UserInput::Leave)),
                 Typed::Failed(e) => return Err(io::Error::other(e)),
             }
         }
@@ -219,9 +222,9 @@ impl Terminal {
     }
 
     /// Handles `/quit` and `/help`; queues anything else as a message.
-    fn command(&mut self, line: String) -> Option<Input> {
+    fn command(&mut self, line: String) -> Option<UserInput> {
         match Command::of(&line) {
-            Some(Command::Quit) => Some(Input::Leave),
+            Some(Command::Quit) => Some(UserInput::Leave),
             Some(Command::Help) => {
                 self.show_notice(HELP);
                 None
@@ -254,19 +257,17 @@ impl Terminal {
 
 impl UserSide for Terminal {
     fn on_ready(&mut self, token: Token, closed: bool) {
-        match (token, &mut self.keyboard) {
-            (WAKER, Keyboard::Editor(..)) => self.keyboard_ready = true,
-            (STDIN, Keyboard::Simple { tty, .. }) => {
-                tty.on_ready(closed);
-                self.keyboard_ready = true;
-            }
-            _ => {}
+        if let (true, Keyboard::Simple { tty, .. }) =
+            (token == self.tokens.stdin, &mut self.keyboard)
+        {
+            tty.on_ready(closed);
+            self.keyboard_ready = true;
         }
     }
 
-    fn rearm(&mut self, registry: &Registry) {
-        if let Keyboard::Simple { tty, .. } = &mut self.keyboard {
-            tty.rearm(registry, STDIN);
+    fn on_wake(&mut self) {
+        if let Keyboard::Editor(..) = self.keyboard {
+            self.keyboard_ready = true;
         }
     }
 
@@ -275,7 +276,7 @@ impl UserSide for Terminal {
             && (!self.current.is_empty() || !self.queued.is_empty() || self.keyboard_ready)
     }
 
-    fn read_input(&mut self, buf: &mut [u8]) -> io::Result<Input> {
+    fn read_input(&mut self, buf: &mut [u8]) -> io::Result<UserInput> {
         if self.current.is_empty() && self.queued.is_empty() {
             if let Some(done) = self.poll_keyboard()? {
                 return Ok(done);
@@ -283,7 +284,7 @@ impl UserSide for Terminal {
         }
         if self.current.is_empty() {
             let Some(line) = self.queued.pop_front() else {
-                return Ok(Input::Blocked);
+                return Ok(UserInput::Blocked);
             };
             // Over the wire a typed line is exactly the line plus "\n". The
             // editor thread already showed it in the transcript; a simple
@@ -294,7 +295,7 @@ impl UserSide for Terminal {
         let n = buf.len().min(self.current.len());
         buf[..n].copy_from_slice(&self.current[..n]);
         self.current.drain(..n);
-        Ok(Input::Data(n))
+        Ok(UserInput::Data(n))
     }
 
     fn close_input(&mut self, _registry: &Registry) {
@@ -328,22 +329,31 @@ impl UserSide for Terminal {
                 peer,
                 name,
                 verify_code,
+                failed_attempts,
+                by_secret,
             } => {
                 if let Some(n) = name {
                     self.peer_name = n.to_string();
                 }
-                let mut line = format!("{} joined from {}", self.peer_name, display_addr(peer));
+                // The code first, on a line of its own that the peer
+                // cannot write to.
                 if let Some(code) = verify_code {
-                    line.push_str(&format!(" · verify code {code}"));
+                    self.show_notice(&notice::code_line(code, failed_attempts));
+                }
+                let mut line = format!("{} joined from {}", notice::who(name), display_addr(peer));
+                if by_secret {
+                    line.push_str(", authenticated by shared secret");
                 }
                 self.show_notice(&line);
                 self.start_editor();
             }
             other => {
                 // What the peer does is part of the chat, even with -q.
-                let chat = matches!(other, Notice::PeerDone(_) | Notice::PeerLeft(_));
-                if let Some(line) = super::pipe::describe(&other).filter(|_| chat || !self.quiet) {
-                    self.show_notice(&line);
+                let chat = matches!(other, Notice::PeerDone { .. } | Notice::PeerLeft { .. });
+                if chat || !self.quiet {
+                    for line in notice::lines(&other) {
+                        self.show_notice(&line);
+                    }
                 }
             }
         }

@@ -35,7 +35,7 @@ fn kind_of(fd: RawFd) -> FdKind {
     match st.st_mode & libc::S_IFMT {
         libc::S_IFIFO => FdKind::Stream,
         libc::S_IFSOCK => FdKind::Socket,
-        libc::S_IFCHR if unsafe { libc::isatty(fd) } == 1 => FdKind::Stream,
+        libc::S_IFCHR if is_terminal(fd) => FdKind::Stream,
         _ => FdKind::Always,
     }
 }
@@ -99,7 +99,7 @@ enum Reader {
 }
 
 /// Standard input for the loop.
-pub struct Input {
+pub struct Stdin {
     reader: Option<Reader>,
     /// Cached readiness: set by events, cleared by WouldBlock or a short
     /// read that proves the pipe or socket empty.
@@ -112,9 +112,9 @@ pub struct Input {
     hup: bool,
 }
 
-impl Input {
-    pub fn open(registry: &Registry, token: Token) -> io::Result<Input> {
-        let mut input = Input {
+impl Stdin {
+    pub fn open(registry: &Registry, token: Token) -> io::Result<Stdin> {
+        let mut input = Stdin {
             reader: None,
             ready: true,
             registered: None,
@@ -144,15 +144,6 @@ impl Input {
         };
         input.reader = Some(reader);
         Ok(input)
-    }
-
-    /// Re-registers, so epoll reports the present state (a hang-up already
-    /// seen by a poll that was not ours) as a fresh event.
-    pub fn rearm(&mut self, registry: &Registry, token: Token) {
-        if let Some(fd) = self.registered {
-            let _ = registry.reregister(&mut SourceFd(&fd), token, Interest::READABLE);
-        }
-        self.ready = self.reader.is_some();
     }
 
     /// A readiness event arrived; `closed` if it reports a hang-up.
@@ -213,21 +204,21 @@ enum Writer {
 }
 
 /// Standard output for the loop.
-pub struct Output {
+pub struct Stdout {
     writer: Option<Writer>,
     pub ready: bool,
     registered: Option<RawFd>,
 }
 
-impl Output {
-    pub fn open(registry: &Registry, token: Token) -> io::Result<Output> {
-        let mut out = Output {
+impl Stdout {
+    pub fn open(registry: &Registry, token: Token) -> io::Result<Stdout> {
+        let mut out = Stdout {
             writer: None,
             ready: true,
             registered: None,
         };
         let writer = match kind_of(1) {
-            FdKind::Stream if unsafe { libc::isatty(1) } == 1 => Writer::Direct,
+            FdKind::Stream if is_terminal(1) => Writer::Direct,
             FdKind::Stream => match reopen(1, true) {
                 Ok(fd) => {
                     let file = File::from(fd);
@@ -305,8 +296,13 @@ fn syscall_result(n: isize) -> io::Result<usize> {
     }
 }
 
-/// Returns true if and only if `fd` is a terminal.
+/// Returns true if and only if standard fd `fd` (0, 1 or 2) is a terminal.
 pub fn is_terminal(fd: RawFd) -> bool {
-    // SAFETY: isatty only inspects the fd.
-    unsafe { libc::isatty(fd) == 1 }
+    use std::io::IsTerminal;
+    match fd {
+        0 => io::stdin().is_terminal(),
+        1 => io::stdout().is_terminal(),
+        2 => io::stderr().is_terminal(),
+        _ => false,
+    }
 }

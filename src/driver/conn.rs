@@ -1,0 +1,188 @@
+//! One TCP connection in the loop: its cached readiness, pumping bytes
+//! between the socket and the session's lent buffers, and the states that
+//! are not the session's business (connecting, lingering).
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+
+use super::readiness::Readiness;
+use crate::session::{LinkId, Session};
+
+/// Where a connection stands, as far as the loop is concerned.
+pub enum ConnState {
+    /// A non-blocking connect in flight (dialer), given up at `deadline`.
+    Connecting { deadline: Instant },
+    /// Carrying a session link.
+    Open,
+    /// The session is done with it: write `flush`, send our FIN, then read
+    /// and drop until the peer's FIN or `until`, and close. The deadline
+    /// holds even while bytes keep arriving.
+    Lingering { flush: Vec<u8>, until: Instant },
+}
+
+pub struct Conn {
+    pub sock: TcpStream,
+    pub peer: SocketAddr,
+    pub link: LinkId,
+    pub ready: Readiness,
+    pub state: ConnState,
+    write_shut: bool,
+    read_eof: bool,
+}
+
+impl Conn {
+    pub fn new(sock: TcpStream, peer: SocketAddr, link: LinkId, state: ConnState) -> Conn {
+        let ready = match state {
+            // A connect completes with a writable event.
+            ConnState::Connecting { .. } => Readiness::default(),
+            _ => Readiness::fresh(),
+        };
+        Conn {
+            sock,
+            peer,
+            link,
+            ready,
+            state,
+            write_shut: false,
+            read_eof: false,
+        }
+    }
+
+    /// For a connect in flight that became writable: Some(Ok) once
+    /// connected, Some(Err) if it failed, None if not yet decided.
+    pub fn connect_result(&mut self) -> Option<io::Result<()>> {
+        if !self.ready.write {
+            return None;
+        }
+        if let Ok(Some(e)) | Err(e) = self.sock.take_error() {
+            return Some(Err(e));
+        }
+        match self.sock.peer_addr() {
+            Ok(_) => Some(Ok(())),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                self.ready.write = false;
+                None
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Returns true if and only if a pump could make progress right now.
+    pub fn busy(&self, s: &Session) -> bool {
+        match &self.state {
+            ConnState::Open => {
+                (self.ready.write && !s.to_send(self.link).is_empty())
+                    || (self.ready.read && s.can_receive(self.link))
+            }
+            ConnState::Lingering { .. } => self.ready.read || self.ready.write,
+            ConnState::Connecting { .. } => self.ready.write,
+        }
+    }
+
+    /// Writes what the session has for this link.
+    pub fn to_socket(&mut self, s: &mut Session, now: Instant) {
+        while self.ready.write && !s.to_send(self.link).is_empty() {
+            match self.sock.write(s.to_send(self.link)) {
+                Ok(n) => s.sent(self.link, n, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.ready.write = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.ready.write = false;
+                    s.transport_failed(self.link, &e, now);
+                }
+            }
+        }
+    }
+
+    /// Reads into the session's buffer for this link.
+    pub fn from_socket(&mut self, s: &mut Session, now: Instant) {
+        while self.ready.read {
+            let buf = s.receive_buf(self.link);
+            let wanted = buf.len();
+            if wanted == 0 {
+                break;
+            }
+            match self.sock.read(buf) {
+                Ok(0) => {
+                    self.read_eof = true;
+                    self.ready.read = false;
+                    s.transport_closed(self.link, now);
+                }
+                Ok(n) => {
+                    s.received(self.link, n, now);
+                    self.ready.after_read(n, wanted);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.ready.read = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.ready.read = false;
+                    s.transport_failed(self.link, &e, now);
+                }
+            }
+        }
+    }
+
+    pub fn shutdown_write(&mut self) {
+        if !self.write_shut {
+            let _ = self.sock.shutdown(Shutdown::Write);
+            self.write_shut = true;
+        }
+    }
+
+    /// Makes the coming close a reset (RST), not a FIN.
+    pub fn set_reset_on_close(&self) {
+        let _ = socket2::SockRef::from(&self.sock).set_linger(Some(Duration::ZERO));
+    }
+
+    /// One step of lingering: flush, FIN, drain. Returns true once the
+    /// connection can be closed.
+    pub fn linger(&mut self, now: Instant) -> bool {
+        let ConnState::Lingering { flush, until } = &mut self.state else {
+            return true;
+        };
+        if now >= *until {
+            return true;
+        }
+        while !flush.is_empty() && self.ready.write {
+            match self.sock.write(flush) {
+                Ok(n) => {
+                    flush.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.ready.write = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
+        }
+        if !flush.is_empty() {
+            return false;
+        }
+        self.shutdown_write();
+        let mut scratch = [0u8; 16 * 1024];
+        // Bounded per turn so a fast sender cannot hold the loop.
+        for _ in 0..64 {
+            if !self.ready.read || self.read_eof {
+                break;
+            }
+            match self.sock.read(&mut scratch) {
+                Ok(0) => self.read_eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.ready.read = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
+        }
+        self.read_eof
+    }
+
+    /// The deadline of a connect or a linger.
+    pub fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            ConnState::Connecting { deadline } => Some(*deadline),
+            ConnState::Lingering { until, .. } => Some(*until),
+            ConnState::Open => None,
+        }
+    }
+}

@@ -1,0 +1,565 @@
+//! Runs one room: the front-end, the [`Session`], and the connections the
+//! session asks for or is offered. It carries out the session's
+//! [`Action`]s and turns its [`Event`]s into notices; it decides nothing
+//! about the room itself.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
+
+use super::conn::{Conn, ConnState};
+use super::readiness::Readiness;
+use super::user::{Notice, UserInput, UserSide};
+use super::{net, Reactor, SystemRng, FIRST_CONN, LISTENER, USER_TOKENS, WAKER};
+use crate::cli::{Config, Endpoint};
+use crate::error::{describe_io, Error};
+use crate::names::display_addr;
+use crate::session::{
+    Action, Event, LeaveReason, LinkId, Security, Session, SessionConfig, Status,
+};
+
+/// How long accepting pauses when the process is out of file descriptors.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(250);
+/// Connections accepted per turn, so a flood cannot starve the room.
+const ACCEPTS_PER_TURN: usize = 64;
+/// The first and the longest wait between dial attempts with `--retry`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Runs the room described by `cfg` with `ui` as the user's side.
+pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result<(), Error> {
+    let session = Session::new(
+        SessionConfig {
+            role: cfg.role(),
+            security: cfg.security.clone(),
+            name: cfg.name.clone(),
+            idle_timeout: cfg.idle_timeout,
+            handshake_timeout: cfg.handshake_timeout,
+            tries: cfg.tries(),
+        },
+        Box::new(SystemRng::new()?),
+    );
+    let mut peer = Peer {
+        session,
+        conns: Vec::new(),
+        listener: None,
+        dialer: None,
+        interrupts_seen: 0,
+        peer_name: None,
+        input_open: true,
+        cfg,
+    };
+    if let Security::Plain = cfg.security {
+        ui.notice(Notice::PlainWarning);
+    }
+    match &cfg.endpoint {
+        Endpoint::Listen { bind, port, .. } => {
+            let mut sock = net::listen(*bind, *port)?;
+            let local = sock
+                .local_addr()
+                .map_err(|e| Error::Connect(format!("cannot listen: {}", describe_io(&e))))?;
+            reactor
+                .registry()
+                .register(&mut sock, LISTENER, Interest::READABLE)
+                .map_err(super::loop_error)?;
+            ui.notice(Notice::Listening(local));
+            peer.listener = Some(Listener {
+                sock,
+                readable: true,
+                paused_until: None,
+            });
+        }
+        Endpoint::Dial { host, port, retry } => {
+            let now = Instant::now();
+            peer.dialer = Some(Dialer {
+                host: host.clone(),
+                port: *port,
+                give_up: now + retry.unwrap_or(Duration::ZERO),
+                addrs: net::resolve(host, *port)?,
+                next: 0,
+                backoff: FIRST_BACKOFF,
+                wait_until: None,
+                last: None,
+            });
+        }
+    }
+    peer.run(reactor, ui)
+}
+
+struct Listener {
+    sock: TcpListener,
+    readable: bool,
+    /// Accepting pauses until then after `EMFILE`.
+    paused_until: Option<Instant>,
+}
+
+/// Dialing as a state: address by address, then backoff with `--retry`.
+struct Dialer {
+    host: String,
+    port: u16,
+    give_up: Instant,
+    addrs: Vec<SocketAddr>,
+    next: usize,
+    backoff: Duration,
+    /// Waiting out a backoff until then.
+    wait_until: Option<Instant>,
+    /// The last address tried and why it failed.
+    last: Option<(SocketAddr, io::Error)>,
+}
+
+struct Peer<'a> {
+    session: Session,
+    /// The slab: connection `i` has token `FIRST_CONN + i`.
+    conns: Vec<Option<Conn>>,
+    listener: Option<Listener>,
+    /// Some while we are still trying to connect.
+    dialer: Option<Dialer>,
+    interrupts_seen: usize,
+    /// The peer's name once it joined (encrypted modes).
+    peer_name: Option<String>,
+    input_open: bool,
+    cfg: &'a Config,
+}
+
+fn token_of(link: LinkId) -> Token {
+    Token(link.0)
+}
+
+impl Peer<'_> {
+    fn run(&mut self, reactor: &mut Reactor, ui: &mut dyn UserSide) -> Result<(), Error> {
+        loop {
+            let now = Instant::now();
+            self.check_interrupts(reactor, now);
+            self.accept(reactor.registry(), now);
+            self.dial(reactor.registry(), now)?;
+            self.user_to_session(ui, reactor.registry(), now)?;
+            for conn in self.conns.iter_mut().flatten() {
+                if let ConnState::Open = conn.state {
+                    conn.to_socket(&mut self.session, now);
+                    conn.from_socket(&mut self.session, now);
+                }
+            }
+            self.session_to_user(ui, reactor.registry(), now)?;
+            self.events(ui);
+            self.actions(reactor.registry());
+            self.linger(reactor.registry(), now);
+
+            if let Status::Ended(result) = self.session.status() {
+                if self.input_open {
+                    ui.close_input(reactor.registry());
+                    self.input_open = false;
+                }
+                if result.is_ok() && ui.output_open() {
+                    ui.close_output(reactor.registry());
+                }
+                if !self.any_lingering() {
+                    return result;
+                }
+            }
+
+            let timeout = if self.busy(ui) {
+                Some(Duration::ZERO)
+            } else {
+                self.next_deadline()
+                    .map(|t| t.saturating_duration_since(now))
+            };
+            let (conns, listener) = (&mut self.conns, &mut self.listener);
+            reactor.wait(timeout, |ev| match ev.token() {
+                LISTENER => {
+                    if let Some(l) = listener.as_mut() {
+                        l.readable = true;
+                    }
+                }
+                WAKER => ui.on_wake(),
+                Token(t) if t >= FIRST_CONN => {
+                    if let Some(Some(c)) = conns.get_mut(t - FIRST_CONN) {
+                        c.ready.update(ev);
+                    }
+                }
+                token => ui.on_ready(token, ev.is_read_closed() || ev.is_error()),
+            })?;
+            let now = Instant::now();
+            if self.session.poll_timeout().is_some_and(|t| now >= t) {
+                self.session.handle_timeout(now);
+            }
+        }
+    }
+
+    fn check_interrupts(&mut self, reactor: &Reactor, now: Instant) {
+        let n = reactor.interrupts().count();
+        while self.interrupts_seen < n {
+            self.interrupts_seen += 1;
+            self.session.interrupted(now);
+        }
+    }
+
+    fn busy(&self, ui: &dyn UserSide) -> bool {
+        let s = &self.session;
+        (ui.input_ready() && s.can_take_input())
+            || (ui.output_ready() && !s.output().is_empty())
+            || self.conns.iter().flatten().any(|c| c.busy(s))
+            || self
+                .listener
+                .as_ref()
+                .is_some_and(|l| l.readable && l.paused_until.is_none())
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let conns = self.conns.iter().flatten().filter_map(Conn::deadline);
+        let dial = self.dialer.as_ref().and_then(|d| d.wait_until);
+        let pause = self.listener.as_ref().and_then(|l| l.paused_until);
+        conns
+            .chain(self.session.poll_timeout())
+            .chain(dial)
+            .chain(pause)
+            .min()
+    }
+
+    fn any_lingering(&self) -> bool {
+        self.conns
+            .iter()
+            .flatten()
+            .any(|c| matches!(c.state, ConnState::Lingering { .. }))
+    }
+
+    // ----- the slab --------------------------------------------------------
+
+    fn insert(
+        &mut self,
+        registry: &Registry,
+        mut sock: TcpStream,
+        peer: SocketAddr,
+        state: ConnState,
+    ) -> io::Result<LinkId> {
+        let i = match self.conns.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        let link = LinkId(FIRST_CONN + i);
+        registry.register(
+            &mut sock,
+            token_of(link),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        self.conns[i] = Some(Conn::new(sock, peer, link, state));
+        Ok(link)
+    }
+
+    fn conn(&mut self, link: LinkId) -> Option<&mut Conn> {
+        self.conns
+            .get_mut(link.0.checked_sub(FIRST_CONN)?)
+            .and_then(Option::as_mut)
+    }
+
+    fn remove(&mut self, registry: &Registry, link: LinkId) -> Option<Conn> {
+        let slot = self.conns.get_mut(link.0.checked_sub(FIRST_CONN)?)?;
+        let mut conn = slot.take()?;
+        let _ = registry.deregister(&mut conn.sock);
+        Some(conn)
+    }
+
+    // ----- accepting and dialing -------------------------------------------
+
+    /// Accepts until `WouldBlock` (bounded per turn); the session admits or
+    /// turns away each connection.
+    fn accept(&mut self, registry: &Registry, now: Instant) {
+        let Some(l) = self.listener.as_mut() else {
+            return;
+        };
+        if l.paused_until.is_some_and(|t| now < t) {
+            return;
+        }
+        l.paused_until = None;
+        for _ in 0..ACCEPTS_PER_TURN {
+            let Some(l) = self.listener.as_mut() else {
+                return;
+            };
+            if !l.readable {
+                return;
+            }
+            let (sock, addr) = match l.sock.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    l.readable = false;
+                    return;
+                }
+                Err(e) if net::is_transient_accept_error(&e) => continue,
+                Err(e) => {
+                    // Out of descriptors, or worse: pause rather than spin
+                    // or exit; the backlog keeps the connections waiting.
+                    l.paused_until = Some(now + ACCEPT_PAUSE);
+                    if !net::is_resource_exhaustion(&e) {
+                        l.readable = false;
+                    }
+                    return;
+                }
+            };
+            net::tune(&sock, self.cfg.idle_timeout);
+            match self.insert(registry, sock, addr, ConnState::Open) {
+                Ok(link) => self.session.accept(link, net::source_key(addr), now),
+                Err(_) => continue,
+            }
+            // Turned away at once: close before accepting the next.
+            self.actions(registry);
+        }
+    }
+
+    /// Moves the dialer on: start a connect, check one in flight, or wait.
+    fn dial(&mut self, registry: &Registry, now: Instant) -> Result<(), Error> {
+        let Some(mut d) = self.dialer.take() else {
+            return Ok(());
+        };
+        if let Status::Ended(_) = self.session.status() {
+            return Ok(());
+        }
+        if !self.dial_step(&mut d, registry, now)? {
+            self.dialer = Some(d);
+        }
+        Ok(())
+    }
+
+    /// Returns Ok(true) once connected.
+    fn dial_step(
+        &mut self,
+        d: &mut Dialer,
+        registry: &Registry,
+        now: Instant,
+    ) -> Result<bool, Error> {
+        let connecting = self
+            .conns
+            .iter_mut()
+            .flatten()
+            .find(|c| matches!(c.state, ConnState::Connecting { .. }));
+        if let Some(c) = connecting {
+            let ConnState::Connecting { deadline } = c.state else {
+                return Ok(false);
+            };
+            let result = match c.connect_result() {
+                Some(r) => r,
+                None if now >= deadline => Err(io::Error::from(io::ErrorKind::TimedOut)),
+                None => return Ok(false),
+            };
+            let (link, addr) = (c.link, c.peer);
+            if result.is_ok() {
+                c.state = ConnState::Open;
+                c.ready = Readiness::fresh();
+                net::tune(&c.sock, self.cfg.idle_timeout);
+                self.session.connected(link, now);
+                return Ok(true);
+            }
+            self.remove(registry, link);
+            d.last = result.err().map(|e| (addr, e));
+            d.next += 1;
+        }
+        if d.wait_until.is_some_and(|t| now < t) {
+            return Ok(false);
+        }
+        if d.wait_until.take().is_some() {
+            // A new round: the name may resolve differently by now.
+            d.addrs = net::resolve(&d.host, d.port)?;
+            d.next = 0;
+        }
+        while let Some(&addr) = d.addrs.get(d.next) {
+            let deadline = now + self.cfg.handshake_timeout;
+            let started = TcpStream::connect(addr).and_then(|sock| {
+                self.insert(registry, sock, addr, ConnState::Connecting { deadline })
+            });
+            match started {
+                Ok(_) => return Ok(false),
+                Err(e) => {
+                    d.last = Some((addr, e));
+                    d.next += 1;
+                }
+            }
+        }
+        let (addr, e) = match d.last.take() {
+            Some(last) => last,
+            None => return Err(Error::Connect(format!("cannot connect to {}", d.host))),
+        };
+        if !net::is_retryable(&e) || now + d.backoff > d.give_up {
+            return Err(Error::Connect(format!(
+                "cannot connect to {}: {}",
+                display_addr(addr),
+                describe_io(&e)
+            )));
+        }
+        d.wait_until = Some(now + d.backoff);
+        d.backoff = (d.backoff * 2).min(MAX_BACKOFF);
+        Ok(false)
+    }
+
+    // ----- what the session asks for ---------------------------------------
+
+    fn actions(&mut self, registry: &Registry) {
+        while let Some(action) = self.session.poll_action() {
+            match action {
+                Action::StopAccepting => {
+                    if let Some(mut l) = self.listener.take() {
+                        let _ = registry.deregister(&mut l.sock);
+                    }
+                }
+                Action::ShutdownWrite(link) => {
+                    if let Some(c) = self.conn(link) {
+                        c.shutdown_write();
+                    }
+                }
+                Action::Reset(link) => {
+                    if let Some(c) = self.remove(registry, link) {
+                        c.set_reset_on_close();
+                    }
+                }
+                Action::Close(link) => {
+                    self.remove(registry, link);
+                }
+                Action::Linger { link, flush, until } => {
+                    if let Some(c) = self.conn(link) {
+                        c.state = ConnState::Lingering { flush, until };
+                    }
+                }
+            }
+        }
+    }
+
+    fn linger(&mut self, registry: &Registry, now: Instant) {
+        let done: Vec<LinkId> = self
+            .conns
+            .iter_mut()
+            .flatten()
+            .filter(|c| matches!(c.state, ConnState::Lingering { .. }))
+            .filter_map(|c| c.linger(now).then_some(c.link))
+            .collect();
+        for link in done {
+            self.remove(registry, link);
+        }
+    }
+
+    fn events(&mut self, ui: &mut dyn UserSide) {
+        while let Some(ev) = self.session.poll_event() {
+            match ev {
+                Event::Joined {
+                    link,
+                    name,
+                    verify_code,
+                    failed_attempts,
+                } => {
+                    let Some(peer) = self.conn(link).map(|c| c.peer) else {
+                        continue;
+                    };
+                    self.peer_name = name.clone();
+                    ui.notice(Notice::Joined {
+                        peer,
+                        name: name.as_deref(),
+                        verify_code: verify_code.as_deref(),
+                        failed_attempts,
+                        by_secret: matches!(self.cfg.security, Security::Secret(_)),
+                    });
+                }
+                Event::FailedAttempt {
+                    link,
+                    why,
+                    counted,
+                    failed,
+                    tries,
+                } => {
+                    if let Some(peer) = self.conn(link).map(|c| c.peer) {
+                        ui.notice(Notice::FailedAttempt {
+                            peer,
+                            why: &why,
+                            counted,
+                            failed,
+                            tries,
+                        });
+                    }
+                }
+                Event::PeerDone => ui.notice(Notice::PeerDone {
+                    name: self.peer_name.as_deref(),
+                }),
+                Event::PeerLeft => ui.notice(Notice::PeerLeft {
+                    name: self.peer_name.as_deref(),
+                }),
+            }
+        }
+    }
+
+    // ----- the user's side -------------------------------------------------
+
+    fn close_input(&mut self, ui: &mut dyn UserSide, reg: &Registry) {
+        if self.input_open {
+            ui.close_input(reg);
+            self.input_open = false;
+        }
+    }
+
+    fn user_to_session(
+        &mut self,
+        ui: &mut dyn UserSide,
+        reg: &Registry,
+        now: Instant,
+    ) -> Result<(), Error> {
+        while self.input_open && ui.input_ready() {
+            let buf = self.session.input_buf();
+            if buf.is_empty() {
+                break;
+            }
+            match ui.read_input(buf) {
+                Ok(UserInput::Data(n)) => self.session.input_received(n, now),
+                Ok(UserInput::Blocked) => break,
+                Ok(UserInput::End) => {
+                    self.session.input_ended(now);
+                    self.close_input(ui, reg);
+                }
+                Ok(UserInput::Leave) => {
+                    self.session.leave(LeaveReason::User, now);
+                    self.close_input(ui, reg);
+                }
+                Err(e) => {
+                    return Err(Error::Local(format!(
+                        "cannot read stdin: {}",
+                        describe_io(&e)
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn session_to_user(
+        &mut self,
+        ui: &mut dyn UserSide,
+        reg: &Registry,
+        now: Instant,
+    ) -> Result<(), Error> {
+        while ui.output_ready() && !self.session.output().is_empty() {
+            match ui.write_output(self.session.output()) {
+                Ok(0) => break,
+                Ok(n) => self.session.output_written(n, now),
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                    // The reader of our stdout went away (`| head`): leave
+                    // quietly, like any well-behaved filter.
+                    ui.close_output(reg);
+                    self.session.output_closed(now);
+                    self.close_input(ui, reg);
+                }
+                Err(e) => {
+                    return Err(Error::Local(format!(
+                        "cannot write to stdout: {}",
+                        describe_io(&e)
+                    )))
+                }
+            }
+        }
+        if ui.output_open() && self.session.output_finished() {
+            ui.close_output(reg);
+        }
+        Ok(())
+    }
+}
+
+// The front-end's tokens are lent, not shared: keep the ranges apart.
+const _: () = assert!(USER_TOKENS.stdout.0 < FIRST_CONN && USER_TOKENS.stdin.0 < FIRST_CONN);

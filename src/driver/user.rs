@@ -1,0 +1,89 @@
+//! The port the driver offers the front-ends: what it asks of the user's
+//! side of the room ([`UserSide`]), what it tells it ([`Notice`]), and the
+//! poll tokens it lends it. The front-ends implement this; the driver never
+//! names a front-end.
+
+use std::io;
+use std::net::SocketAddr;
+
+use mio::{Registry, Token};
+
+/// The poll tokens a front-end may register its fds with.
+#[derive(Debug, Clone, Copy)]
+pub struct UserTokens {
+    pub stdin: Token,
+    pub stdout: Token,
+}
+
+/// What one attempt to read user input gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserInput {
+    /// `n` bytes were read into the buffer.
+    Data(usize),
+    /// Nothing now; wait for readiness.
+    Blocked,
+    /// No more input: we are done sending, still receiving.
+    End,
+    /// The user is leaving the room (Ctrl-D at a prompt, /quit).
+    Leave,
+}
+
+/// Something to tell the user about the room (not the peer's data).
+#[derive(Debug)]
+pub enum Notice<'a> {
+    Listening(SocketAddr),
+    PlainWarning,
+    /// A connection failed before the room was up; the listener keeps
+    /// waiting. `counted` when it was an attempt at the secret or code.
+    FailedAttempt {
+        peer: SocketAddr,
+        why: &'a str,
+        counted: bool,
+        failed: u32,
+        tries: u32,
+    },
+    /// The room is up.
+    Joined {
+        peer: SocketAddr,
+        name: Option<&'a str>,
+        verify_code: Option<&'a str>,
+        /// Failed attempts the listener saw before this peer.
+        failed_attempts: u32,
+        /// The room was authenticated by a shared secret.
+        by_secret: bool,
+    },
+    /// `name` is the peer's name (encrypted modes).
+    PeerDone {
+        name: Option<&'a str>,
+    },
+    PeerLeft {
+        name: Option<&'a str>,
+    },
+}
+
+/// The user's side of the room.
+pub trait UserSide {
+    /// A readiness event for one of the front-end's tokens; `closed` when
+    /// the event also says the writer hung up.
+    fn on_ready(&mut self, token: Token, closed: bool);
+    /// The loop's waker fired (the line editor has something, or Ctrl-C).
+    fn on_wake(&mut self) {}
+    /// Returns true if and only if `read_input` may make progress now.
+    fn input_ready(&self) -> bool;
+    /// Reads user input into `buf`.
+    fn read_input(&mut self, buf: &mut [u8]) -> io::Result<UserInput>;
+    /// No more input will be taken: stop reading it.
+    fn close_input(&mut self, registry: &Registry);
+    /// Returns true if and only if `write_output` may make progress now.
+    fn output_ready(&self) -> bool;
+    /// Shows peer bytes; Err(BrokenPipe) when the reader went away.
+    fn write_output(&mut self, data: &[u8]) -> io::Result<usize>;
+    /// The peer will send nothing more: let downstream see the end.
+    fn close_output(&mut self, registry: &Registry);
+    /// Returns true if and only if output has not been closed.
+    fn output_open(&self) -> bool;
+    /// Tells the user about the room.
+    fn notice(&mut self, notice: Notice<'_>);
+    /// Leaves the screen as the user had it; called before every exit.
+    fn finish(&mut self) {}
+}

@@ -1,0 +1,76 @@
+//! The wording of notices, shared by both front-ends.
+//!
+//! Whatever the peer controls (its name) is shown in quotes and never on the
+//! line that carries the verify code, so a name cannot pass itself off as
+//! our own text, a notice, or a code.
+
+use crate::driver::user::Notice;
+use crate::names::display_addr;
+
+/// The peer as notices name it: its name in quotes, or "the peer".
+pub fn who(name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("\"{n}\""),
+        None => "the peer".into(),
+    }
+}
+
+/// The line that shows the verify code: first, alone, and ours alone.
+pub fn code_line(code: &str, failed_attempts: u32) -> String {
+    match failed_attempts {
+        0 => format!("verify code {code}"),
+        1 => format!("verify code {code} (1 failed attempt before this peer)"),
+        n => format!("verify code {code} ({n} failed attempts before this peer)"),
+    }
+}
+
+/// The status lines for a notice, one per element.
+pub fn lines(notice: &Notice<'_>) -> Vec<String> {
+    match notice {
+        Notice::Listening(addr) => vec![format!("listening on {addr}")],
+        Notice::PlainWarning => vec![
+            "plain mode: the chat is not encrypted; anyone on the path can read and change it"
+                .into(),
+        ],
+        Notice::FailedAttempt {
+            peer,
+            why,
+            counted,
+            failed,
+            tries,
+        } => {
+            let count = if *counted {
+                format!(" ({failed} of {tries} failed attempts)")
+            } else {
+                String::new()
+            };
+            vec![format!(
+                "connection from {} failed: {why}; still waiting{count}",
+                display_addr(*peer)
+            )]
+        }
+        Notice::Joined {
+            peer,
+            name,
+            verify_code,
+            failed_attempts,
+            by_secret,
+        } => {
+            let mut lines = Vec::new();
+            if let Some(code) = verify_code {
+                lines.push(code_line(code, *failed_attempts));
+            }
+            let mut line = match name {
+                Some(n) => format!("connected to {} ({})", who(Some(n)), display_addr(*peer)),
+                None => format!("connected to {}", display_addr(*peer)),
+            };
+            if *by_secret {
+                line.push_str(", authenticated by shared secret");
+            }
+            lines.push(line);
+            lines
+        }
+        Notice::PeerDone { name } => vec![format!("{} stopped sending", who(*name))],
+        Notice::PeerLeft { name } => vec![format!("{} left the room", who(*name))],
+    }
+}

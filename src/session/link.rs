@@ -1,0 +1,228 @@
+//! One connection of an encrypted room: the handshake, key confirmation,
+//! the record keys, the wire buffers and the heartbeat clock. A [`Link`]
+//! knows nothing about the room's streams; the [`Room`](super::room::Room)
+//! decides what its records mean.
+
+use std::time::{Duration, Instant};
+
+use super::LinkId;
+use crate::buf::ByteBuf;
+use crate::error::Error;
+use crate::protocol::handshake::{Established, Handshake, Method};
+use crate::protocol::record::{Kind, Opened, Opener, RecordError, Sealer, MAX_RECORD};
+use crate::protocol::{Random, Role};
+
+/// Capacity of the wire buffers: four full records.
+pub const WIRE_CAP: usize = 4 * MAX_RECORD;
+/// A connection that has not sent its preface by then is dropped: a real
+/// dialer sends it in its first write.
+pub const PREFACE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// The record keys of one connection.
+pub struct Channel {
+    pub sealer: Sealer,
+    pub opener: Opener,
+}
+
+/// How far the connection got.
+pub enum Phase {
+    Handshaking(Handshake),
+    /// Keys are in; the peer's HELLO has not been verified yet.
+    Keyed(Box<Channel>),
+    /// The peer's HELLO verified: this is the room's connection.
+    Confirmed(Box<Channel>),
+    /// Only while changing phase.
+    Changing,
+}
+
+pub struct Link {
+    pub id: LinkId,
+    /// The peer's address as an opaque number (for the per-source cap).
+    pub source: u128,
+    pub phase: Phase,
+    /// Wire bytes to send.
+    pub tx: ByteBuf,
+    /// Wire bytes received and not yet opened.
+    pub rx: ByteBuf,
+    /// The socket read returned end-of-file.
+    pub transport_eof: bool,
+    /// Any byte at all arrived.
+    pub heard: bool,
+    uses_secret: bool,
+    /// When the connection came up (for the preface deadline and eviction).
+    pub started: Instant,
+    handshake_deadline: Instant,
+    pub last_recv: Instant,
+    pub last_send: Instant,
+    /// The verify code, held until the peer's HELLO confirms the keys.
+    pub verify_code: Option<String>,
+}
+
+impl Link {
+    pub fn start(
+        id: LinkId,
+        source: u128,
+        role: Role,
+        method: Method,
+        handshake_timeout: Duration,
+        rng: &mut dyn Random,
+        now: Instant,
+    ) -> Link {
+        let mut tx = ByteBuf::with_capacity(WIRE_CAP);
+        let uses_secret = matches!(method, Method::Secret(_));
+        let hs = Handshake::start(role, method, rng, &mut tx);
+        Link {
+            id,
+            source,
+            phase: Phase::Handshaking(hs),
+            tx,
+            rx: ByteBuf::with_capacity(WIRE_CAP),
+            transport_eof: false,
+            heard: false,
+            uses_secret,
+            started: now,
+            handshake_deadline: now + handshake_timeout,
+            last_recv: now,
+            last_send: now,
+            verify_code: None,
+        }
+    }
+
+    /// Runs the key exchange on what arrived; Ok(true) once the keys are in.
+    pub fn advance(&mut self, role: Role, rng: &mut dyn Random) -> Result<bool, Error> {
+        let Phase::Handshaking(hs) = &mut self.phase else {
+            return Ok(false);
+        };
+        let Some(Established { keys, verify_code }) =
+            hs.advance(&mut self.rx, &mut self.tx, rng)?
+        else {
+            return Ok(false);
+        };
+        let (ours, theirs) = match role {
+            Role::Dialer => (keys.dialer_to_listener, keys.listener_to_dialer),
+            Role::Listener => (keys.listener_to_dialer, keys.dialer_to_listener),
+        };
+        self.verify_code = verify_code;
+        self.phase = Phase::Keyed(Box::new(Channel {
+            sealer: Sealer::new(&ours),
+            opener: Opener::new(&theirs),
+        }));
+        Ok(true)
+    }
+
+    /// Returns true if and only if the peer's preface has arrived, or the
+    /// handshake is past it.
+    pub fn preface_seen(&self) -> bool {
+        match &self.phase {
+            Phase::Handshaking(hs) => hs.preface_seen(),
+            _ => true,
+        }
+    }
+
+    /// Returns true if and only if we sent our key material on this
+    /// connection: it counts as an attempt unless it ends confirmed.
+    pub fn revealed(&self) -> bool {
+        match &self.phase {
+            Phase::Handshaking(hs) => hs.revealed(),
+            _ => true,
+        }
+    }
+
+    pub fn is_keyed(&self) -> bool {
+        matches!(self.phase, Phase::Keyed(_) | Phase::Confirmed(_))
+    }
+
+    pub fn is_confirmed(&self) -> bool {
+        matches!(self.phase, Phase::Confirmed(_))
+    }
+
+    /// The peer's HELLO verified.
+    pub fn confirm(&mut self) {
+        self.phase = match std::mem::replace(&mut self.phase, Phase::Changing) {
+            Phase::Keyed(ch) | Phase::Confirmed(ch) => Phase::Confirmed(ch),
+            other => other,
+        };
+    }
+
+    /// Seals one record into `tx`: Ok(false) if it does not fit now.
+    pub fn seal(&mut self, kind: Kind, payload: &[u8], now: Instant) -> Result<bool, Error> {
+        let ch = match &mut self.phase {
+            Phase::Keyed(ch) | Phase::Confirmed(ch) => ch,
+            Phase::Handshaking(_) | Phase::Changing => return Ok(false),
+        };
+        let fitted = ch
+            .sealer
+            .seal(kind, payload, &mut self.tx)
+            .map_err(|e| Error::Integrity(format!("cannot send: {e}")))?;
+        if fitted {
+            self.last_send = now;
+        }
+        Ok(fitted)
+    }
+
+    /// Opens the next record in `rx` in place: Ok(None) means more bytes are
+    /// needed. The payload lies at `opened.payload` in `rx.data()` until the
+    /// caller consumes `opened.consumed` bytes.
+    pub fn open_next(&mut self) -> Result<Option<Opened>, Error> {
+        let (ch, confirmed) = match &mut self.phase {
+            Phase::Keyed(ch) => (ch, false),
+            Phase::Confirmed(ch) => (ch, true),
+            Phase::Handshaking(_) | Phase::Changing => return Ok(None),
+        };
+        match ch.opener.open(self.rx.data_mut()) {
+            Ok(Some(r)) => Ok(Some(r)),
+            Ok(None) if self.transport_eof && !confirmed => Err(self.eof_error()),
+            Ok(None) if self.transport_eof && !self.rx.is_empty() => Err(Error::Integrity(
+                "integrity check failed: the connection ended in the middle of a record; \
+                 connection aborted"
+                    .into(),
+            )),
+            Ok(None) => Ok(None),
+            Err(RecordError::Forged) if !confirmed => Err(Handshake::auth_error(self.uses_secret)),
+            Err(e) => Err(Error::Integrity(format!(
+                "integrity check failed: {e}; connection aborted"
+            ))),
+        }
+    }
+
+    /// The error for a connection that ended before key confirmation.
+    pub fn eof_error(&self) -> Error {
+        match &self.phase {
+            Phase::Handshaking(hs) => hs.eof_error(),
+            _ if self.uses_secret => Error::Handshake(
+                "the peer closed the connection after the key exchange (most likely the shared \
+                 secrets differ, or someone tampered with the handshake)"
+                    .into(),
+            ),
+            _ => Error::Handshake(
+                "the peer closed the connection after the key exchange (someone may have \
+                 tampered with the handshake)"
+                    .into(),
+            ),
+        }
+    }
+
+    /// The deadline before key confirmation: the preface deadline while the
+    /// peer has said nothing (listener), then the handshake deadline.
+    pub fn handshake_deadline(&self, role: Role) -> Instant {
+        if role == Role::Listener && !self.preface_seen() {
+            (self.started + PREFACE_DEADLINE).min(self.handshake_deadline)
+        } else {
+            self.handshake_deadline
+        }
+    }
+
+    /// The error for a handshake past its deadline.
+    pub fn timeout_error(&self, role: Role, now: Instant) -> Error {
+        if role == Role::Listener && !self.preface_seen() && now < self.handshake_deadline {
+            return Error::Handshake(format!(
+                "the peer sent no p2pchat preface within {} s",
+                PREFACE_DEADLINE.as_secs()
+            ));
+        }
+        let secs = (self.handshake_deadline - self.started).as_secs_f64();
+        Error::Handshake(format!(
+            "the handshake did not finish in time ({secs} s); is the peer a p2pchat in the same mode?"
+        ))
+    }
+}

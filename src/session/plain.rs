@@ -1,0 +1,269 @@
+//! `--plain`: raw TCP, netcat compatible. Our input goes to the socket and
+//! the socket's bytes to our output, exactly; the first connection is the
+//! peer. The first bytes are held back while they could be an encrypted
+//! peer's preface, so that mistake is named instead of shown as data.
+
+use std::collections::VecDeque;
+use std::io;
+use std::time::Instant;
+
+use super::{Action, Event, LeaveReason, LinkId, Status, IO_CAP};
+use crate::buf::ByteBuf;
+use crate::error::{describe_io, Error};
+use crate::protocol::handshake;
+
+pub struct PlainPipe {
+    link: Option<LinkId>,
+    /// Our bytes for the socket.
+    tx: ByteBuf,
+    /// Bytes held back while they may be a preface.
+    sniffed: ByteBuf,
+    sniffing: bool,
+    /// The peer's bytes for the user.
+    out: ByteBuf,
+    input_closed: bool,
+    leaving: bool,
+    shut_down: bool,
+    peer_done: bool,
+    discard_output: bool,
+    interrupts: u32,
+    events: VecDeque<Event>,
+    actions: VecDeque<Action>,
+    outcome: Option<Result<(), Error>>,
+}
+
+impl Default for PlainPipe {
+    fn default() -> PlainPipe {
+        PlainPipe {
+            link: None,
+            tx: ByteBuf::with_capacity(IO_CAP),
+            sniffed: ByteBuf::with_capacity(IO_CAP),
+            sniffing: true,
+            out: ByteBuf::with_capacity(IO_CAP),
+            input_closed: false,
+            leaving: false,
+            shut_down: false,
+            peer_done: false,
+            discard_output: false,
+            interrupts: 0,
+            events: VecDeque::new(),
+            actions: VecDeque::new(),
+            outcome: None,
+        }
+    }
+}
+
+impl PlainPipe {
+    fn is(&self, id: LinkId) -> bool {
+        self.link == Some(id)
+    }
+
+    /// The first connection is the peer; every later one is closed.
+    pub fn attach(&mut self, id: LinkId) {
+        if self.link.is_some() || self.outcome.is_some() {
+            return self.actions.push_back(Action::Close(id));
+        }
+        self.link = Some(id);
+        self.actions.push_back(Action::StopAccepting);
+        self.events.push_back(Event::Joined {
+            link: id,
+            name: None,
+            verify_code: None,
+            failed_attempts: 0,
+        });
+    }
+
+    pub fn to_send(&self, id: LinkId) -> &[u8] {
+        if self.is(id) {
+            self.tx.data()
+        } else {
+            &[]
+        }
+    }
+
+    pub fn sent(&mut self, _id: LinkId, n: usize, now: Instant) {
+        self.tx.consume(n);
+        self.check_end(now);
+    }
+
+    pub fn can_receive(&self, id: LinkId) -> bool {
+        self.is(id) && self.outcome.is_none() && !self.peer_done && self.out.room() > 0
+    }
+
+    pub fn receive_buf(&mut self, id: LinkId) -> &mut [u8] {
+        if !self.can_receive(id) {
+            return &mut [];
+        }
+        if self.sniffing {
+            let n = self.sniffed.spare().len().min(self.out.room());
+            return &mut self.sniffed.spare()[..n];
+        }
+        self.out.spare()
+    }
+
+    pub fn received(&mut self, _id: LinkId, n: usize, now: Instant) {
+        if !self.sniffing {
+            self.out.commit(n);
+        } else {
+            self.sniffed.commit(n);
+            match handshake::looks_like_preface(self.sniffed.data()) {
+                Some(true) => self.fail(Error::Handshake(
+                    "the peer is using encrypted mode: run both sides with --plain, or neither"
+                        .into(),
+                )),
+                Some(false) => self.release_sniffed(),
+                None => {}
+            }
+        }
+        if self.discard_output {
+            self.out.consume(self.out.len());
+        }
+        self.check_end(now);
+    }
+
+    fn release_sniffed(&mut self) {
+        let n = self.out.extend(self.sniffed.data());
+        debug_assert_eq!(n, self.sniffed.len(), "receive_buf caps sniffed bytes");
+        self.sniffed.consume(n);
+        self.sniffing = false;
+    }
+
+    pub fn transport_closed(&mut self, id: LinkId, now: Instant) {
+        if !self.is(id) {
+            return;
+        }
+        if self.sniffing {
+            self.release_sniffed();
+        }
+        if !self.peer_done {
+            self.peer_done = true;
+            self.events.push_back(Event::PeerDone);
+        }
+        self.check_end(now);
+    }
+
+    pub fn transport_failed(&mut self, id: LinkId, e: &io::Error) {
+        if self.is(id) {
+            self.fail(Error::Lost(format!("connection lost: {}", describe_io(e))));
+        }
+    }
+
+    pub fn can_take_input(&self) -> bool {
+        self.link.is_some()
+            && !self.input_closed
+            && !self.leaving
+            && self.outcome.is_none()
+            && self.tx.room() > 0
+    }
+
+    pub fn input_buf(&mut self) -> &mut [u8] {
+        if !self.can_take_input() {
+            return &mut [];
+        }
+        self.tx.spare()
+    }
+
+    pub fn input_received(&mut self, n: usize) {
+        self.tx.commit(n);
+    }
+
+    pub fn input_ended(&mut self, now: Instant) {
+        self.input_closed = true;
+        self.check_end(now);
+    }
+
+    pub fn leave(&mut self, _reason: LeaveReason, now: Instant) {
+        if self.link.is_none() {
+            return self.fail(Error::Interrupted);
+        }
+        self.leaving = true;
+        self.check_end(now);
+    }
+
+    pub fn interrupted(&mut self, now: Instant) {
+        self.interrupts += 1;
+        if self.interrupts >= 2 || self.link.is_none() {
+            return self.fail(Error::Interrupted);
+        }
+        self.leave(LeaveReason::Interrupted, now);
+    }
+
+    pub fn output(&self) -> &[u8] {
+        self.out.data()
+    }
+
+    pub fn output_written(&mut self, n: usize, now: Instant) {
+        self.out.consume(n);
+        self.check_end(now);
+    }
+
+    pub fn output_closed(&mut self, now: Instant) {
+        self.discard_output = true;
+        self.out.consume(self.out.len());
+        self.leave(LeaveReason::OutputClosed, now);
+    }
+
+    pub fn output_finished(&self) -> bool {
+        self.peer_done && self.out.is_empty() && self.sniffed.is_empty()
+    }
+
+    pub fn all_delivered(&self) -> bool {
+        self.input_closed && self.tx.is_empty() && self.output_finished()
+    }
+
+    pub fn is_established(&self) -> bool {
+        self.link.is_some()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    pub fn status(&self) -> Status {
+        match &self.outcome {
+            None => Status::Running,
+            Some(r) => Status::Ended(r.clone()),
+        }
+    }
+
+    fn check_end(&mut self, now: Instant) {
+        let Some(id) = self.link else { return };
+        if self.outcome.is_some() || !self.tx.is_empty() {
+            return;
+        }
+        if (self.input_closed || self.leaving) && !self.shut_down {
+            // Nothing more to send, ever: the peer sees our EOF.
+            self.shut_down = true;
+            self.actions.push_back(Action::ShutdownWrite(id));
+        }
+        if self.out.is_empty() && (self.leaving || (self.input_closed && self.peer_done)) {
+            let interrupted = self.interrupts > 0 && !self.all_delivered();
+            self.outcome = Some(if interrupted {
+                Err(Error::Interrupted)
+            } else {
+                Ok(())
+            });
+            self.actions.push_back(Action::Linger {
+                link: id,
+                flush: Vec::new(),
+                until: now + super::room::LINGER,
+            });
+        }
+    }
+
+    fn fail(&mut self, e: Error) {
+        if self.outcome.is_some() {
+            return;
+        }
+        if let Some(id) = self.link {
+            // The room was up: a reset, so the peer cannot take it for a clean end.
+            self.actions.push_back(Action::Reset(id));
+        }
+        self.outcome = Some(Err(e));
+        self.actions.push_back(Action::StopAccepting);
+    }
+}

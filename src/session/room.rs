@@ -1,0 +1,817 @@
+//! The encrypted room: the user-side buffers, the stream state in each
+//! direction, how the room ended, and the policy over its connections.
+//!
+//! A dialer has one [`Link`]. A listener holds up to [`MAX_PENDING`]
+//! handshakes at once; the first to pass key confirmation becomes the
+//! room's link and every other one is closed. A connection that received
+//! our key material and did not pass key confirmation is a failed attempt,
+//! however it ended; after `tries` of them the room gives up.
+
+use std::collections::VecDeque;
+use std::io;
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use super::link::Link;
+use super::stream::{Farewell, Receiving, Sending};
+use super::{Action, Event, LeaveReason, LinkId, Status, IO_CAP};
+use crate::buf::ByteBuf;
+use crate::error::{describe_io, Error};
+use crate::names;
+use crate::protocol::handshake::Method;
+use crate::protocol::record::{Kind, MAX_PAYLOAD};
+use crate::protocol::{Random, Role};
+
+/// Handshakes a listener runs at once. Each costs about 130 KiB of buffers;
+/// eight are plenty for one expected peer and a few strangers, and bound
+/// what a flood can make us hold.
+pub const MAX_PENDING: usize = 8;
+/// Handshakes one source address may hold at once, so one stranger cannot
+/// take every slot.
+pub const MAX_PENDING_PER_SOURCE: usize = 4;
+/// How long to keep reading after our side is done, so the peer's last
+/// bytes are not answered with a reset.
+pub const LINGER: Duration = Duration::from_secs(2);
+/// The same after a failed handshake, so the peer gets our error cleanly.
+pub const ABORT_DRAIN: Duration = Duration::from_secs(1);
+
+/// What an encrypted room needs to know.
+pub struct RoomConfig {
+    pub role: Role,
+    /// The shared secret, or None for verify-code mode.
+    pub secret: Option<Zeroizing<Vec<u8>>>,
+    /// Our display name, sent in HELLO.
+    pub name: String,
+    pub idle_timeout: Duration,
+    pub handshake_timeout: Duration,
+    /// Failed attempts a listener allows before it gives up.
+    pub tries: u32,
+}
+
+pub struct Room {
+    cfg: RoomConfig,
+    rng: Box<dyn Random>,
+    /// Listener: connections still in their handshake.
+    pending: Vec<Link>,
+    /// The room's connection: the dialer's from the start, the listener's
+    /// once it passed key confirmation.
+    current: Option<Link>,
+    /// Plaintext for the user.
+    out: ByteBuf,
+    /// User input waiting to be sealed into records.
+    to_seal: ByteBuf,
+    sending: Sending,
+    receiving: Receiving,
+    farewell: Farewell,
+    /// Nobody reads our output any more: drop what arrives.
+    discard_output: bool,
+    failed_attempts: u32,
+    interrupts: u32,
+    events: VecDeque<Event>,
+    actions: VecDeque<Action>,
+    outcome: Option<Result<(), Error>>,
+}
+
+impl Room {
+    pub fn new(cfg: RoomConfig, rng: Box<dyn Random>) -> Room {
+        Room {
+            cfg,
+            rng,
+            pending: Vec::new(),
+            current: None,
+            out: ByteBuf::with_capacity(IO_CAP),
+            to_seal: ByteBuf::with_capacity(IO_CAP),
+            sending: Sending::Open,
+            receiving: Receiving::Open,
+            farewell: Farewell::Staying,
+            discard_output: false,
+            failed_attempts: 0,
+            interrupts: 0,
+            events: VecDeque::new(),
+            actions: VecDeque::new(),
+            outcome: None,
+        }
+    }
+
+    fn method(&self) -> Method {
+        match &self.cfg.secret {
+            Some(s) => Method::Secret(s.clone()),
+            None => Method::VerifyCode,
+        }
+    }
+
+    fn start_link(&mut self, id: LinkId, source: u128, now: Instant) -> Link {
+        let method = self.method();
+        Link::start(
+            id,
+            source,
+            self.cfg.role,
+            method,
+            self.cfg.handshake_timeout,
+            &mut *self.rng,
+            now,
+        )
+    }
+
+    // ----- connections -----------------------------------------------------
+
+    /// Listener: a new connection from `source`. It is admitted, or closed
+    /// at once when the room is taken or the caps are reached and no silent
+    /// connection can make way.
+    pub fn accept(&mut self, id: LinkId, source: u128, now: Instant) {
+        if self.outcome.is_some() || self.current.is_some() {
+            return self.actions.push_back(Action::Close(id));
+        }
+        let same = self.pending.iter().filter(|l| l.source == source).count();
+        let full = if same >= MAX_PENDING_PER_SOURCE {
+            Some(Some(source))
+        } else if self.pending.len() >= MAX_PENDING {
+            Some(None)
+        } else {
+            None
+        };
+        if let Some(among) = full {
+            if !self.evict_silent(among) {
+                return self.actions.push_back(Action::Close(id));
+            }
+        }
+        let link = self.start_link(id, source, now);
+        self.pending.push(link);
+    }
+
+    /// Closes the oldest pending connection that has sent no preface yet
+    /// (from `source`, or from anyone): a silent client makes way for a new
+    /// one, so silence can never keep the real peer out.
+    fn evict_silent(&mut self, source: Option<u128>) -> bool {
+        let oldest = self
+            .pending
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !l.preface_seen() && source.is_none_or(|s| l.source == s))
+            .min_by_key(|(_, l)| l.started)
+            .map(|(i, _)| i);
+        let Some(i) = oldest else { return false };
+        let link = self.pending.swap_remove(i);
+        self.actions.push_back(Action::Close(link.id));
+        true
+    }
+
+    /// Dialer: our connection is up; the first flight goes out.
+    pub fn connected(&mut self, id: LinkId, now: Instant) {
+        if self.outcome.is_some() || self.current.is_some() {
+            return self.actions.push_back(Action::Close(id));
+        }
+        self.current = Some(self.start_link(id, 0, now));
+    }
+
+    fn link(&self, id: LinkId) -> Option<&Link> {
+        self.current
+            .iter()
+            .chain(self.pending.iter())
+            .find(|l| l.id == id)
+    }
+
+    fn link_mut(&mut self, id: LinkId) -> Option<&mut Link> {
+        self.current
+            .iter_mut()
+            .chain(self.pending.iter_mut())
+            .find(|l| l.id == id)
+    }
+
+    fn pending_index(&self, id: LinkId) -> Option<usize> {
+        self.pending.iter().position(|l| l.id == id)
+    }
+
+    pub fn to_send(&self, id: LinkId) -> &[u8] {
+        self.link(id).map_or(&[], |l| l.tx.data())
+    }
+
+    pub fn sent(&mut self, id: LinkId, n: usize, now: Instant) {
+        if let Some(l) = self.link_mut(id) {
+            l.tx.consume(n);
+        }
+        self.seal_pending(now);
+        self.check_end(now);
+    }
+
+    /// Returns true if and only if [`Room::receive_buf`] is not empty.
+    pub fn can_receive(&self, id: LinkId) -> bool {
+        let Some(l) = self.link(id) else { return false };
+        if l.transport_eof || l.rx.room() == 0 {
+            return false;
+        }
+        let is_current = self.current.as_ref().is_some_and(|c| c.id == id);
+        !is_current
+            || (self.outcome.is_none()
+                && self.farewell != Farewell::PeerLeft
+                && self.out.room() >= MAX_PAYLOAD)
+    }
+
+    pub fn receive_buf(&mut self, id: LinkId) -> &mut [u8] {
+        if !self.can_receive(id) {
+            return &mut [];
+        }
+        match self.link_mut(id) {
+            Some(l) => l.rx.spare(),
+            None => &mut [],
+        }
+    }
+
+    pub fn received(&mut self, id: LinkId, n: usize, now: Instant) {
+        let Some(l) = self.link_mut(id) else { return };
+        l.rx.commit(n);
+        l.heard |= n > 0;
+        l.last_recv = now;
+        self.process(id, now);
+    }
+
+    pub fn transport_closed(&mut self, id: LinkId, now: Instant) {
+        let Some(l) = self.link_mut(id) else { return };
+        l.transport_eof = true;
+        self.process(id, now);
+    }
+
+    pub fn transport_failed(&mut self, id: LinkId, e: &io::Error, now: Instant) {
+        let Some(l) = self.link(id) else { return };
+        let err = if l.is_confirmed() {
+            Error::Lost(format!("connection lost: {}", describe_io(e)))
+        } else {
+            l.eof_error()
+        };
+        self.link_failed(id, err, now);
+    }
+
+    fn process(&mut self, id: LinkId, now: Instant) {
+        if self.current.as_ref().is_some_and(|c| c.id == id) {
+            self.process_current(now);
+        } else if let Some(i) = self.pending_index(id) {
+            self.process_pending(i, now);
+        }
+        self.check_end(now);
+    }
+
+    /// Fails one connection: the room's (which ends the room), or a pending
+    /// one (an attempt, counted if it got our key material).
+    fn link_failed(&mut self, id: LinkId, e: Error, now: Instant) {
+        match self.pending_index(id) {
+            Some(i) => self.drop_attempt(i, e, now),
+            None => self.fail(e, now),
+        }
+    }
+
+    fn drop_attempt(&mut self, i: usize, e: Error, now: Instant) {
+        let link = self.pending.swap_remove(i);
+        let counted = link.revealed();
+        if counted {
+            self.failed_attempts += 1;
+        }
+        let silent = !link.heard;
+        if silent {
+            // A client that said nothing at all (a port scan, an idle
+            // connection) is dropped without a word.
+            self.actions.push_back(Action::Close(link.id));
+        } else {
+            self.events.push_back(Event::FailedAttempt {
+                link: link.id,
+                why: e.to_string(),
+                counted,
+                failed: self.failed_attempts,
+                tries: self.cfg.tries,
+            });
+            self.actions.push_back(Action::Linger {
+                link: link.id,
+                flush: link.tx.data().to_vec(),
+                until: now + ABORT_DRAIN,
+            });
+        }
+        if self.failed_attempts >= self.cfg.tries {
+            let n = self.failed_attempts;
+            let what = if self.cfg.secret.is_some() {
+                "the shared secret"
+            } else {
+                "the verify code"
+            };
+            self.fail(
+                Error::AuthFailed(format!(
+                    "{n} failed attempt{} to join the room: someone may be guessing {what}; \
+                     giving up (start again, with a fresh secret)",
+                    if n == 1 { "" } else { "s" }
+                )),
+                now,
+            );
+        }
+    }
+
+    fn process_pending(&mut self, i: usize, now: Instant) {
+        let link = &mut self.pending[i];
+        if !link.is_keyed() {
+            match link.advance(self.cfg.role, &mut *self.rng) {
+                Err(e) => return self.drop_attempt(i, e, now),
+                Ok(false) => {
+                    if link.transport_eof {
+                        let e = link.eof_error();
+                        self.drop_attempt(i, e, now);
+                    }
+                    return;
+                }
+                Ok(true) => {}
+            }
+        }
+        // The listener's key confirmation: the dialer's HELLO comes first
+        // and we seal nothing of ours before it verifies.
+        let opened = match link.open_next() {
+            Err(e) => return self.drop_attempt(i, e, now),
+            Ok(None) => return,
+            Ok(Some(o)) => o,
+        };
+        if opened.kind != Kind::Hello {
+            return self.drop_attempt(i, violation("the first record was not HELLO"), now);
+        }
+        let name = peer_name(&link.rx.data()[opened.payload.clone()]);
+        link.rx.consume(opened.consumed);
+        link.confirm();
+        let mut link = self.pending.swap_remove(i);
+        // One room, two people: everyone else is turned away.
+        for other in self.pending.drain(..) {
+            self.actions.push_back(Action::Close(other.id));
+        }
+        self.actions.push_back(Action::StopAccepting);
+        let ours = self.cfg.name.clone();
+        if let Err(e) = link.seal(Kind::Hello, ours.as_bytes(), now) {
+            self.current = Some(link);
+            return self.fail(e, now);
+        }
+        self.joined(&mut link, name);
+        self.current = Some(link);
+        self.seal_pending(now);
+        self.process_current(now);
+    }
+
+    fn joined(&mut self, link: &mut Link, name: String) {
+        self.events.push_back(Event::Joined {
+            link: link.id,
+            name: Some(name),
+            verify_code: link.verify_code.take(),
+            failed_attempts: self.failed_attempts,
+        });
+    }
+
+    fn process_current(&mut self, now: Instant) {
+        let Some(link) = self.current.as_mut() else {
+            return;
+        };
+        if !link.is_keyed() {
+            match link.advance(self.cfg.role, &mut *self.rng) {
+                Err(e) => return self.fail(e, now),
+                Ok(false) => {
+                    if link.transport_eof {
+                        let e = link.eof_error();
+                        self.fail(e, now);
+                    }
+                    return;
+                }
+                Ok(true) => {
+                    // The dialer confirms first: its HELLO, then its data,
+                    // in the same write as its last key message.
+                    let ours = self.cfg.name.clone();
+                    if let Err(e) = link.seal(Kind::Hello, ours.as_bytes(), now) {
+                        return self.fail(e, now);
+                    }
+                    self.seal_pending(now);
+                }
+            }
+        }
+        self.open_records(now);
+    }
+
+    fn open_records(&mut self, now: Instant) {
+        loop {
+            if self.outcome.is_some()
+                || self.farewell == Farewell::PeerLeft
+                || self.out.room() < MAX_PAYLOAD
+            {
+                return;
+            }
+            let Some(link) = self.current.as_mut() else {
+                return;
+            };
+            let opened = match link.open_next() {
+                Ok(Some(o)) => o,
+                Ok(None) => return,
+                Err(e) => return self.fail(e, now),
+            };
+            let payload = &link.rx.data()[opened.payload.clone()];
+            let confirmed = link.is_confirmed();
+            let outcome = match opened.kind {
+                Kind::Hello if !confirmed => {
+                    let name = peer_name(payload);
+                    link.confirm();
+                    self.events.push_back(Event::Joined {
+                        link: link.id,
+                        name: Some(name),
+                        verify_code: link.verify_code.take(),
+                        failed_attempts: 0,
+                    });
+                    Ok(())
+                }
+                _ if !confirmed => Err(violation("the first record was not HELLO")),
+                Kind::Hello => Err(violation("a second HELLO")),
+                Kind::Data if self.receiving.ended() => Err(violation("data after EOF")),
+                Kind::Data => {
+                    if !self.discard_output {
+                        self.out.extend(payload);
+                    }
+                    Ok(())
+                }
+                _ if !payload.is_empty() => Err(violation("a control record with a payload")),
+                Kind::Eof if self.receiving.ended() => Err(violation("a second EOF")),
+                Kind::Eof => {
+                    self.receiving = Receiving::Ended;
+                    self.events.push_back(Event::PeerDone);
+                    Ok(())
+                }
+                Kind::Done if self.sending != Sending::EofSent => {
+                    Err(violation("an unexpected DONE"))
+                }
+                Kind::Done => {
+                    self.sending = Sending::Confirmed;
+                    Ok(())
+                }
+                Kind::Bye => {
+                    self.farewell = Farewell::PeerLeft;
+                    self.events.push_back(Event::PeerLeft);
+                    Ok(())
+                }
+                Kind::Ping => Ok(()),
+            };
+            link.rx.consume(opened.consumed);
+            if let Err(e) = outcome {
+                return self.fail(e, now);
+            }
+            // An EOF is answered with DONE (sealed now, or once tx has room).
+            self.seal_pending(now);
+        }
+    }
+
+    // ----- the user side ---------------------------------------------------
+
+    /// Returns true if and only if [`Room::input_buf`] is not empty.
+    pub fn can_take_input(&self) -> bool {
+        self.sending == Sending::Open
+            && self.farewell == Farewell::Staying
+            && self.outcome.is_none()
+            && self.current.as_ref().is_some_and(|l| l.is_keyed())
+            && self.to_seal.room() > 0
+    }
+
+    pub fn input_buf(&mut self) -> &mut [u8] {
+        if !self.can_take_input() {
+            return &mut [];
+        }
+        self.to_seal.spare()
+    }
+
+    pub fn input_received(&mut self, n: usize, now: Instant) {
+        self.to_seal.commit(n);
+        self.seal_pending(now);
+    }
+
+    pub fn input_ended(&mut self, now: Instant) {
+        if self.sending == Sending::Open {
+            self.sending = Sending::Ending;
+        }
+        self.seal_pending(now);
+        self.check_end(now);
+    }
+
+    /// Returns true if and only if the room is up: the peer's HELLO arrived.
+    pub fn is_established(&self) -> bool {
+        self.current.as_ref().is_some_and(|l| l.is_confirmed())
+    }
+
+    pub fn leave(&mut self, reason: LeaveReason, now: Instant) {
+        if !self.is_established() {
+            // No room yet: nothing to say goodbye to.
+            return self.fail(Error::Interrupted, now);
+        }
+        if self.farewell == Farewell::Staying {
+            self.farewell = Farewell::Leaving(reason);
+        }
+        self.seal_pending(now);
+        self.check_end(now);
+    }
+
+    /// Ctrl-C (or TERM, HUP): the first leaves the room, a second, or one
+    /// before the room is up, ends the program at once.
+    pub fn interrupted(&mut self, now: Instant) {
+        self.interrupts += 1;
+        if self.interrupts >= 2 || !self.is_established() {
+            return self.fail(Error::Interrupted, now);
+        }
+        self.leave(LeaveReason::Interrupted, now);
+    }
+
+    pub fn output(&self) -> &[u8] {
+        self.out.data()
+    }
+
+    pub fn output_written(&mut self, n: usize, now: Instant) {
+        if self.out.room() < MAX_PAYLOAD {
+            // We had stopped reading the socket; the silence was ours.
+            if let Some(l) = self.current.as_mut() {
+                l.last_recv = now;
+            }
+        }
+        self.out.consume(n);
+        self.process_current(now);
+        self.check_end(now);
+    }
+
+    pub fn output_closed(&mut self, now: Instant) {
+        self.discard_output = true;
+        let pending = self.out.len();
+        self.out.consume(pending);
+        self.leave(LeaveReason::OutputClosed, now);
+    }
+
+    /// Returns true if and only if the peer will send nothing more and all
+    /// of it has been shown.
+    pub fn output_finished(&self) -> bool {
+        let peer_ended = self.receiving.ended() || self.farewell == Farewell::PeerLeft;
+        let rx_empty = self.current.as_ref().is_none_or(|l| l.rx.is_empty());
+        peer_ended && self.out.is_empty() && rx_empty
+    }
+
+    /// Returns true if and only if everything both ways had ended and was
+    /// delivered: leaving now cuts nothing short.
+    pub fn all_delivered(&self) -> bool {
+        let tx_empty = self.current.as_ref().is_none_or(|l| l.tx.is_empty());
+        self.sending.ended() && self.to_seal.is_empty() && tx_empty && self.output_finished()
+    }
+
+    // ----- time and state --------------------------------------------------
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.outcome.is_some() {
+            return None;
+        }
+        let role = self.cfg.role;
+        let pending = self.pending.iter().map(|l| l.handshake_deadline(role));
+        let current = self.current.as_ref().and_then(|l| {
+            if !l.is_confirmed() {
+                return Some(l.handshake_deadline(role));
+            }
+            let ping = self
+                .sends_heartbeats()
+                .then(|| l.last_send + self.ping_interval());
+            let dead = self
+                .counts_peer_silence(l)
+                .then(|| l.last_recv + self.cfg.idle_timeout);
+            ping.into_iter().chain(dead).min()
+        });
+        pending.chain(current).min()
+    }
+
+    fn ping_interval(&self) -> Duration {
+        self.cfg.idle_timeout / 3
+    }
+
+    /// We send heartbeats until our goodbye is queued or the room closed.
+    fn sends_heartbeats(&self) -> bool {
+        !self.farewell.we_leave() && !self.closed_cleanly()
+    }
+
+    /// A silent peer counts against it only while it has not left and we
+    /// are reading.
+    fn counts_peer_silence(&self, l: &Link) -> bool {
+        self.farewell != Farewell::PeerLeft && !l.transport_eof && self.out.room() >= MAX_PAYLOAD
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.outcome.is_some() {
+            return;
+        }
+        let role = self.cfg.role;
+        while let Some(i) = self
+            .pending
+            .iter()
+            .position(|l| now >= l.handshake_deadline(role))
+        {
+            let e = self.pending[i].timeout_error(role, now);
+            self.drop_attempt(i, e, now);
+            if self.outcome.is_some() {
+                return;
+            }
+        }
+        let Some(l) = self.current.as_ref() else {
+            return;
+        };
+        if !l.is_confirmed() {
+            if now >= l.handshake_deadline(role) {
+                let e = l.timeout_error(role, now);
+                self.fail(e, now);
+            }
+            return;
+        }
+        if self.counts_peer_silence(l) && now >= l.last_recv + self.cfg.idle_timeout {
+            let secs = self.cfg.idle_timeout.as_secs_f64();
+            return self.fail(
+                Error::Lost(format!(
+                    "connection lost: no sign of life from the peer for {secs} s"
+                )),
+                now,
+            );
+        }
+        let due = self.sends_heartbeats() && now >= l.last_send + self.ping_interval();
+        if let (true, Some(l)) = (due, self.current.as_mut()) {
+            if let Err(e) = l.seal(Kind::Ping, &[], now) {
+                return self.fail(e, now);
+            }
+            // If the record did not fit, data is queued anyway: the peer
+            // hears from us as soon as the socket drains.
+            l.last_send = now;
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    pub fn status(&self) -> Status {
+        match &self.outcome {
+            None => Status::Running,
+            Some(r) => Status::Ended(r.clone()),
+        }
+    }
+
+    /// Both EOFs are exchanged and each side confirmed (DONE) that it
+    /// received the other's: everything arrived, the room ended cleanly.
+    /// A FIN alone proves nothing: anyone on the path can forge one.
+    fn closed_cleanly(&self) -> bool {
+        self.sending == Sending::Confirmed
+            && self.receiving == Receiving::DoneSent
+            && self.current.as_ref().is_some_and(|l| l.tx.is_empty())
+    }
+
+    // ----- internals -------------------------------------------------------
+
+    /// Decides whether the room has ended, and how, after every input.
+    fn check_end(&mut self, now: Instant) {
+        if self.outcome.is_some() {
+            return;
+        }
+        let Some(link) = self.current.as_ref() else {
+            return;
+        };
+        if !link.is_confirmed() || !self.out.is_empty() {
+            return;
+        }
+        let flushed = link.tx.is_empty();
+        let end = match self.farewell {
+            Farewell::PeerLeft => Some(Ok(())),
+            Farewell::ByeSent(reason) if flushed => {
+                Some(if reason == LeaveReason::Interrupted && !self.all_delivered() {
+                    Err(Error::Interrupted)
+                } else {
+                    Ok(())
+                })
+            }
+            _ if self.closed_cleanly() => Some(Ok(())),
+            _ if link.transport_eof && link.rx.is_empty() => Some(Err(Error::Lost(
+                if self.receiving.ended() {
+                    "connection lost: the peer closed the connection before confirming it received everything"
+                } else {
+                    "connection lost: the peer vanished without saying goodbye"
+                }
+                .into(),
+            ))),
+            _ => None,
+        };
+        match end {
+            Some(Ok(())) => self.finish(Ok(()), now),
+            Some(Err(e)) => self.fail(e, now),
+            None => {}
+        }
+    }
+
+    /// Ends the room cleanly (or by a first Ctrl-C with data cut short):
+    /// FIN, then read until the peer's FIN so nothing is answered by a reset.
+    fn finish(&mut self, result: Result<(), Error>, now: Instant) {
+        if self.outcome.is_some() {
+            return;
+        }
+        self.outcome = Some(result);
+        if let Some(link) = self.current.as_ref() {
+            self.actions.push_back(Action::Linger {
+                link: link.id,
+                flush: link.tx.data().to_vec(),
+                until: now + LINGER,
+            });
+        }
+        self.close_the_rest();
+    }
+
+    /// Ends the room with an error. After the room is up the connection is
+    /// reset, so the peer cannot mistake the failure for a clean end; a
+    /// failed handshake sends its last bytes and drains, so the peer reads
+    /// the same clear error and not a reset.
+    fn fail(&mut self, e: Error, now: Instant) {
+        if self.outcome.is_some() {
+            return;
+        }
+        if let Some(link) = self.current.as_ref() {
+            let action = if link.is_confirmed() {
+                Action::Reset(link.id)
+            } else {
+                Action::Linger {
+                    link: link.id,
+                    flush: link.tx.data().to_vec(),
+                    until: now + ABORT_DRAIN,
+                }
+            };
+            self.actions.push_back(action);
+        }
+        self.outcome = Some(Err(e));
+        self.close_the_rest();
+    }
+
+    fn close_the_rest(&mut self) {
+        for other in self.pending.drain(..) {
+            self.actions.push_back(Action::Close(other.id));
+        }
+        self.actions.push_back(Action::StopAccepting);
+    }
+
+    /// Seals pending input into DATA records, then DONE, BYE or EOF when due.
+    fn seal_pending(&mut self, now: Instant) {
+        if self.outcome.is_some() {
+            return;
+        }
+        let Some(link) = self.current.as_mut() else {
+            return;
+        };
+        if !link.is_keyed() {
+            return;
+        }
+        let result = seal_into(
+            link,
+            &mut self.to_seal,
+            &mut self.sending,
+            &mut self.receiving,
+            &mut self.farewell,
+            now,
+        );
+        if let Err(e) = result {
+            self.fail(e, now);
+        }
+    }
+}
+
+fn seal_into(
+    link: &mut Link,
+    to_seal: &mut ByteBuf,
+    sending: &mut Sending,
+    receiving: &mut Receiving,
+    farewell: &mut Farewell,
+    now: Instant,
+) -> Result<(), Error> {
+    while !to_seal.is_empty() {
+        let n = to_seal.len().min(MAX_PAYLOAD);
+        if !link.seal(Kind::Data, &to_seal.data()[..n], now)? {
+            return Ok(());
+        }
+        to_seal.consume(n);
+    }
+    if matches!(farewell, Farewell::PeerLeft | Farewell::ByeSent(_)) {
+        return Ok(());
+    }
+    if *receiving == Receiving::Ended && link.seal(Kind::Done, &[], now)? {
+        *receiving = Receiving::DoneSent;
+    }
+    if let Farewell::Leaving(reason) = *farewell {
+        if link.seal(Kind::Bye, &[], now)? {
+            *farewell = Farewell::ByeSent(reason);
+        }
+    } else if *sending == Sending::Ending && link.seal(Kind::Eof, &[], now)? {
+        *sending = Sending::EofSent;
+    }
+    Ok(())
+}
+
+fn peer_name(payload: &[u8]) -> String {
+    let name = names::sanitize(payload);
+    if name.is_empty() {
+        "peer".into()
+    } else {
+        name
+    }
+}
+
+fn violation(what: &str) -> Error {
+    Error::Integrity(format!("protocol violation: {what}; connection aborted"))
+}

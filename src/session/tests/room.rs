@@ -1,0 +1,529 @@
+//! One dialer and one listener: the room from handshake to goodbye.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::protocol::record::OVERHEAD;
+
+#[test]
+fn plain_pair_is_byte_exact_with_half_close() {
+    let mut p = Pair::new(Security::Plain, Security::Plain);
+    let now = p.now;
+    p.dialer.input(b"hello", now);
+    p.dialer.s.input_ended(now);
+    p.run();
+    assert!(p.dialer.sent_fin(), "our EOF is a write shutdown");
+    p.listener.s.transport_closed(LINK, now);
+    p.run();
+    assert_eq!(p.listener.shown, b"hello");
+    assert!(p.listener.events.contains(&Event::PeerDone));
+    // The listener still sends after the dialer's half-close.
+    p.listener.input(b"late reply", now);
+    p.listener.s.input_ended(now);
+    p.run();
+    p.dialer.s.transport_closed(LINK, now);
+    p.run();
+    assert_eq!(p.dialer.shown, b"late reply");
+    p.assert_both(Status::Ended(Ok(())));
+}
+
+#[test]
+fn plain_mode_spots_an_encrypted_peer() {
+    let mut p = Pair::new(Security::VerifyCode, Security::Plain);
+    p.run();
+    assert!(matches!(p.listener.failure(), Error::Handshake(m) if m.contains("encrypted")));
+    assert!(
+        p.listener.shown.is_empty(),
+        "the preface is not shown as data"
+    );
+}
+
+#[test]
+fn plain_data_that_only_looks_like_a_preface_is_shown() {
+    let mut p = Pair::new(Security::Plain, Security::Plain);
+    let now = p.now;
+    p.dialer.input(b"p2pchat/2 s", now);
+    p.run();
+    assert!(p.listener.shown.is_empty(), "undecided bytes are held back");
+    p.dialer.input(b"omething else\n", now);
+    p.run();
+    assert_eq!(p.listener.shown, b"p2pchat/2 something else\n");
+}
+
+#[test]
+fn verify_code_mode_agrees_and_carries_data_both_ways() {
+    let mut p = Pair::default_mode();
+    p.run();
+    let (dc, lc) = (p.dialer.code().unwrap(), p.listener.code().unwrap());
+    assert_eq!(dc, lc);
+    assert_eq!(dc.len(), 7);
+    assert!(p.dialer.events.contains(&Event::Joined {
+        link: LINK,
+        name: Some("lee".into()),
+        verify_code: Some(dc.clone()),
+        failed_attempts: 0,
+    }));
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let now = p.now;
+    let mut fed = 0;
+    while fed < big.len() {
+        fed += p.dialer.input(&big[fed..], now);
+        p.listener.input(b"x", now);
+        p.run();
+    }
+    p.finish();
+    assert!(p.listener.shown == big);
+    // The listener fed one "x" per turn while the dialer's data flowed.
+    assert!(!p.dialer.shown.is_empty() && p.dialer.shown.iter().all(|&b| b == b'x'));
+    p.assert_both(Status::Ended(Ok(())));
+    let sent = String::from_utf8_lossy(&p.dialer.sent);
+    assert!(sent.starts_with("p2pchat/2 sas\n"));
+}
+
+#[test]
+fn the_chat_plaintext_never_appears_on_the_wire() {
+    let mut p = Pair::default_mode();
+    p.run();
+    let now = p.now;
+    p.dialer.input(b"CANARY-1234 secret plans\n", now);
+    p.finish();
+    assert_eq!(p.listener.shown, b"CANARY-1234 secret plans\n");
+    let wire = [p.dialer.sent.clone(), p.listener.sent.clone()].concat();
+    assert!(!wire.windows(6).any(|w| w == b"CANARY"));
+}
+
+#[test]
+fn a_shared_secret_opens_the_room() {
+    let mut p = Pair::new(secret("correct horse"), secret("correct horse"));
+    p.run();
+    assert!(p.dialer.s.is_established() && p.listener.s.is_established());
+    assert_eq!(p.dialer.code(), None, "no code to compare with a secret");
+    let now = p.now;
+    p.listener.input(b"welcome", now);
+    p.finish();
+    assert_eq!(p.dialer.shown, b"welcome");
+}
+
+#[test]
+fn different_secrets_fail_on_both_sides() {
+    let mut p = Pair::new(secret("alpha"), secret("bravo"));
+    p.run();
+    // The listener checks the dialer's HELLO and drops the attempt; it sends
+    // nothing sealed, so the dialer learns it only from the FIN that follows.
+    assert!(p.listener.events.iter().any(|e| matches!(e,
+        Event::FailedAttempt { why, counted: true, .. } if why.contains("secrets differ"))));
+    assert_eq!(p.listener.s.status(), Status::Running, "it keeps waiting");
+    p.deliver_ends();
+    assert!(matches!(p.dialer.failure(), Error::Handshake(m) if m.contains("secrets differ")));
+    assert!(p.dialer.shown.is_empty() && p.listener.shown.is_empty());
+}
+
+#[test]
+fn mode_mismatch_is_named_on_both_sides() {
+    let mut p = Pair::new(secret("alpha"), Security::VerifyCode);
+    p.run();
+    assert!(matches!(p.dialer.failure(), Error::Handshake(m) if m.contains("we do:")));
+    assert!(p.listener.events.iter().any(|e| matches!(e,
+        Event::FailedAttempt { why, counted: false, .. } if why.contains("we do not"))));
+}
+
+#[test]
+fn a_netcat_peer_is_not_p2pchat() {
+    let now = Instant::now();
+    let mut l = Side::new(
+        session(config(Role::Listener, Security::VerifyCode, "lee"), 3),
+        LINK,
+    );
+    l.s.accept(LINK, 1, now);
+    l.feed(b"hello there\n", now);
+    let why = l.events.iter().find_map(|e| match e {
+        Event::FailedAttempt { why, counted, .. } => Some((why.clone(), *counted)),
+        _ => None,
+    });
+    let (why, counted) = why.expect("a failed attempt");
+    assert!(why.contains("not speaking the p2pchat protocol") && why.contains("hello there"));
+    assert!(!counted, "nothing of ours was revealed: not an attempt");
+    assert_eq!(l.s.status(), Status::Running, "the listener keeps waiting");
+    assert!(l.s.output().is_empty());
+}
+
+#[test]
+fn a_silent_peer_times_out_the_handshake() {
+    let mut p = Pair::default_mode();
+    p.connected = false;
+    // The listener drops a connection that sent no preface within 2 s,
+    // silently, and keeps waiting for the real peer.
+    p.advance(link::PREFACE_DEADLINE);
+    assert_eq!(p.listener.s.status(), Status::Running);
+    assert!(p.listener.actions.contains(&Action::Close(LINK)));
+    assert!(p.listener.events.is_empty(), "silence is not reported");
+    p.advance(HANDSHAKE - link::PREFACE_DEADLINE - Duration::from_millis(1));
+    assert_eq!(p.dialer.s.status(), Status::Running);
+    p.advance(Duration::from_millis(2));
+    assert!(
+        matches!(p.dialer.failure(), Error::Handshake(m) if m.contains("did not finish in time"))
+    );
+}
+
+#[test]
+fn eof_during_the_handshake_is_a_handshake_error() {
+    let mut p = Pair::new(secret("s"), secret("s"));
+    // The listener has sent SPAKE2 message B when the dialer vanishes.
+    p.step();
+    p.listener.s.transport_closed(LINK, p.now);
+    p.listener.drain(p.now);
+    assert!(p.listener.events.iter().any(|e| matches!(e,
+        Event::FailedAttempt { why, counted: true, .. } if why.contains("secrets differ"))));
+}
+
+/// Runs the handshake, then lets `tamper` change the dialer's next records
+/// before the listener reads them.
+fn tampered(tamper: impl FnOnce(&mut Vec<u8>)) -> Pair {
+    let mut p = Pair::default_mode();
+    p.run();
+    let now = p.now;
+    p.dialer.input(b"first", now);
+    let n = p.dialer.s.to_send(LINK).len();
+    let mut wire = p.dialer.s.to_send(LINK).to_vec();
+    p.dialer.s.sent(LINK, n, now);
+    p.dialer.input(b"second", now);
+    let n2 = p.dialer.s.to_send(LINK).len();
+    wire.extend_from_slice(p.dialer.s.to_send(LINK));
+    p.dialer.s.sent(LINK, n2, now);
+    tamper(&mut wire);
+    p.d2l = wire;
+    p.run();
+    p
+}
+
+#[test]
+fn a_flipped_bit_aborts_with_an_integrity_error_and_shows_nothing() {
+    let p = tampered(|w| w[4] ^= 0x40);
+    assert!(matches!(p.listener.failure(), Error::Integrity(_)));
+    assert!(p.listener.shown.is_empty());
+}
+
+#[test]
+fn replayed_reordered_dropped_and_truncated_records_fail() {
+    let rec = OVERHEAD + 5; // "first" record size
+    let p = tampered(|w| {
+        let first = w[..rec].to_vec();
+        w.splice(rec..rec, first);
+    });
+    assert!(
+        matches!(p.listener.failure(), Error::Integrity(_)),
+        "replay"
+    );
+    assert_eq!(
+        p.listener.shown, b"first",
+        "only the authentic record was shown"
+    );
+
+    let p = tampered(|w| {
+        let first: Vec<u8> = w.drain(..rec).collect();
+        w.extend(first);
+    });
+    assert!(
+        matches!(p.listener.failure(), Error::Integrity(_)),
+        "reorder"
+    );
+    assert!(p.listener.shown.is_empty());
+
+    let p = tampered(|w| {
+        w.drain(..rec);
+    });
+    assert!(matches!(p.listener.failure(), Error::Integrity(_)), "drop");
+
+    let mut p = tampered(|w| w.truncate(rec + 3));
+    p.listener.s.transport_closed(LINK, p.now);
+    p.run();
+    assert!(
+        matches!(p.listener.failure(), Error::Integrity(m) if m.contains("middle of a record")),
+        "a truncated record"
+    );
+    assert_eq!(p.listener.shown, b"first");
+
+    // Cut at a record boundary instead: the peer is gone, not forged.
+    let mut p = tampered(|w| w.truncate(rec));
+    p.listener.s.transport_closed(LINK, p.now);
+    p.run();
+    assert!(
+        matches!(p.listener.failure(), Error::Lost(m) if m.contains("without saying goodbye")),
+        "a cut between records"
+    );
+    assert_eq!(p.listener.shown, b"first");
+}
+
+#[test]
+fn a_reflected_record_fails() {
+    let mut p = Pair::default_mode();
+    p.run();
+    let now = p.now;
+    p.dialer.input(b"to lee", now);
+    let wire = p.dialer.s.to_send(LINK).to_vec();
+    let n = wire.len();
+    p.dialer.s.sent(LINK, n, now);
+    p.l2d = wire; // sent back to the dialer
+    p.run();
+    assert!(matches!(p.dialer.failure(), Error::Integrity(_)));
+}
+
+#[test]
+fn eof_is_half_close_and_bye_ends_the_room() {
+    let mut p = Pair::default_mode();
+    p.run();
+    let now = p.now;
+    p.dialer.s.input_ended(now);
+    p.run();
+    assert!(p.listener.events.contains(&Event::PeerDone));
+    assert_eq!(
+        p.dialer.s.status(),
+        Status::Running,
+        "still reading after EOF"
+    );
+    p.listener.input(b"after your eof", now);
+    p.run();
+    assert_eq!(p.dialer.shown, b"after your eof");
+    p.listener.s.leave(LeaveReason::User, now);
+    p.run();
+    assert!(p.dialer.events.contains(&Event::PeerLeft));
+    p.assert_both(Status::Ended(Ok(())));
+}
+
+#[test]
+fn leaving_after_eof_still_says_goodbye() {
+    let mut p = Pair::default_mode();
+    p.run();
+    let now = p.now;
+    p.dialer.s.input_ended(now);
+    p.run();
+    p.dialer.s.leave(LeaveReason::User, now);
+    p.run();
+    assert!(p.listener.events.contains(&Event::PeerLeft));
+    assert_eq!(p.listener.s.status(), Status::Ended(Ok(())));
+}
+
+#[test]
+fn an_eof_without_goodbye_is_a_lost_connection() {
+    let mut p = Pair::default_mode();
+    p.run();
+    p.listener.s.transport_closed(LINK, p.now);
+    assert!(matches!(p.listener.failure(), Error::Lost(m) if m.contains("without saying goodbye")));
+}
+
+#[test]
+fn idle_pairs_ping_and_stay_alive() {
+    let mut p = Pair::default_mode();
+    p.run();
+    let before = p.dialer.sent.len();
+    p.advance(IDLE * 10);
+    p.assert_both(Status::Running);
+    let pings = (p.dialer.sent.len() - before) / OVERHEAD;
+    // One PING per idle/3, no more: an idle room costs nothing else.
+    assert!(
+        (25..=31).contains(&pings),
+        "{pings} pings in 10 idle periods"
+    );
+}
+
+#[test]
+fn a_silent_peer_is_declared_dead_after_the_idle_timeout() {
+    let mut p = Pair::default_mode();
+    p.run();
+    p.connected = false; // the peer's host vanished
+    p.advance(IDLE - Duration::from_millis(1));
+    assert_eq!(p.listener.s.status(), Status::Running);
+    p.advance(Duration::from_millis(2));
+    assert!(matches!(p.listener.failure(), Error::Lost(m) if m.contains("no sign of life")));
+}
+
+#[test]
+fn a_blocked_reader_does_not_blame_the_peer() {
+    let mut p = Pair::default_mode();
+    p.run();
+    p.listener.reading = false; // our stdout is stalled
+    let now = p.now;
+    let data = vec![7u8; 1 << 20];
+    let mut fed = 0;
+    loop {
+        let n = p.dialer.input(&data[fed..], now);
+        p.run();
+        if n == 0 {
+            break;
+        }
+        fed += n;
+    }
+    assert!(fed < data.len(), "a stalled reader must stop the sender");
+    assert!(
+        !p.listener.s.can_receive(LINK),
+        "backpressure stops reading the wire"
+    );
+    assert!(
+        p.dialer.s.input_buf().is_empty(),
+        "and then the sender's input"
+    );
+    p.advance(IDLE * 3);
+    assert_eq!(
+        p.listener.s.status(),
+        Status::Running,
+        "our own stall is no dead peer"
+    );
+    assert_eq!(
+        p.dialer.s.status(),
+        Status::Running,
+        "the sender hears our pings"
+    );
+    p.listener.reading = true;
+    while fed < data.len() {
+        p.run();
+        fed += p.dialer.input(&data[fed..], p.now);
+    }
+    p.run();
+    assert_eq!(p.listener.shown.len(), data.len());
+}
+
+#[test]
+fn interrupting_the_handshake_fails_at_once() {
+    let mut p = Pair::default_mode();
+    p.dialer.s.leave(LeaveReason::User, p.now);
+    assert_eq!(p.dialer.failure(), Error::Interrupted);
+    // Also after the keys but before the peer's HELLO has arrived.
+    let mut p = Pair::default_mode();
+    p.step_until(|p| p.listener.s.is_established());
+    assert!(p.listener.s.is_established() && !p.dialer.s.is_established());
+    p.dialer.s.interrupted(p.now);
+    assert_eq!(p.dialer.failure(), Error::Interrupted);
+}
+
+#[test]
+fn a_first_ctrl_c_leaves_and_exits_130_only_if_something_was_cut_short() {
+    let mut p = Pair::default_mode();
+    p.run();
+    p.dialer.s.interrupted(p.now);
+    p.run();
+    assert_eq!(
+        p.dialer.failure(),
+        Error::Interrupted,
+        "the peer was still sending"
+    );
+    assert!(p.listener.events.contains(&Event::PeerLeft));
+    assert_eq!(p.listener.s.status(), Status::Ended(Ok(())));
+
+    let mut p = Pair::default_mode();
+    p.run();
+    let now = p.now;
+    p.dialer.s.input_ended(now);
+    p.listener.s.input_ended(now);
+    p.step_until(|p| p.dialer.events.contains(&Event::PeerDone));
+    // Both EOFs crossed; the room may still be closing when Ctrl-C comes.
+    p.dialer.s.interrupted(now);
+    p.run();
+    assert_eq!(
+        p.dialer.s.status(),
+        Status::Ended(Ok(())),
+        "nothing was lost"
+    );
+}
+
+#[test]
+fn a_second_ctrl_c_ends_at_once_with_a_reset() {
+    let mut p = Pair::default_mode();
+    p.run();
+    p.connected = false; // the goodbye cannot get out
+    p.dialer.s.interrupted(p.now);
+    p.dialer.s.interrupted(p.now);
+    p.dialer.drain(p.now);
+    assert_eq!(p.dialer.failure(), Error::Interrupted);
+    assert!(p.dialer.reset());
+}
+
+#[test]
+fn the_peer_name_is_sanitised() {
+    let mut p = Pair::with_names(
+        Security::VerifyCode,
+        Security::VerifyCode,
+        "\u{1b}]52;c;evil\u{7}\"mallory\"",
+        "lee",
+    );
+    p.run();
+    let name = p.listener.events.iter().find_map(|e| match e {
+        Event::Joined { name, .. } => name.clone(),
+        _ => None,
+    });
+    assert_eq!(name.as_deref(), Some("]52;c;evilmallory"));
+}
+
+/// A man in the middle runs one handshake with each side and relays.
+#[test]
+fn a_man_in_the_middle_gets_different_codes() {
+    let now = Instant::now();
+    let side = |role, name, seed| {
+        Side::new(
+            session(config(role, Security::VerifyCode, name), seed),
+            LINK,
+        )
+    };
+    let mut d = side(Role::Dialer, "dana", 1);
+    let mut l = side(Role::Listener, "lee", 2);
+    let mut m_l = side(Role::Listener, "dana", 3); // faces d
+    let mut m_d = side(Role::Dialer, "lee", 4); // faces l
+    d.s.connected(LINK, now);
+    m_d.s.connected(LINK, now);
+    l.s.accept(LINK, 1, now);
+    m_l.s.accept(LINK, 1, now);
+    let (mut w1, mut w2, mut w3, mut w4) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..20 {
+        flow(&mut d, &mut m_l, &mut w1, now, true);
+        flow(&mut m_l, &mut d, &mut w2, now, true);
+        flow(&mut m_d, &mut l, &mut w3, now, true);
+        flow(&mut l, &mut m_d, &mut w4, now, true);
+    }
+    assert!(d.s.is_established() && l.s.is_established());
+    assert_ne!(
+        d.code().unwrap(),
+        l.code().unwrap(),
+        "the codes reveal the man in the middle"
+    );
+    assert_eq!(d.code(), m_l.code());
+    assert_eq!(l.code(), m_d.code());
+}
+
+#[test]
+fn both_sides_confirm_each_eof_before_the_room_ends() {
+    let mut p = Pair::default_mode();
+    p.run();
+    let now = p.now;
+    p.listener.s.input_ended(now); // the listener had nothing to say
+    p.run();
+    p.dialer.input(b"all of it", now);
+    p.dialer.s.input_ended(now);
+    // The listener's EOF is in, but nothing confirms ours arrived yet: a
+    // FIN now (forged by anyone on the path) is a lost connection.
+    let mut early = Pair::default_mode();
+    early.run();
+    early.listener.s.input_ended(now);
+    early.run();
+    early.dialer.s.input_ended(now);
+    early.dialer.s.transport_closed(LINK, now);
+    assert!(matches!(early.dialer.failure(), Error::Lost(m) if m.contains("confirming")));
+    // With the exchange completed, both end cleanly.
+    p.run();
+    assert_eq!(p.listener.shown, b"all of it");
+    p.assert_both(Status::Ended(Ok(())));
+    assert!(
+        p.dialer.sent_fin() && p.listener.sent_fin(),
+        "both linger after a FIN"
+    );
+}
+
+#[test]
+fn an_eof_before_the_peers_hello_is_a_handshake_failure() {
+    let mut p = Pair::default_mode();
+    // The listener has the dialer's HELLO; the dialer not yet the listener's.
+    p.step_until(|p| p.listener.s.is_established());
+    assert!(!p.dialer.s.is_established());
+    p.dialer.s.transport_closed(LINK, p.now);
+    assert!(
+        matches!(p.dialer.failure(), Error::Handshake(m) if m.contains("after the key exchange"))
+    );
+}
