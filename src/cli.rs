@@ -24,8 +24,12 @@ The chat is encrypted by default and both sides show the same verify code;
 compare it by voice. Set P2PCHAT_SECRET (or use --secret-file/--ask-secret)
 on both sides for a room that only holders of the secret can join.
 
+A listener gives up after --tries failed attempts to join (default 3):
+someone may be guessing the secret.
+
 Exit codes: 0 success, 1 connection failed or lost, 2 usage,
-3 handshake or authentication failed, 4 integrity failure, 130 interrupted.";
+3 handshake or authentication failed, 4 integrity failure,
+101 internal error, 130 interrupted.";
 
 /// A private two-party chat and byte-exact data pipe over one TCP connection.
 #[derive(Parser, Debug)]

@@ -291,11 +291,18 @@ impl Peer<'_> {
                 }
                 Err(e) if net::is_transient_accept_error(&e) => continue,
                 Err(e) => {
-                    // Out of descriptors, or worse: pause rather than spin
-                    // or exit; the backlog keeps the connections waiting.
-                    l.paused_until = Some(now + ACCEPT_PAUSE);
-                    if !net::is_resource_exhaustion(&e) {
-                        l.readable = false;
+                    // Out of descriptors: a silent stranger makes way, else
+                    // pause rather than spin or exit; the backlog keeps the
+                    // connections waiting.
+                    if net::is_resource_exhaustion(&e) && self.session.shed_load() {
+                        self.actions(registry);
+                        continue;
+                    }
+                    if let Some(l) = self.listener.as_mut() {
+                        l.paused_until = Some(now + ACCEPT_PAUSE);
+                        if !net::is_resource_exhaustion(&e) {
+                            l.readable = false;
+                        }
                     }
                     return;
                 }

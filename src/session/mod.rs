@@ -192,6 +192,16 @@ impl Session {
         }
     }
 
+    /// The process ran out of descriptors while accepting: the session
+    /// closes the oldest silent pending connection, if it has one (an
+    /// [`Action::Close`]). Returns whether it did.
+    pub fn shed_load(&mut self) -> bool {
+        match self {
+            Session::Plain(_) => false,
+            Session::Secure(r) => r.shed_load(),
+        }
+    }
+
     /// Dialer: our connection is up.
     pub fn connected(&mut self, link: LinkId, now: Instant) {
         match self {

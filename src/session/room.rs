@@ -157,6 +157,13 @@ impl Room {
         true
     }
 
+    /// The process is out of descriptors: close the oldest silent pending
+    /// connection, if any, so that accepting can go on. Returns whether one
+    /// was closed.
+    pub fn shed_load(&mut self) -> bool {
+        self.evict_silent(None)
+    }
+
     /// Dialer: our connection is up; the first flight goes out.
     pub fn connected(&mut self, id: LinkId, now: Instant) {
         if self.outcome.is_some() || self.current.is_some() {

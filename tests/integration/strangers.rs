@@ -232,3 +232,57 @@ fn a_name_cannot_forge_the_verify_code() {
         "the name comes after, in quotes: {err}"
     );
 }
+
+#[test]
+fn a_stranger_who_keeps_sending_is_cut_off_at_the_drain_deadline() {
+    let (mut l, port) = listen(&[], "127.0.0.1", In::Pipe);
+    let mut s = connect(port).unwrap();
+    // Not a p2pchat preface: the attempt fails, and the drain that follows
+    // (1 s) must end even though bytes never stop arriving.
+    let started = Instant::now();
+    let junk = vec![b'x'; 64 * 1024];
+    let mut cut = false;
+    while started.elapsed() < Duration::from_secs(20) {
+        if s.write_all(&junk).is_err() {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut, "the listener kept draining for 20 s");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    l.wait_stderr("not speaking the p2pchat protocol");
+    let mut d = dial(&[], "127.0.0.1", port, In::Pipe);
+    d.close_stdin();
+    l.close_stdin();
+    assert_both_ok(&mut d, &mut l);
+}
+
+#[test]
+fn running_out_of_file_descriptors_pauses_accepting_and_never_ends_the_room() {
+    // A listener allowed 12 descriptors (room for about four connections)
+    // and 40 silent strangers ahead of the real peer in the backlog: accept
+    // meets EMFILE, a silent stranger makes way each time, and the real
+    // peer gets in at once, not after anyone's timeout.
+    let cmd = format!("ulimit -n 12 && exec {BIN} listen 0 --bind 127.0.0.1");
+    let mut l = Proc::spawn("sh", &["-c", &cmd], In::Pipe, &[]);
+    let port = wait_port(&l);
+    let silent: Vec<TcpStream> = (0..40).filter_map(|_| connect(port)).collect();
+    let started = Instant::now();
+    let mut d = dial(&["--handshake-timeout", "30"], "127.0.0.1", port, In::Pipe);
+    d.write(b"got in\n");
+    d.close_stdin();
+    l.wait_stdout(7);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    l.close_stdin();
+    assert_both_ok(&mut d, &mut l);
+    assert_eq!(l.stdout(), b"got in\n");
+    drop(silent);
+}
