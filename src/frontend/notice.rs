@@ -4,6 +4,8 @@
 //! line that carries the verify code, so a name cannot pass itself off as
 //! our own text, a notice, or a code.
 
+use std::net::SocketAddr;
+
 use crate::driver::user::Notice;
 use crate::names::display_addr;
 
@@ -22,6 +24,23 @@ pub fn code_line(code: &str, failed_attempts: u32) -> String {
         1 => format!("verify code {code} (1 failed attempt before this peer)"),
         n => format!("verify code {code} ({n} failed attempts before this peer)"),
     }
+}
+
+/// "connected to "bob" (192.0.2.7:51423), authenticated by shared secret";
+/// `verb` says how it starts ("connected to", or "joined from" after the
+/// name at a terminal).
+pub fn joined(peer: SocketAddr, name: Option<&str>, by_secret: bool, verb: &str) -> String {
+    let mut line = match (name, verb) {
+        (Some(n), "connected to") => {
+            format!("connected to {} ({})", who(Some(n)), display_addr(peer))
+        }
+        (None, "connected to") => format!("connected to {}", display_addr(peer)),
+        (n, verb) => format!("{} {verb} {}", who(n), display_addr(peer)),
+    };
+    if by_secret {
+        line.push_str(", authenticated by shared secret");
+    }
+    line
 }
 
 /// The status lines for a notice, one per element.
@@ -60,13 +79,7 @@ pub fn lines(notice: &Notice<'_>) -> Vec<String> {
             if let Some(code) = verify_code {
                 lines.push(code_line(code, *failed_attempts));
             }
-            let mut line = match name {
-                Some(n) => format!("connected to {} ({})", who(Some(n)), display_addr(*peer)),
-                None => format!("connected to {}", display_addr(*peer)),
-            };
-            if *by_secret {
-                line.push_str(", authenticated by shared secret");
-            }
+            let line = joined(*peer, *name, *by_secret, "connected to");
             lines.push(line);
             lines
         }

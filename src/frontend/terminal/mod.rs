@@ -18,7 +18,6 @@ use rustyline::ExternalPrinter;
 use super::{notice, stdio};
 use crate::driver::signals::Interrupts;
 use crate::driver::user::{Notice, UserInput, UserSide, UserTokens};
-use crate::names::display_addr;
 use editor::{Prepared, Running, Typed};
 use transcript::{clock, dumb_terminal, Style};
 
@@ -340,10 +339,7 @@ impl UserSide for Terminal {
                 if let Some(code) = verify_code {
                     self.show_notice(&notice::code_line(code, failed_attempts));
                 }
-                let mut line = format!("{} joined from {}", notice::who(name), display_addr(peer));
-                if by_secret {
-                    line.push_str(", authenticated by shared secret");
-                }
+                let line = notice::joined(peer, name, by_secret, "joined from");
                 self.show_notice(&line);
                 self.start_editor();
             }
