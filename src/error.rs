@@ -13,7 +13,33 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     pub const HANDSHAKE: u8 = 3;
     pub const INTEGRITY: u8 = 4;
-    pub const INTERRUPTED: u8 = 130;
+    /// A panic: a bug (Rust's own code for it).
+    pub const INTERNAL: u8 = 101;
+    /// Ended by a signal: 128 + its number (SIGINT 130, SIGTERM 143, SIGHUP 129).
+    pub const SIGNAL_BASE: u8 = 128;
+    pub const INTERRUPTED: u8 = SIGNAL_BASE + 2;
+}
+
+/// The signals that end the room: the first asks for a polite goodbye, a
+/// second ends the program at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Ctrl-C.
+    Int,
+    /// `kill`, a service manager stopping us.
+    Term,
+    /// The terminal went away.
+    Hup,
+}
+
+impl Signal {
+    pub fn number(self) -> u8 {
+        match self {
+            Signal::Hup => 1,
+            Signal::Int => 2,
+            Signal::Term => 15,
+        }
+    }
 }
 
 /// A failure that ends the program, with the words shown to the user.
@@ -35,8 +61,9 @@ pub enum Error {
     AuthFailed(String),
     /// A record failed authentication or broke the protocol (exit 4).
     Integrity(String),
-    /// Ended by Ctrl-C before everything was delivered (exit 130).
-    Interrupted,
+    /// Ended by a signal before everything was delivered (exit 128 + n:
+    /// 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
+    Interrupted(Signal),
 }
 
 impl Error {
@@ -47,7 +74,7 @@ impl Error {
             Error::Connect(_) | Error::Lost(_) | Error::Local(_) => exit::CONNECTION,
             Error::Handshake(_) | Error::AuthFailed(_) => exit::HANDSHAKE,
             Error::Integrity(_) => exit::INTEGRITY,
-            Error::Interrupted => exit::INTERRUPTED,
+            Error::Interrupted(sig) => exit::SIGNAL_BASE + sig.number(),
         }
     }
 
@@ -71,7 +98,9 @@ impl fmt::Display for Error {
             | Error::Handshake(m)
             | Error::AuthFailed(m)
             | Error::Integrity(m) => f.write_str(m),
-            Error::Interrupted => f.write_str("interrupted"),
+            Error::Interrupted(Signal::Int) => f.write_str("interrupted"),
+            Error::Interrupted(Signal::Term) => f.write_str("terminated (SIGTERM)"),
+            Error::Interrupted(Signal::Hup) => f.write_str("hung up (SIGHUP)"),
         }
     }
 }
@@ -116,7 +145,9 @@ mod tests {
         assert_eq!(Error::Lost("x".into()).exit_code(), 1);
         assert_eq!(Error::Handshake("x".into()).exit_code(), 3);
         assert_eq!(Error::Integrity("x".into()).exit_code(), 4);
-        assert_eq!(Error::Interrupted.exit_code(), 130);
+        assert_eq!(Error::Interrupted(Signal::Int).exit_code(), 130);
+        assert_eq!(Error::Interrupted(Signal::Term).exit_code(), 143);
+        assert_eq!(Error::Interrupted(Signal::Hup).exit_code(), 129);
     }
 
     #[test]

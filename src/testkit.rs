@@ -11,6 +11,7 @@ use std::time::Instant;
 use zeroize::Zeroizing;
 
 use crate::buf::ByteBuf;
+use crate::error::Signal;
 use crate::protocol::handshake::{Handshake, Method};
 use crate::protocol::record::{Kind, Opener, Sealer, MAX_RECORD};
 use crate::protocol::{DeterministicRng, Role};
@@ -64,7 +65,10 @@ impl ScriptedDialer {
         self.received.extend_from_slice(&bytes);
         self.rx.extend(&bytes);
         if self.sealer.is_none() {
-            if let Ok(Some(est)) = self.hs.advance(&mut self.rx, &mut self.tx, &mut self.rng) {
+            if let Ok(Some(est)) = self
+                .hs
+                .advance(&mut self.rx, &mut self.tx, &mut self.rng, true)
+            {
                 self.sealer = Some(Sealer::new(&est.keys.dialer_to_listener));
                 self.opener = Some(Opener::new(&est.keys.listener_to_dialer));
             }
@@ -195,6 +199,7 @@ pub fn run_room_script(steps: &[Step]) {
             idle_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
             tries: 3,
+            output_is_data: true,
         },
         Box::new(DeterministicRng::new(1)),
     );
@@ -224,7 +229,7 @@ pub fn run_room_script(steps: &[Step]) {
             }
             Step::InputEnded => s.input_ended(now),
             Step::Leave => s.leave(LeaveReason::User, now),
-            Step::Interrupt => s.interrupted(now),
+            Step::Interrupt => s.interrupted(Signal::Int, now),
             Step::Wait(units) => {
                 now += Duration::from_millis(u64::from(*units) * 50);
                 s.handle_timeout(now);

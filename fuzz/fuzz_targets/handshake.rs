@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
             idle_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
             tries: 3,
+            output_is_data: true,
         },
         Box::new(DeterministicRng::new(u64::from(mode))),
     );

@@ -31,6 +31,8 @@ use user::UserTokens;
 const LISTENER: Token = Token(0);
 /// The loop's one waker: Ctrl-C and the line editor thread both use it.
 const WAKER: Token = Token(1);
+/// The pipe SIGTERM and SIGHUP arrive through.
+const SIGNALS: Token = Token(4);
 /// Lent to the front-end for stdin and stdout.
 const USER_TOKENS: UserTokens = UserTokens {
     stdin: Token(2),
@@ -51,6 +53,7 @@ pub struct Reactor {
     events: Events,
     waker: Arc<Waker>,
     interrupts: Interrupts,
+    signal_pipe: signals::SignalPipe,
 }
 
 impl Reactor {
@@ -59,12 +62,24 @@ impl Reactor {
     pub fn new() -> Result<Reactor, Error> {
         let poll = Poll::new().map_err(loop_error)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(loop_error)?);
-        let interrupts = Interrupts::install(waker.clone())?;
+        let (interrupts, signal_pipe) = Interrupts::install(waker.clone())?;
+        {
+            use std::os::fd::AsRawFd;
+            let fd = signal_pipe.0.as_raw_fd();
+            poll.registry()
+                .register(
+                    &mut mio::unix::SourceFd(&fd),
+                    SIGNALS,
+                    mio::Interest::READABLE,
+                )
+                .map_err(loop_error)?;
+        }
         Ok(Reactor {
             poll,
             events: Events::with_capacity(EVENTS),
             waker,
             interrupts,
+            signal_pipe,
         })
     }
 
@@ -94,7 +109,12 @@ impl Reactor {
             Ok(()) => {}
         }
         for ev in self.events.iter() {
-            on(ev);
+            if ev.token() == SIGNALS {
+                // The count is in `interrupts`; the byte only woke us.
+                self.signal_pipe.drain();
+            } else {
+                on(ev);
+            }
         }
         Ok(())
     }

@@ -39,6 +39,7 @@ pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result
             idle_timeout: cfg.idle_timeout,
             handshake_timeout: cfg.handshake_timeout,
             tries: cfg.tries(),
+            output_is_data: ui.output_is_data(),
         },
         Box::new(SystemRng::new()?),
     );
@@ -192,7 +193,7 @@ impl Peer<'_> {
         let n = reactor.interrupts().count();
         while self.interrupts_seen < n {
             self.interrupts_seen += 1;
-            self.session.interrupted(now);
+            self.session.interrupted(reactor.interrupts().last(), now);
         }
     }
 
@@ -257,6 +258,19 @@ impl Peer<'_> {
             .and_then(Option::as_mut)
     }
 
+    /// Moves bytes between one open connection and the session.
+    fn pump_one(&mut self, link: LinkId, now: Instant) {
+        let Some(i) = link.0.checked_sub(FIRST_CONN) else {
+            return;
+        };
+        if let Some(Some(c)) = self.conns.get_mut(i) {
+            if let ConnState::Open = c.state {
+                c.from_socket(&mut self.session, now);
+                c.to_socket(&mut self.session, now);
+            }
+        }
+    }
+
     fn remove(&mut self, registry: &Registry, link: LinkId) -> Option<Conn> {
         let slot = self.conns.get_mut(link.0.checked_sub(FIRST_CONN)?)?;
         let mut conn = slot.take()?;
@@ -309,7 +323,13 @@ impl Peer<'_> {
             };
             net::tune(&sock, self.cfg.idle_timeout);
             match self.insert(registry, sock, addr, ConnState::Open) {
-                Ok(link) => self.session.accept(link, net::source_key(addr), now),
+                Ok(link) => {
+                    self.session.accept(link, net::source_key(addr), now);
+                    // Read what already arrived before accepting the next:
+                    // a real dialer's first flight is usually there, and a
+                    // connection that has spoken is never made to give way.
+                    self.pump_one(link, now);
+                }
                 Err(_) => continue,
             }
             // Turned away at once: close before accepting the next.
@@ -487,6 +507,7 @@ impl Peer<'_> {
                 Event::PeerDone => ui.notice(Notice::PeerDone {
                     name: self.peer_name.as_deref(),
                 }),
+                Event::PeerLooksEncrypted => ui.notice(Notice::PeerLooksEncrypted),
                 Event::PeerLeft => ui.notice(Notice::PeerLeft {
                     name: self.peer_name.as_deref(),
                 }),
@@ -522,6 +543,9 @@ impl Peer<'_> {
                     self.close_input(ui, reg);
                 }
                 Ok(UserInput::Leave) => {
+                    // Leaving at a prompt (/quit, Ctrl-D, Ctrl-C) also ends
+                    // our input: the peer knows our messages are complete.
+                    self.session.input_ended(now);
                     self.session.leave(LeaveReason::User, now);
                     self.close_input(ui, reg);
                 }
@@ -569,4 +593,10 @@ impl Peer<'_> {
 }
 
 // The front-end's tokens are lent, not shared: keep the ranges apart.
-const _: () = assert!(USER_TOKENS.stdout.0 < FIRST_CONN && USER_TOKENS.stdin.0 < FIRST_CONN);
+const _: () = assert!(
+    USER_TOKENS.stdout.0 < FIRST_CONN
+        && USER_TOKENS.stdin.0 < FIRST_CONN
+        && super::SIGNALS.0 < FIRST_CONN
+        && super::SIGNALS.0 != USER_TOKENS.stdin.0
+        && super::SIGNALS.0 != USER_TOKENS.stdout.0
+);

@@ -56,6 +56,8 @@ pub enum Notice<'a> {
     PeerDone {
         name: Option<&'a str>,
     },
+    /// Plain mode: the peer's first bytes were a p2pchat preface.
+    PeerLooksEncrypted,
     PeerLeft {
         name: Option<&'a str>,
     },
@@ -84,6 +86,12 @@ pub trait UserSide {
     fn output_open(&self) -> bool;
     /// Tells the user about the room.
     fn notice(&mut self, notice: Notice<'_>);
+    /// Returns true if and only if our output is data for a program (a pipe,
+    /// a file), where a peer that leaves before its end leaves it
+    /// incomplete; false for a chat on a screen.
+    fn output_is_data(&self) -> bool {
+        true
+    }
     /// Leaves the screen as the user had it; called before every exit.
     fn finish(&mut self) {}
 }

@@ -83,6 +83,11 @@ pub fn lines(notice: &Notice<'_>) -> Vec<String> {
             lines.push(line);
             lines
         }
+        Notice::PeerLooksEncrypted => vec![
+            "warning: the peer's first bytes are a p2pchat greeting: it may be an encrypted p2pchat \
+             (run both sides with --plain, or neither); the bytes are passed on as data"
+                .into(),
+        ],
         Notice::PeerDone { name } => vec![format!("{} stopped sending", who(*name))],
         Notice::PeerLeft { name } => vec![format!("{} left the room", who(*name))],
     }

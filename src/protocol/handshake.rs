@@ -56,6 +56,9 @@ enum State {
     Preface,
     /// Listener, verify code: preface in, waiting for the commitment.
     AwaitCommit,
+    /// Listener, shared secret: preface in; message B waits until the
+    /// caller allows another key exchange (see `may_reveal`).
+    AwaitReveal,
     /// Verify code: our key pair is made; waiting for the peer's key (the
     /// dialer has sent its commitment, the listener its key).
     AwaitKey {
@@ -157,21 +160,27 @@ impl Handshake {
     }
 
     /// Consumes what it can from `rx`, writes replies into `tx`. Returns the
-    /// keys once the exchange is complete.
+    /// keys once the exchange is complete. A listener reveals its key
+    /// material only while `may_reveal` holds, so it can bound how many key
+    /// exchanges (guesses) it ever serves; until then it waits.
     pub fn advance(
         &mut self,
         rx: &mut ByteBuf,
         tx: &mut ByteBuf,
         rng: &mut dyn Random,
+        may_reveal: bool,
     ) -> Result<Option<Established>, Error> {
-        if !self.preface_seen && !self.on_preface(rx, tx, rng)? {
+        if !self.preface_seen && !self.on_preface(rx, tx)? {
             return Ok(None);
         }
         loop {
             let state = std::mem::replace(&mut self.state, State::Done);
             let (next, progressed) = match state {
                 State::Preface | State::Done => (state, false),
+                State::AwaitCommit if !may_reveal => (state, false),
                 State::AwaitCommit => self.on_commit(rx, tx, rng),
+                State::AwaitReveal if !may_reveal => (state, false),
+                State::AwaitReveal => (self.key_flight(rng, tx), true),
                 State::AwaitKey {
                     secret,
                     public,
@@ -202,12 +211,7 @@ impl Handshake {
     }
 
     /// Takes the peer's preface line; returns true once it is in and ours.
-    fn on_preface(
-        &mut self,
-        rx: &mut ByteBuf,
-        tx: &mut ByteBuf,
-        rng: &mut dyn Random,
-    ) -> Result<bool, Error> {
+    fn on_preface(&mut self, rx: &mut ByteBuf, tx: &mut ByteBuf) -> Result<bool, Error> {
         let line = match take_preface(rx) {
             Ok(Some(line)) => line,
             Ok(None) => return Ok(false),
@@ -230,7 +234,7 @@ impl Handshake {
         if self.role == Role::Listener {
             self.state = match self.method {
                 Method::VerifyCode => State::AwaitCommit,
-                Method::Secret(_) => self.key_flight(rng, tx),
+                Method::Secret(_) => State::AwaitReveal,
             };
         }
         Ok(true)

@@ -37,6 +37,10 @@ pub enum Kind {
     Ping = 5,
     /// The sender received our EOF, and so everything we sent before it.
     Done = 6,
+    /// How many DATA bytes the sender has delivered to its user: a u64,
+    /// big-endian. Sent just before BYE, so the one left behind knows
+    /// whether everything it sent was read.
+    Received = 7,
 }
 
 impl Kind {
@@ -48,6 +52,7 @@ impl Kind {
             4 => Kind::Bye,
             5 => Kind::Ping,
             6 => Kind::Done,
+            7 => Kind::Received,
             _ => return None,
         })
     }

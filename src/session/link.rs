@@ -89,12 +89,18 @@ impl Link {
     }
 
     /// Runs the key exchange on what arrived; Ok(true) once the keys are in.
-    pub fn advance(&mut self, role: Role, rng: &mut dyn Random) -> Result<bool, Error> {
+    /// A listener reveals its key material only while `may_reveal` holds.
+    pub fn advance(
+        &mut self,
+        role: Role,
+        rng: &mut dyn Random,
+        may_reveal: bool,
+    ) -> Result<bool, Error> {
         let Phase::Handshaking(hs) = &mut self.phase else {
             return Ok(false);
         };
         let Some(Established { keys, verify_code }) =
-            hs.advance(&mut self.rx, &mut self.tx, rng)?
+            hs.advance(&mut self.rx, &mut self.tx, rng, may_reveal)?
         else {
             return Ok(false);
         };
@@ -172,10 +178,10 @@ impl Link {
         match ch.opener.open(self.rx.data_mut()) {
             Ok(Some(r)) => Ok(Some(r)),
             Ok(None) if self.transport_eof && !confirmed => Err(self.eof_error()),
-            Ok(None) if self.transport_eof && !self.rx.is_empty() => Err(Error::Integrity(
-                "integrity check failed: the connection ended in the middle of a record; \
-                 connection aborted"
-                    .into(),
+            // A crashed peer or a dropped link cuts records as readily as
+            // an attacker does: a lost connection, not tampering.
+            Ok(None) if self.transport_eof && !self.rx.is_empty() => Err(Error::Lost(
+                "connection lost: the connection ended in the middle of a record".into(),
             )),
             Ok(None) => Ok(None),
             Err(RecordError::Forged) if !confirmed => Err(Handshake::auth_error(self.uses_secret)),

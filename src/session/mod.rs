@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use crate::error::Error;
+use crate::error::{Error, Signal};
 use crate::protocol::{Random, Role};
 use plain::PlainPipe;
 use room::{Room, RoomConfig};
@@ -84,13 +84,17 @@ pub struct SessionConfig {
     pub handshake_timeout: Duration,
     /// Failed attempts a listener allows before it gives up.
     pub tries: u32,
+    /// Our output is data for a program (a pipe or a file), not a chat on
+    /// a screen: a peer that leaves before its EOF leaves it incomplete,
+    /// which is then an error, so `listen > file && ...` can be trusted.
+    pub output_is_data: bool,
 }
 
 /// Why the user leaves the room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaveReason {
-    /// Ctrl-C (or TERM, HUP).
-    Interrupted,
+    /// Ctrl-C, SIGTERM or SIGHUP.
+    Interrupted(Signal),
     /// Ctrl-D or /quit at a prompt.
     User,
     /// The reader of our output went away (`| head`).
@@ -122,6 +126,9 @@ pub enum Event {
     PeerDone,
     /// The peer left the room.
     PeerLeft,
+    /// Plain mode: the stream began with a p2pchat preface line; the peer
+    /// may be an encrypted p2pchat (the bytes were delivered anyway).
+    PeerLooksEncrypted,
 }
 
 /// What the driver must do with a connection. After `Reset`, `Linger` or
@@ -176,6 +183,7 @@ impl Session {
                 idle_timeout: cfg.idle_timeout,
                 handshake_timeout: cfg.handshake_timeout,
                 tries: cfg.tries.max(1),
+                output_is_data: cfg.output_is_data,
             },
             rng,
         ))
@@ -309,11 +317,11 @@ impl Session {
         }
     }
 
-    /// A Ctrl-C (or TERM, HUP) arrived.
-    pub fn interrupted(&mut self, now: Instant) {
+    /// A Ctrl-C, SIGTERM or SIGHUP arrived.
+    pub fn interrupted(&mut self, signal: Signal, now: Instant) {
         match self {
-            Session::Plain(p) => p.interrupted(now),
-            Session::Secure(r) => r.interrupted(now),
+            Session::Plain(p) => p.interrupted(signal, now),
+            Session::Secure(r) => r.interrupted(signal, now),
         }
     }
 

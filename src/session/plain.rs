@@ -1,7 +1,8 @@
 //! `--plain`: raw TCP, netcat compatible. Our input goes to the socket and
 //! the socket's bytes to our output, exactly; the first connection is the
-//! peer. The first bytes are held back while they could be an encrypted
-//! peer's preface, so that mistake is named instead of shown as data.
+//! peer. In plain mode bytes are data: nothing is held back or refused.
+//! If the stream begins with a p2pchat preface line, a warning says the
+//! peer may be an encrypted p2pchat; the bytes are delivered all the same.
 
 use std::collections::VecDeque;
 use std::io;
@@ -9,15 +10,19 @@ use std::time::Instant;
 
 use super::{Action, Event, LeaveReason, LinkId, Status, IO_CAP};
 use crate::buf::ByteBuf;
-use crate::error::{describe_io, Error};
+use crate::error::{describe_io, Error, Signal};
 use crate::protocol::handshake;
+
+/// Enough bytes to tell a preface line from data.
+const MAX_PREFACE: usize = 16;
 
 pub struct PlainPipe {
     link: Option<LinkId>,
     /// Our bytes for the socket.
     tx: ByteBuf,
-    /// Bytes held back while they may be a preface.
-    sniffed: ByteBuf,
+    /// The first bytes received, kept (as a copy) until they can be told
+    /// apart from a p2pchat preface.
+    first: Vec<u8>,
     sniffing: bool,
     /// The peer's bytes for the user.
     out: ByteBuf,
@@ -27,6 +32,8 @@ pub struct PlainPipe {
     peer_done: bool,
     discard_output: bool,
     interrupts: u32,
+    /// The signal we are leaving for, if any.
+    signal: Option<Signal>,
     events: VecDeque<Event>,
     actions: VecDeque<Action>,
     outcome: Option<Result<(), Error>>,
@@ -37,7 +44,7 @@ impl Default for PlainPipe {
         PlainPipe {
             link: None,
             tx: ByteBuf::with_capacity(IO_CAP),
-            sniffed: ByteBuf::with_capacity(IO_CAP),
+            first: Vec::new(),
             sniffing: true,
             out: ByteBuf::with_capacity(IO_CAP),
             input_closed: false,
@@ -46,6 +53,7 @@ impl Default for PlainPipe {
             peer_done: false,
             discard_output: false,
             interrupts: 0,
+            signal: None,
             events: VecDeque::new(),
             actions: VecDeque::new(),
             outcome: None,
@@ -94,24 +102,23 @@ impl PlainPipe {
         if !self.can_receive(id) {
             return &mut [];
         }
-        if self.sniffing {
-            let n = self.sniffed.spare().len().min(self.out.room());
-            return &mut self.sniffed.spare()[..n];
-        }
         self.out.spare()
     }
 
     pub fn received(&mut self, _id: LinkId, n: usize, now: Instant) {
-        if !self.sniffing {
-            self.out.commit(n);
-        } else {
-            self.sniffed.commit(n);
-            match handshake::looks_like_preface(self.sniffed.data()) {
-                Some(true) => self.fail(Error::Handshake(
-                    "the peer is using encrypted mode: run both sides with --plain, or neither"
-                        .into(),
-                )),
-                Some(false) => self.release_sniffed(),
+        let start = self.out.len();
+        self.out.commit(n);
+        if self.sniffing {
+            let want = MAX_PREFACE.saturating_sub(self.first.len());
+            let fresh = &self.out.data()[start..];
+            self.first
+                .extend_from_slice(&fresh[..fresh.len().min(want)]);
+            match handshake::looks_like_preface(&self.first) {
+                Some(true) => {
+                    self.sniffing = false;
+                    self.events.push_back(Event::PeerLooksEncrypted);
+                }
+                Some(false) => self.sniffing = false,
                 None => {}
             }
         }
@@ -121,19 +128,9 @@ impl PlainPipe {
         self.check_end(now);
     }
 
-    fn release_sniffed(&mut self) {
-        let n = self.out.extend(self.sniffed.data());
-        debug_assert_eq!(n, self.sniffed.len(), "receive_buf caps sniffed bytes");
-        self.sniffed.consume(n);
-        self.sniffing = false;
-    }
-
     pub fn transport_closed(&mut self, id: LinkId, now: Instant) {
         if !self.is(id) {
             return;
-        }
-        if self.sniffing {
-            self.release_sniffed();
         }
         if !self.peer_done {
             self.peer_done = true;
@@ -172,20 +169,27 @@ impl PlainPipe {
         self.check_end(now);
     }
 
-    pub fn leave(&mut self, _reason: LeaveReason, now: Instant) {
+    pub fn leave(&mut self, reason: LeaveReason, now: Instant) {
         if self.link.is_none() {
-            return self.fail(Error::Interrupted);
+            let signal = match reason {
+                LeaveReason::Interrupted(s) => s,
+                _ => Signal::Int,
+            };
+            return self.fail(Error::Interrupted(signal));
+        }
+        if let LeaveReason::Interrupted(s) = reason {
+            self.signal = Some(s);
         }
         self.leaving = true;
         self.check_end(now);
     }
 
-    pub fn interrupted(&mut self, now: Instant) {
+    pub fn interrupted(&mut self, signal: Signal, now: Instant) {
         self.interrupts += 1;
         if self.interrupts >= 2 || self.link.is_none() {
-            return self.fail(Error::Interrupted);
+            return self.fail(Error::Interrupted(signal));
         }
-        self.leave(LeaveReason::Interrupted, now);
+        self.leave(LeaveReason::Interrupted(signal), now);
     }
 
     pub fn output(&self) -> &[u8] {
@@ -204,7 +208,7 @@ impl PlainPipe {
     }
 
     pub fn output_finished(&self) -> bool {
-        self.peer_done && self.out.is_empty() && self.sniffed.is_empty()
+        self.peer_done && self.out.is_empty()
     }
 
     pub fn all_delivered(&self) -> bool {
@@ -241,11 +245,9 @@ impl PlainPipe {
             self.actions.push_back(Action::ShutdownWrite(id));
         }
         if self.out.is_empty() && (self.leaving || (self.input_closed && self.peer_done)) {
-            let interrupted = self.interrupts > 0 && !self.all_delivered();
-            self.outcome = Some(if interrupted {
-                Err(Error::Interrupted)
-            } else {
-                Ok(())
+            self.outcome = Some(match self.signal {
+                Some(signal) if !self.all_delivered() => Err(Error::Interrupted(signal)),
+                _ => Ok(()),
             });
             self.actions.push_back(Action::Linger {
                 link: id,

@@ -17,7 +17,7 @@ use super::link::Link;
 use super::stream::{Farewell, Receiving, Sending};
 use super::{Action, Event, LeaveReason, LinkId, Status, IO_CAP};
 use crate::buf::ByteBuf;
-use crate::error::{describe_io, Error};
+use crate::error::{describe_io, Error, Signal};
 use crate::names;
 use crate::protocol::handshake::Method;
 use crate::protocol::record::{Kind, MAX_PAYLOAD};
@@ -47,6 +47,8 @@ pub struct RoomConfig {
     pub handshake_timeout: Duration,
     /// Failed attempts a listener allows before it gives up.
     pub tries: u32,
+    /// A peer leaving before its EOF makes our output incomplete: an error.
+    pub output_is_data: bool,
 }
 
 pub struct Room {
@@ -66,6 +68,11 @@ pub struct Room {
     farewell: Farewell,
     /// Nobody reads our output any more: drop what arrives.
     discard_output: bool,
+    /// DATA bytes we sealed, and DATA bytes we delivered to our user.
+    bytes_sent: u64,
+    bytes_delivered: u64,
+    /// What the peer said it delivered (its RECEIVED record), if it did.
+    peer_received: Option<u64>,
     failed_attempts: u32,
     interrupts: u32,
     events: VecDeque<Event>,
@@ -86,6 +93,9 @@ impl Room {
             receiving: Receiving::Open,
             farewell: Farewell::Staying,
             discard_output: false,
+            bytes_sent: 0,
+            bytes_delivered: 0,
+            peer_received: None,
             failed_attempts: 0,
             interrupts: 0,
             events: VecDeque::new(),
@@ -292,7 +302,11 @@ impl Room {
                 until: now + ABORT_DRAIN,
             });
         }
-        if self.failed_attempts >= self.cfg.tries {
+        if self.failed_attempts < self.cfg.tries {
+            self.resume_held(now);
+            return;
+        }
+        {
             let n = self.failed_attempts;
             let what = if self.cfg.secret.is_some() {
                 "the shared secret"
@@ -310,10 +324,39 @@ impl Room {
         }
     }
 
+    /// Returns true if and only if one more key exchange may be served:
+    /// the attempts already failed plus those in flight stay below `tries`,
+    /// so no more than `tries` guesses are ever answered.
+    fn may_reveal(&self) -> bool {
+        let in_flight = self.pending.iter().filter(|l| l.revealed()).count() as u32;
+        self.failed_attempts + in_flight < self.cfg.tries
+    }
+
+    /// Lets connections held back by [`Room::may_reveal`] go on, now that
+    /// an attempt in flight has ended.
+    fn resume_held(&mut self, now: Instant) {
+        while self.outcome.is_none() && self.current.is_none() && self.may_reveal() {
+            let Some(i) = self
+                .pending
+                .iter()
+                .position(|l| l.preface_seen() && !l.revealed())
+            else {
+                return;
+            };
+            let id = self.pending[i].id;
+            self.process_pending(i, now);
+            let still_held = self.pending.iter().any(|l| l.id == id && !l.revealed());
+            if still_held {
+                return;
+            }
+        }
+    }
+
     fn process_pending(&mut self, i: usize, now: Instant) {
+        let may_reveal = self.may_reveal();
         let link = &mut self.pending[i];
         if !link.is_keyed() {
-            match link.advance(self.cfg.role, &mut *self.rng) {
+            match link.advance(self.cfg.role, &mut *self.rng, may_reveal) {
                 Err(e) => return self.drop_attempt(i, e, now),
                 Ok(false) => {
                     if link.transport_eof {
@@ -369,7 +412,7 @@ impl Room {
             return;
         };
         if !link.is_keyed() {
-            match link.advance(self.cfg.role, &mut *self.rng) {
+            match link.advance(self.cfg.role, &mut *self.rng, true) {
                 Err(e) => return self.fail(e, now),
                 Ok(false) => {
                     if link.transport_eof {
@@ -431,6 +474,14 @@ impl Room {
                     }
                     Ok(())
                 }
+                Kind::Received => match <[u8; 8]>::try_from(payload) {
+                    Ok(n) if self.peer_received.is_none() => {
+                        self.peer_received = Some(u64::from_be_bytes(n));
+                        Ok(())
+                    }
+                    Ok(_) => Err(violation("a second RECEIVED")),
+                    Err(_) => Err(violation("a RECEIVED record of the wrong size")),
+                },
                 _ if !payload.is_empty() => Err(violation("a control record with a payload")),
                 Kind::Eof if self.receiving.ended() => Err(violation("a second EOF")),
                 Kind::Eof => {
@@ -500,7 +551,11 @@ impl Room {
     pub fn leave(&mut self, reason: LeaveReason, now: Instant) {
         if !self.is_established() {
             // No room yet: nothing to say goodbye to.
-            return self.fail(Error::Interrupted, now);
+            let signal = match reason {
+                LeaveReason::Interrupted(s) => s,
+                _ => Signal::Int,
+            };
+            return self.fail(Error::Interrupted(signal), now);
         }
         if self.farewell == Farewell::Staying {
             self.farewell = Farewell::Leaving(reason);
@@ -511,12 +566,12 @@ impl Room {
 
     /// Ctrl-C (or TERM, HUP): the first leaves the room, a second, or one
     /// before the room is up, ends the program at once.
-    pub fn interrupted(&mut self, now: Instant) {
+    pub fn interrupted(&mut self, signal: Signal, now: Instant) {
         self.interrupts += 1;
         if self.interrupts >= 2 || !self.is_established() {
-            return self.fail(Error::Interrupted, now);
+            return self.fail(Error::Interrupted(signal), now);
         }
-        self.leave(LeaveReason::Interrupted, now);
+        self.leave(LeaveReason::Interrupted(signal), now);
     }
 
     pub fn output(&self) -> &[u8] {
@@ -524,6 +579,7 @@ impl Room {
     }
 
     pub fn output_written(&mut self, n: usize, now: Instant) {
+        self.bytes_delivered += n as u64;
         if self.out.room() < MAX_PAYLOAD {
             // We had stopped reading the socket; the silence was ours.
             if let Some(l) = self.current.as_mut() {
@@ -680,14 +736,13 @@ impl Room {
         }
         let flushed = link.tx.is_empty();
         let end = match self.farewell {
-            Farewell::PeerLeft => Some(Ok(())),
-            Farewell::ByeSent(reason) if flushed => {
-                Some(if reason == LeaveReason::Interrupted && !self.all_delivered() {
-                    Err(Error::Interrupted)
-                } else {
-                    Ok(())
-                })
-            }
+            Farewell::PeerLeft => Some(self.peer_left_outcome()),
+            Farewell::ByeSent(reason) if flushed => Some(match reason {
+                LeaveReason::Interrupted(signal) if !self.all_delivered() => {
+                    Err(Error::Interrupted(signal))
+                }
+                _ => Ok(()),
+            }),
             _ if self.closed_cleanly() => Some(Ok(())),
             _ if link.transport_eof && link.rx.is_empty() => Some(Err(Error::Lost(
                 if self.receiving.ended() {
@@ -701,9 +756,33 @@ impl Room {
         };
         match end {
             Some(Ok(())) => self.finish(Ok(()), now),
+            // The peer left on purpose: our side ends without a reset.
+            Some(Err(e)) if self.farewell == Farewell::PeerLeft => self.finish(Err(e), now),
             Some(Err(e)) => self.fail(e, now),
             None => {}
         }
+    }
+
+    /// The peer left: was everything we sent read, and did its own data
+    /// end before it left? A sender exits 0 only when the peer confirmed
+    /// every byte; a receiver only when the peer's stream ended (EOF).
+    fn peer_left_outcome(&self) -> Result<(), Error> {
+        let confirmed = self.sending == Sending::Confirmed;
+        let read = self.peer_received.unwrap_or(0);
+        if !confirmed && read < self.bytes_sent {
+            let lost = self.bytes_sent - read + self.to_seal.len() as u64;
+            return Err(Error::Lost(format!(
+                "the peer stopped reading; {lost} byte{} not delivered",
+                if lost == 1 { "" } else { "s" }
+            )));
+        }
+        if self.cfg.output_is_data && !self.receiving.ended() {
+            return Err(Error::Lost(
+                "the peer left before it finished sending (it was interrupted); what arrived is incomplete"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Ends the room cleanly (or by a first Ctrl-C with data cut short):
@@ -767,10 +846,14 @@ impl Room {
         }
         let result = seal_into(
             link,
-            &mut self.to_seal,
-            &mut self.sending,
-            &mut self.receiving,
-            &mut self.farewell,
+            Sealing {
+                to_seal: &mut self.to_seal,
+                sending: &mut self.sending,
+                receiving: &mut self.receiving,
+                farewell: &mut self.farewell,
+                bytes_sent: &mut self.bytes_sent,
+                bytes_delivered: self.bytes_delivered,
+            },
             now,
         );
         if let Err(e) = result {
@@ -779,33 +862,47 @@ impl Room {
     }
 }
 
-fn seal_into(
-    link: &mut Link,
-    to_seal: &mut ByteBuf,
-    sending: &mut Sending,
-    receiving: &mut Receiving,
-    farewell: &mut Farewell,
-    now: Instant,
-) -> Result<(), Error> {
-    while !to_seal.is_empty() {
-        let n = to_seal.len().min(MAX_PAYLOAD);
-        if !link.seal(Kind::Data, &to_seal.data()[..n], now)? {
+/// What sealing changes besides the link: the streams and the counts.
+struct Sealing<'a> {
+    to_seal: &'a mut ByteBuf,
+    sending: &'a mut Sending,
+    receiving: &'a mut Receiving,
+    farewell: &'a mut Farewell,
+    bytes_sent: &'a mut u64,
+    bytes_delivered: u64,
+}
+
+/// Seals pending input as DATA, then, when due: DONE for the peer's EOF,
+/// our EOF, and on leaving RECEIVED (what we delivered) followed by BYE.
+fn seal_into(link: &mut Link, st: Sealing<'_>, now: Instant) -> Result<(), Error> {
+    while !st.to_seal.is_empty() {
+        let n = st.to_seal.len().min(MAX_PAYLOAD);
+        if !link.seal(Kind::Data, &st.to_seal.data()[..n], now)? {
             return Ok(());
         }
-        to_seal.consume(n);
+        st.to_seal.consume(n);
+        *st.bytes_sent += n as u64;
     }
-    if matches!(farewell, Farewell::PeerLeft | Farewell::ByeSent(_)) {
+    if matches!(st.farewell, Farewell::PeerLeft | Farewell::ByeSent(_)) {
         return Ok(());
     }
-    if *receiving == Receiving::Ended && link.seal(Kind::Done, &[], now)? {
-        *receiving = Receiving::DoneSent;
+    if *st.receiving == Receiving::Ended && link.seal(Kind::Done, &[], now)? {
+        *st.receiving = Receiving::DoneSent;
     }
-    if let Farewell::Leaving(reason) = *farewell {
-        if link.seal(Kind::Bye, &[], now)? {
-            *farewell = Farewell::ByeSent(reason);
+    if *st.sending == Sending::Ending {
+        if !link.seal(Kind::Eof, &[], now)? {
+            return Ok(());
         }
-    } else if *sending == Sending::Ending && link.seal(Kind::Eof, &[], now)? {
-        *sending = Sending::EofSent;
+        *st.sending = Sending::EofSent;
+    }
+    if let Farewell::Leaving(reason) = *st.farewell {
+        // RECEIVED and BYE go together or not at all.
+        if link.tx.room() < 2 * (crate::protocol::record::OVERHEAD + 8) {
+            return Ok(());
+        }
+        link.seal(Kind::Received, &st.bytes_delivered.to_be_bytes(), now)?;
+        link.seal(Kind::Bye, &[], now)?;
+        *st.farewell = Farewell::ByeSent(reason);
     }
     Ok(())
 }

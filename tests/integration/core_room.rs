@@ -300,7 +300,7 @@ fn usage_errors_exit_2_and_help_shows_both_commands() {
 }
 
 #[test]
-fn ctrl_c_says_goodbye_and_the_peer_exits_0() {
+fn ctrl_c_says_goodbye_and_the_peer_can_tell_the_stream_was_cut() {
     for mode in MODES {
         let (mut l, port) = listen(mode, "127.0.0.1", In::Pipe);
         let mut d = dial(mode, "127.0.0.1", port, In::Pipe);
@@ -311,22 +311,37 @@ fn ctrl_c_says_goodbye_and_the_peer_exits_0() {
         assert_eq!(d.code(), 130, "{}", d.stderr());
         if mode.is_empty() {
             // Encrypted: BYE ends the room even though the listener's stdin
-            // is still open.
+            // is still open, and says the dialer's data did not end.
             l.wait_stderr("left the room");
+            assert_eq!(l.code(), 1, "{}", l.stderr());
+            assert!(
+                l.stderr().contains("left before it finished sending"),
+                "{}",
+                l.stderr()
+            );
         } else {
             // Plain TCP has no goodbye: the peer sees our FIN and carries on
             // until its own input ends, like nc.
             l.wait_stderr("stopped sending");
             l.close_stdin();
+            assert_eq!(l.code(), 0, "{}", l.stderr());
         }
-        assert_eq!(
-            l.code(),
-            0,
-            "listener must end the room too: {}",
-            l.stderr()
-        );
-        assert_eq!(l.stdout(), b"before the interrupt\n");
+        assert_eq!(l.stdout(), b"before the interrupt\n", "mode {mode:?}");
     }
+}
+
+#[test]
+fn ctrl_c_after_our_input_ended_is_a_clean_goodbye() {
+    let (mut l, port) = listen(&[], "127.0.0.1", In::Pipe);
+    let mut d = dial(&[], "127.0.0.1", port, In::Pipe);
+    d.write(b"all of it\n");
+    d.close_stdin();
+    l.wait_stderr("stopped sending");
+    d.signal(libc::SIGINT);
+    l.wait_stderr("left the room");
+    assert_eq!(l.code(), 0, "{}", l.stderr());
+    assert_eq!(l.stdout(), b"all of it\n");
+    let _ = d.code();
 }
 
 #[test]

@@ -156,8 +156,13 @@ fn many_silent_connections_do_not_keep_the_real_peer_out() {
 
 /// A connection from 127.0.0.2, another source address on loopback.
 fn connect_from_other(port: u16) -> Option<TcpStream> {
+    connect_from("127.0.0.2", port)
+}
+
+/// A connection from `ip`, a source address on loopback.
+fn connect_from(ip: &str, port: u16) -> Option<TcpStream> {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
-    let from: SocketAddr = "127.0.0.2:0".parse().ok()?;
+    let from: SocketAddr = format!("{ip}:0").parse().ok()?;
     sock.bind(&from.into()).ok()?;
     let to: SocketAddr = ([127, 0, 0, 1], port).into();
     sock.connect(&to.into()).ok()?;
@@ -263,14 +268,17 @@ fn a_stranger_who_keeps_sending_is_cut_off_at_the_drain_deadline() {
 
 #[test]
 fn running_out_of_file_descriptors_pauses_accepting_and_never_ends_the_room() {
-    // A listener allowed 12 descriptors (room for about four connections)
-    // and 40 silent strangers ahead of the real peer in the backlog: accept
-    // meets EMFILE, a silent stranger makes way each time, and the real
-    // peer gets in at once, not after anyone's timeout.
-    let cmd = format!("ulimit -n 12 && exec {BIN} listen 0 --bind 127.0.0.1");
+    // A listener allowed 16 descriptors (room for about six connections)
+    // and 60 silent strangers from three addresses (so the per-source cap
+    // does not keep them below the limit) ahead of the real peer in the
+    // backlog: accept meets EMFILE, a silent stranger makes way each time,
+    // and the real peer gets in at once, not after anyone's timeout.
+    let cmd = format!("ulimit -n 16 && exec {BIN} listen 0 --bind 127.0.0.1");
     let mut l = Proc::spawn("sh", &["-c", &cmd], In::Pipe, &[]);
     let port = wait_port(&l);
-    let silent: Vec<TcpStream> = (0..40).filter_map(|_| connect(port)).collect();
+    let silent: Vec<TcpStream> = (0..60)
+        .filter_map(|i| connect_from(&format!("127.0.0.{}", 1 + i % 3), port))
+        .collect();
     let started = Instant::now();
     let mut d = dial(&["--handshake-timeout", "30"], "127.0.0.1", port, In::Pipe);
     d.write(b"got in\n");

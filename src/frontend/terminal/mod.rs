@@ -264,6 +264,10 @@ impl UserSide for Terminal {
         }
     }
 
+    fn output_is_data(&self) -> bool {
+        false
+    }
+
     fn on_wake(&mut self) {
         if let Keyboard::Editor(..) = self.keyboard {
             self.keyboard_ready = true;

@@ -374,3 +374,42 @@ fn a_failed_handshake_lingers_and_a_clean_end_lingers_too() {
             .any(|a| matches!(a, Action::Linger { until, .. } if *until == p.now + crate::session::room::LINGER)));
     }
 }
+
+#[test]
+fn no_more_than_tries_key_exchanges_are_ever_in_flight() {
+    for security in [Security::VerifyCode, super::secret("s")] {
+        let secret = matches!(security, Security::Secret(_)).then_some(&b"guess"[..]);
+        let mut l = listener(security, 3);
+        let now = Instant::now();
+        // Four strangers start at once; only three are answered.
+        let mut guessers: Vec<ScriptedDialer> = (0..4)
+            .map(|i| {
+                let id = LinkId(50 + i);
+                l.s.accept(id, i as u128, now);
+                let mut g = ScriptedDialer::new(id, secret, 60 + i as u64);
+                let first = g.take_tx();
+                g.push_to(&mut l.s, &first, now);
+                g.pull_from(&mut l.s, now);
+                g
+            })
+            .collect();
+        let answered: Vec<bool> = guessers
+            .iter()
+            .map(|g| !g.received.is_empty() && g.received.len() > 15)
+            .collect();
+        assert_eq!(answered, vec![true, true, true, false], "the fourth waits");
+        // While one of the three ends, the fourth is let in; after three
+        // failures the listener gives up, and the fourth got nothing more.
+        for g in guessers.iter_mut().take(3) {
+            l.s.transport_closed(g.link, now);
+        }
+        l.drain(now);
+        let last = &mut guessers[3];
+        last.pull_from(&mut l.s, now);
+        assert!(
+            last.received.len() <= 15,
+            "no key material for a fourth guess"
+        );
+        assert!(matches!(l.failure(), Error::AuthFailed(_)));
+    }
+}

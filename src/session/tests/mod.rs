@@ -35,6 +35,7 @@ pub fn config(role: Role, security: Security, name: &str) -> SessionConfig {
         idle_timeout: IDLE,
         handshake_timeout: HANDSHAKE,
         tries: 3,
+        output_is_data: true,
     }
 }
 

@@ -31,11 +31,11 @@ fn plain_pair_is_byte_exact_with_half_close() {
 fn plain_mode_spots_an_encrypted_peer() {
     let mut p = Pair::new(Security::VerifyCode, Security::Plain);
     p.run();
-    assert!(matches!(p.listener.failure(), Error::Handshake(m) if m.contains("encrypted")));
-    assert!(
-        p.listener.shown.is_empty(),
-        "the preface is not shown as data"
-    );
+    // In plain mode bytes are data: the encrypted dialer's first flight is
+    // shown exactly, with a warning beside it, and nothing is refused.
+    assert!(p.listener.events.contains(&Event::PeerLooksEncrypted));
+    assert_eq!(p.listener.shown, p.dialer.sent, "every byte, as sent");
+    assert_eq!(p.listener.s.status(), Status::Running);
 }
 
 #[test]
@@ -44,10 +44,18 @@ fn plain_data_that_only_looks_like_a_preface_is_shown() {
     let now = p.now;
     p.dialer.input(b"p2pchat/2 s", now);
     p.run();
-    assert!(p.listener.shown.is_empty(), "undecided bytes are held back");
+    assert_eq!(p.listener.shown, b"p2pchat/2 s", "nothing is held back");
     p.dialer.input(b"omething else\n", now);
     p.run();
     assert_eq!(p.listener.shown, b"p2pchat/2 something else\n");
+    assert!(!p.listener.events.contains(&Event::PeerLooksEncrypted));
+
+    // Exactly a preface line, as a plain stream: delivered, and warned of.
+    let mut p = Pair::new(Security::Plain, Security::Plain);
+    p.dialer.input(b"p2pchat/2 pake\nmore", now);
+    p.run();
+    assert_eq!(p.listener.shown, b"p2pchat/2 pake\nmore");
+    assert!(p.listener.events.contains(&Event::PeerLooksEncrypted));
 }
 
 #[test]
@@ -238,8 +246,8 @@ fn replayed_reordered_dropped_and_truncated_records_fail() {
     p.listener.s.transport_closed(LINK, p.now);
     p.run();
     assert!(
-        matches!(p.listener.failure(), Error::Integrity(m) if m.contains("middle of a record")),
-        "a truncated record"
+        matches!(p.listener.failure(), Error::Lost(m) if m.contains("middle of a record")),
+        "a record cut short is a lost connection (a crash cuts as easily as an attacker)"
     );
     assert_eq!(p.listener.shown, b"first");
 
@@ -284,6 +292,7 @@ fn eof_is_half_close_and_bye_ends_the_room() {
     p.listener.input(b"after your eof", now);
     p.run();
     assert_eq!(p.dialer.shown, b"after your eof");
+    p.listener.s.input_ended(now);
     p.listener.s.leave(LeaveReason::User, now);
     p.run();
     assert!(p.dialer.events.contains(&Event::PeerLeft));
@@ -386,28 +395,31 @@ fn a_blocked_reader_does_not_blame_the_peer() {
 fn interrupting_the_handshake_fails_at_once() {
     let mut p = Pair::default_mode();
     p.dialer.s.leave(LeaveReason::User, p.now);
-    assert_eq!(p.dialer.failure(), Error::Interrupted);
+    assert_eq!(p.dialer.failure(), Error::Interrupted(Signal::Int));
     // Also after the keys but before the peer's HELLO has arrived.
     let mut p = Pair::default_mode();
     p.step_until(|p| p.listener.s.is_established());
     assert!(p.listener.s.is_established() && !p.dialer.s.is_established());
-    p.dialer.s.interrupted(p.now);
-    assert_eq!(p.dialer.failure(), Error::Interrupted);
+    p.dialer.s.interrupted(Signal::Int, p.now);
+    assert_eq!(p.dialer.failure(), Error::Interrupted(Signal::Int));
 }
 
 #[test]
 fn a_first_ctrl_c_leaves_and_exits_130_only_if_something_was_cut_short() {
     let mut p = Pair::default_mode();
     p.run();
-    p.dialer.s.interrupted(p.now);
+    p.dialer.s.interrupted(Signal::Int, p.now);
     p.run();
     assert_eq!(
         p.dialer.failure(),
-        Error::Interrupted,
+        Error::Interrupted(Signal::Int),
         "the peer was still sending"
     );
     assert!(p.listener.events.contains(&Event::PeerLeft));
-    assert_eq!(p.listener.s.status(), Status::Ended(Ok(())));
+    assert!(
+        matches!(p.listener.failure(), Error::Lost(m) if m.contains("left before it finished sending")),
+        "the receiver can tell its stream was cut short"
+    );
 
     let mut p = Pair::default_mode();
     p.run();
@@ -416,7 +428,7 @@ fn a_first_ctrl_c_leaves_and_exits_130_only_if_something_was_cut_short() {
     p.listener.s.input_ended(now);
     p.step_until(|p| p.dialer.events.contains(&Event::PeerDone));
     // Both EOFs crossed; the room may still be closing when Ctrl-C comes.
-    p.dialer.s.interrupted(now);
+    p.dialer.s.interrupted(Signal::Int, now);
     p.run();
     assert_eq!(
         p.dialer.s.status(),
@@ -430,10 +442,10 @@ fn a_second_ctrl_c_ends_at_once_with_a_reset() {
     let mut p = Pair::default_mode();
     p.run();
     p.connected = false; // the goodbye cannot get out
-    p.dialer.s.interrupted(p.now);
-    p.dialer.s.interrupted(p.now);
+    p.dialer.s.interrupted(Signal::Int, p.now);
+    p.dialer.s.interrupted(Signal::Int, p.now);
     p.dialer.drain(p.now);
-    assert_eq!(p.dialer.failure(), Error::Interrupted);
+    assert_eq!(p.dialer.failure(), Error::Interrupted(Signal::Int));
     assert!(p.dialer.reset());
 }
 
@@ -526,4 +538,39 @@ fn an_eof_before_the_peers_hello_is_a_handshake_failure() {
     assert!(
         matches!(p.dialer.failure(), Error::Handshake(m) if m.contains("after the key exchange"))
     );
+}
+
+#[test]
+fn a_sender_whose_peer_stopped_reading_is_told_how_much_was_lost() {
+    let mut p = Pair::default_mode();
+    p.run();
+    let now = p.now;
+    p.dialer.input(b"read this", now);
+    p.run();
+    // The listener's consumer dies: it drops what still arrives and leaves.
+    p.listener.s.output_closed(now);
+    p.dialer.input(b"and this never arrives", now);
+    p.dialer.s.input_ended(now);
+    p.run();
+    let e = p.dialer.failure();
+    assert!(
+        matches!(&e, Error::Lost(m) if m.contains("stopped reading") && m.contains("22 bytes not delivered")),
+        "{e:?}"
+    );
+    assert_eq!(e.exit_code(), 1);
+}
+
+#[test]
+fn a_peer_that_read_everything_and_left_is_a_clean_end() {
+    let mut p = Pair::default_mode();
+    p.run();
+    let now = p.now;
+    p.dialer.input(b"all read\n", now);
+    p.run();
+    assert_eq!(p.listener.shown, b"all read\n");
+    // /quit at the listener's prompt: its input ends, then it leaves.
+    p.listener.s.input_ended(now);
+    p.listener.s.leave(LeaveReason::User, now);
+    p.run();
+    p.assert_both(Status::Ended(Ok(())));
 }
