@@ -27,9 +27,9 @@ on both sides for a room that only holders of the secret can join.
 A listener gives up after --tries failed attempts to join (default 3):
 someone may be guessing the secret.
 
-Exit codes: 0 success, 1 connection failed or lost, 2 usage,
-3 handshake or authentication failed, 4 integrity failure,
-101 internal error, 130 interrupted.";
+Exit codes: 0 success, 1 connection failed or lost (or data not
+delivered), 2 usage, 3 handshake or authentication failed, 4 integrity
+failure, 101 internal error, 130 SIGINT, 143 SIGTERM, 129 SIGHUP.";
 
 /// A private two-party chat and byte-exact data pipe over one TCP connection.
 #[derive(Parser, Debug)]
