@@ -13,16 +13,21 @@ pub fn sanitize(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
     let kept: String = text
         .chars()
-        .filter(|c| !c.is_control() && !is_invisible_format(*c) && *c != '"')
+        .filter(|c| !c.is_control() && !is_invisible(*c) && *c != '"')
         .take(MAX_NAME_CHARS)
         .collect();
     kept.trim().to_string()
 }
 
-/// Bidirectional overrides and similar format characters can make a name
-/// display as something else; drop them.
-fn is_invisible_format(c: char) -> bool {
-    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+/// Characters a terminal draws as nothing or uses to reorder text: bidi
+/// controls, zero-width and other invisible format characters, tag
+/// characters, Hangul fillers. A peer could hide or disguise text with them.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
+        | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}'
+        | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}' | '\u{ffa0}' | '\u{fff9}'..='\u{fffb}'
+        | '\u{e0000}'..='\u{e007f}')
 }
 
 /// An address as people write it: IPv4-mapped IPv6 shown as IPv4.
@@ -72,5 +77,11 @@ mod tests {
         assert_eq!(sanitize(b"\xff\xfeab"), "\u{fffd}\u{fffd}ab");
         assert_eq!(sanitize("a\u{202e}b".as_bytes()), "ab");
         assert_eq!(sanitize(&[b'x'; 100]).len(), MAX_NAME_CHARS);
+        assert_eq!(
+            sanitize("\u{3164}".as_bytes()),
+            "",
+            "a Hangul filler is no name"
+        );
+        assert_eq!(sanitize("a\u{2066}b\u{e0041}c\u{ad}".as_bytes()), "abc");
     }
 }

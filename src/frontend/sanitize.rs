@@ -16,7 +16,9 @@ impl Sanitizer {
     /// next call. `\n` and `\t` pass through.
     pub fn push(&mut self, data: &[u8], out: &mut String) {
         self.carry.extend_from_slice(data);
-        let keep = incomplete_tail(&self.carry);
+        // A CR at the end may be the first half of a CRLF line ending.
+        let cr = usize::from(self.carry.last() == Some(&b'\r'));
+        let keep = incomplete_tail(&self.carry).max(cr);
         let split = self.carry.len() - keep;
         render(&self.carry[..split], out);
         self.carry.drain(..split);
@@ -46,9 +48,15 @@ fn incomplete_tail(b: &[u8]) -> usize {
     0
 }
 
-/// Renders bytes safely into `out`.
+/// Renders bytes safely into `out`. A CR just before LF is part of the
+/// line ending (a Windows or telnet peer), not a `^M`.
 pub fn render(bytes: &[u8], out: &mut String) {
-    for c in String::from_utf8_lossy(bytes).chars() {
+    let text = String::from_utf8_lossy(bytes);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\r' && chars.peek() == Some(&'\n') {
+            continue;
+        }
         push_char(c, out);
     }
 }
@@ -66,6 +74,8 @@ pub fn push_char(c: char, out: &mut String) {
         c if ('\u{80}'..='\u{9f}').contains(&c) => {
             out.push_str(&format!("\\x{:02x}", c as u32));
         }
+        // Shown, not obeyed: `<U+202E>` instead of reversed text.
+        c if crate::names::is_invisible(c) => out.push_str(&format!("<U+{:04X}>", c as u32)),
         c => out.push(c),
     }
 }
@@ -126,5 +136,27 @@ mod tests {
         s.push(b"\xe2", &mut out);
         s.flush(&mut out);
         assert_eq!(out, "→x\u{fffd}");
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn bidi_and_invisible_characters_are_shown_not_obeyed() {
+        let mut out = String::new();
+        render("evil\u{202e}txt.exe \u{200b}x\u{3164}".as_bytes(), &mut out);
+        assert_eq!(out, "evil<U+202E>txt.exe <U+200B>x<U+3164>");
+    }
+
+    #[test]
+    fn crlf_is_a_line_ending_and_a_lone_cr_is_visible() {
+        let mut s = Sanitizer::default();
+        let mut out = String::new();
+        s.push(b"windows\r", &mut out);
+        s.push(b"\nline\rover", &mut out);
+        s.flush(&mut out);
+        assert_eq!(out, "windows\nline^Mover");
     }
 }

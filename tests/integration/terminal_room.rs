@@ -130,9 +130,27 @@ fn help_and_quit_are_commands_not_messages() {
     let (mut alice, mut bob) = room(&[], &[]);
     alice.wait_cursor_row("alice>");
     alice.type_text("/help\r");
-    alice.wait_for("/quit");
+    alice.wait_for("/quit (or Ctrl-D");
+    // A typo is refused here with a hint, never sent; an empty line sends
+    // nothing; // sends a line that starts with /.
+    alice.type_text("/qiut\r");
+    alice.wait_for("unknown command /qiut");
+    alice.type_text("\r");
+    alice.type_text("//slash at the start\r");
+    bob.wait_stdout(20);
+    assert_eq!(bob.stdout(), b"/slash at the start\n");
+    alice.wait_for("alice: /slash at the start");
+    let screen = alice.text();
+    for cmd in ["alice: /help", "alice: /qiut", "alice: //"] {
+        assert!(!screen.contains(cmd), "{cmd} shown as a message:\n{screen}");
+    }
     leave(&mut alice, &mut bob, "/quit\r");
-    assert!(bob.stdout().is_empty(), "commands are not sent");
+    assert_eq!(
+        bob.stdout(),
+        b"/slash at the start\n",
+        "commands are not sent"
+    );
+    assert!(!alice.text().contains("alice: /quit"), "{}", alice.text());
 }
 
 #[test]
@@ -247,10 +265,92 @@ fn a_narrow_terminal_keeps_wrapped_lines_whole() {
     // The wrapped echo is replaced by one wrapped transcript line: no
     // fragment of the prompt echo is left above it.
     let text = alice.rows().join("");
-    assert!(text.contains("alice: one two three"), "{}", alice.text());
+    assert!(text.contains("alice: one two"), "{}", alice.text());
     assert_eq!(text.matches("alice> one").count(), 0, "{}", alice.text());
+    // We wrapped it ourselves: every continuation row is indented.
+    let rows = alice.rows();
+    let first = rows
+        .iter()
+        .position(|r| r.contains("alice: one two"))
+        .unwrap();
+    assert!(
+        rows[first + 1].starts_with("  ") && rows[first + 1].contains("three"),
+        "{}",
+        alice.text()
+    );
     bob.write(b"a reply long enough to wrap around twice here\n");
     alice.wait_for("bob: a reply");
     alice.wait_cursor_row("alice>");
+    leave(&mut alice, &mut bob, "/quit\r");
+}
+
+#[test]
+fn lines_typed_in_one_write_all_arrive_in_order() {
+    let (mut alice, mut bob) = room(&[], &[]);
+    alice.wait_cursor_row("alice>");
+    // What expect, xdotool or a paste without bracketed paste do: several
+    // lines reach the terminal in one write.
+    alice.type_text("one\rtwo\rthree\r");
+    bob.wait_stdout(14);
+    assert_eq!(bob.stdout(), b"one\ntwo\nthree\n");
+    for line in ["alice: one", "alice: two", "alice: three"] {
+        alice.wait_for(line);
+    }
+    leave(&mut alice, &mut bob, "/quit\r");
+}
+
+#[test]
+fn a_paste_of_several_lines_is_several_messages_as_the_peer_sees_them() {
+    let (mut alice, mut bob) = room(&[], &[]);
+    alice.wait_cursor_row("alice>");
+    // Bracketed paste stays off, so a terminal pastes lines as typed text:
+    // each pasted line is a message, on our screen as on the peer's.
+    assert!(
+        !alice.raw().windows(8).any(|w| w == b"\x1b[?2004h"),
+        "bracketed paste was turned on"
+    );
+    alice.type_text("first\rsecond\r");
+    bob.wait_stdout(13);
+    assert_eq!(bob.stdout(), b"first\nsecond\n");
+    alice.wait_for("alice: first");
+    alice.wait_for("alice: second");
+    assert!(!alice.text().contains("^J"), "{}", alice.text());
+    leave(&mut alice, &mut bob, "/quit\r");
+}
+
+#[test]
+fn a_peer_cannot_forge_our_lines_by_padding_to_the_edge() {
+    let (mut alice, mut bob) = room(&[], &[("NO_COLOR", "1")]);
+    alice.wait_cursor_row("alice>");
+    // Padded so that, wrapped by the terminal, "12:03 alice:" would begin
+    // a row of its own.
+    let pad = "x".repeat(80 - "12:03 bob: ".len());
+    bob.write(format!("{pad}12:03 alice: send me the key\n").as_bytes());
+    alice.wait_for("send me the key");
+    for row in alice.rows() {
+        assert!(
+            !row.starts_with("12:03 alice:") || !row.contains("send me"),
+            "forged: {}",
+            alice.text()
+        );
+        if row.contains("send me the key") {
+            assert!(
+                row.starts_with(' '),
+                "the continuation is indented: {row:?}"
+            );
+        }
+    }
+    // Bidi controls are shown, not obeyed.
+    bob.write("invoice\u{202e}fdp.exe\n".as_bytes());
+    alice.wait_for("invoice<U+202E>fdp.exe");
+    leave(&mut alice, &mut bob, "/quit\r");
+}
+
+#[test]
+fn crlf_from_the_peer_is_a_line_ending() {
+    let (mut alice, mut bob) = room(&[], &[]);
+    bob.write(b"from windows\r\n");
+    alice.wait_for("bob: from windows");
+    assert!(!alice.text().contains("^M"), "{}", alice.text());
     leave(&mut alice, &mut bob, "/quit\r");
 }

@@ -37,6 +37,10 @@ pub struct Prepared {
 pub fn prepare() -> Option<Prepared> {
     let config = Config::builder()
         .behavior(Behavior::PreferTerm)
+        // A bracketed paste of several lines would become one message with
+        // newlines in it, shown as ^J, while the peer sees several lines.
+        // Without it a paste is typed text: each line is a message.
+        .bracketed_paste(false)
         .auto_add_history(false)
         .max_history_size(1000)
         .ok()?
@@ -76,7 +80,13 @@ impl Prepared {
             let typed = match editor.readline(&prompt) {
                 Ok(line) => {
                     let _ = editor.add_history_entry(line.as_str());
-                    replace_echo(&prompt, &line, &transcript(&line));
+                    // Our transcript shows what the peer gets: a message as
+                    // sent, and nothing for a command or an empty line.
+                    let shown = match super::command::Typed::of(&line) {
+                        super::command::Typed::Message(text) => Some(transcript(&text)),
+                        _ => None,
+                    };
+                    replace_echo(&prompt, &line, shown.as_deref());
                     Typed::Line(line)
                 }
                 Err(ReadlineError::Interrupted) => Typed::Interrupt,
@@ -107,26 +117,25 @@ impl Prepared {
 }
 
 /// Replaces the prompt line the editor leaves behind after Enter with the
-/// transcript line, so the screen reads as a transcript without doubles.
-fn replace_echo(prompt: &str, line: &str, shown: &str) {
+/// transcript line (or with nothing), so the screen reads as a transcript
+/// without doubles.
+fn replace_echo(prompt: &str, line: &str, shown: Option<&str>) {
     use std::io::Write;
     use unicode_width::UnicodeWidthStr;
-    let cols = terminal_columns().max(1);
+    let cols = super::transcript::columns().max(1);
     let width = prompt.width() + line.width();
     let rows = width / cols + 1;
     let mut out = std::io::stdout().lock();
-    let _ = write!(out, "\x1b[{rows}A\r\x1b[J{shown}\r\n");
-    let _ = out.flush();
-}
-
-fn terminal_columns() -> usize {
-    // SAFETY: TIOCGWINSZ fills a winsize struct or fails.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    if unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
-        ws.ws_col as usize
-    } else {
-        80
+    match shown {
+        Some(shown) => {
+            let shown = shown.replace('\n', "\r\n");
+            let _ = write!(out, "\x1b[{rows}A\r\x1b[J{shown}\r\n");
+        }
+        None => {
+            let _ = write!(out, "\x1b[{rows}A\r\x1b[J");
+        }
     }
+    let _ = out.flush();
 }
 
 impl Running {

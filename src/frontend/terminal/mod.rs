@@ -4,6 +4,7 @@
 //! and the peer's text sanitised. With `TERM=dumb` or no usable terminal it
 //! falls back to a simple line reader that still never loses a typed line.
 
+mod command;
 mod editor;
 mod transcript;
 
@@ -19,31 +20,13 @@ use super::{notice, stdio};
 use crate::driver::signals::Interrupts;
 use crate::driver::user::{Notice, UserInput, UserSide, UserTokens};
 use editor::{Prepared, Running, Typed};
-use transcript::{clock, dumb_terminal, Style};
+use transcript::{clock, columns, dumb_terminal, Style};
 
 /// The longest partial line held back before it is shown anyway.
 const MAX_PARTIAL: usize = 8 * 1024;
 
 /// Moves up a line and back down: draws nothing, wherever it lands.
 const PRINTER_BARRIER: &str = "\x1b[1A\n";
-
-const HELP: &str = "commands: /quit (or Ctrl-D, Ctrl-C) leaves the room, /help shows this";
-
-/// A typed line that is a command, not a message.
-enum Command {
-    Quit,
-    Help,
-}
-
-impl Command {
-    fn of(line: &str) -> Option<Command> {
-        match line.trim() {
-            "/quit" | "/exit" => Some(Command::Quit),
-            "/help" | "/?" => Some(Command::Help),
-            _ => None,
-        }
-    }
-}
 
 /// Where typed lines come from.
 enum Keyboard {
@@ -143,8 +126,9 @@ impl Terminal {
         if let Keyboard::Editor(prepared, running) = &mut self.keyboard {
             if let Some(p) = prepared.take() {
                 let (style, name) = (self.style, self.our_name.clone());
-                let transcript =
-                    move |line: &str| style.message(&clock(), &name, line.as_bytes(), true);
+                let transcript = move |line: &str| {
+                    style.message(&clock(), &name, line.as_bytes(), true, columns())
+                };
                 let (r, printer) = p.start(
                     Style::prompt(&self.our_name),
                     transcript,
@@ -222,14 +206,19 @@ impl Terminal {
 
     /// Handles `/quit` and `/help`; queues anything else as a message.
     fn command(&mut self, line: String) -> Option<UserInput> {
-        match Command::of(&line) {
-            Some(Command::Quit) => Some(UserInput::Leave),
-            Some(Command::Help) => {
-                self.show_notice(HELP);
+        match command::Typed::of(&line) {
+            command::Typed::Quit => Some(UserInput::Leave),
+            command::Typed::Help => {
+                self.show_notice(command::HELP);
                 None
             }
-            None => {
-                self.queued.push_back(line);
+            command::Typed::Unknown(cmd) => {
+                self.show_notice(&command::Typed::hint(&cmd));
+                None
+            }
+            command::Typed::Empty => None,
+            command::Typed::Message(text) => {
+                self.queued.push_back(text);
                 None
             }
         }
@@ -241,14 +230,19 @@ impl Terminal {
         let clock = clock();
         while let Some(i) = self.incoming.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.incoming.drain(..=i).collect();
+            // CRLF from a Windows or telnet peer ends the line, too.
+            let text = line[..i].strip_suffix(b"\r").unwrap_or(&line[..i]);
             shown.push(
                 self.style
-                    .message(&clock, &self.peer_name, &line[..i], false),
+                    .message(&clock, &self.peer_name, text, false, columns()),
             );
         }
         if (flush || self.incoming.len() >= MAX_PARTIAL) && !self.incoming.is_empty() {
             let line = std::mem::take(&mut self.incoming);
-            shown.push(self.style.message(&clock, &self.peer_name, &line, false));
+            shown.push(
+                self.style
+                    .message(&clock, &self.peer_name, &line, false, columns()),
+            );
         }
         shown.join("\n")
     }
@@ -375,8 +369,8 @@ impl UserSide for Terminal {
             // Lines typed after the peer left can still be in the channel.
             while let Ok(typed) = running.try_recv() {
                 if let Typed::Line(l) = typed {
-                    if Command::of(&l).is_none() {
-                        self.queued.push_back(l);
+                    if let command::Typed::Message(text) = command::Typed::of(&l) {
+                        self.queued.push_back(text);
                     }
                 }
             }

@@ -1,6 +1,8 @@
 //! How the chat room reads on screen: `12:03 bob: text`, notices, colors.
 //! Colors are off with `NO_COLOR` or `TERM=dumb`.
 
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
 use crate::frontend::sanitize;
 
 /// Styles for the transcript.
@@ -33,13 +35,27 @@ impl Style {
     }
 
     /// `12:03 bob: text` for a message; `ours` picks the name's color.
-    pub fn message(&self, clock: &str, name: &str, text: &[u8], ours: bool) -> String {
-        format!(
+    /// We wrap it ourselves to `cols`, every continuation indented under
+    /// the text, so no visual line of a message can begin where our own
+    /// lines begin: a peer cannot pad its text to the edge and forge
+    /// `12:03 alice: ...` on the next row.
+    pub fn message(&self, clock: &str, name: &str, text: &[u8], ours: bool, cols: usize) -> String {
+        let prefix_width = clock.width() + 1 + name.width() + 2;
+        let body = sanitize::line(text);
+        let rows = wrap(&body, prefix_width, cols);
+        let indent = " ".repeat(indent_width(prefix_width, cols));
+        let mut out = format!(
             "{} {}: {}",
             self.paint(TIME, clock),
             self.paint(if ours { SELF } else { PEER }, name),
-            sanitize::line(text)
-        )
+            rows.first().map_or("", String::as_str)
+        );
+        for row in rows.iter().skip(1) {
+            out.push('\n');
+            out.push_str(&indent);
+            out.push_str(row);
+        }
+        out
     }
 
     /// A notice about the room, e.g. `bob left the room`.
@@ -51,6 +67,62 @@ impl Style {
     /// editor's width arithmetic, so the prompt stays plain.
     pub fn prompt(name: &str) -> String {
         format!("{name}> ")
+    }
+}
+
+/// How far continuation rows are indented: under the text, but never more
+/// than half the width, so a narrow terminal still has room for text.
+fn indent_width(prefix_width: usize, cols: usize) -> usize {
+    prefix_width.min(cols / 2).max(2)
+}
+
+/// Splits `body` into rows: the first fits after the prefix, the rest
+/// after the indent; breaks at a space when one is near, else mid-word.
+/// Wide characters count as two columns.
+fn wrap(body: &str, prefix_width: usize, cols: usize) -> Vec<String> {
+    let cols = cols.max(8);
+    let mut rows = Vec::new();
+    let mut room = cols.saturating_sub(prefix_width).max(1);
+    let mut rest = body;
+    while rest.width() > room {
+        let mut used = 0;
+        let mut cut = 0;
+        let mut last_space = None;
+        for (i, c) in rest.char_indices() {
+            let w = c.width().unwrap_or(0);
+            if used + w > room {
+                break;
+            }
+            used += w;
+            cut = i + c.len_utf8();
+            if c == ' ' {
+                last_space = Some(i);
+            }
+        }
+        if cut == 0 {
+            // Not even one character fits: take one anyway.
+            cut = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        }
+        let (row, next) = match last_space {
+            Some(sp) if sp > 0 && sp * 2 > cut => (&rest[..sp], &rest[sp + 1..]),
+            _ => (&rest[..cut], &rest[cut..]),
+        };
+        rows.push(row.to_string());
+        rest = next;
+        room = cols.saturating_sub(indent_width(prefix_width, cols)).max(1);
+    }
+    rows.push(rest.to_string());
+    rows
+}
+
+/// The terminal's width in columns (80 when it cannot be asked).
+pub fn columns() -> usize {
+    // SAFETY: TIOCGWINSZ fills a winsize struct or fails.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    if unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
+        ws.ws_col as usize
+    } else {
+        80
     }
 }
 
@@ -79,15 +151,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_peer_cannot_start_a_visual_line() {
+        let style = Style { color: false };
+        let forged = format!("{}12:03 alice: give me your password", "x".repeat(60));
+        let shown = style.message("12:03", "bob", forged.as_bytes(), false, 80);
+        let rows: Vec<&str> = shown.lines().collect();
+        assert!(rows.len() >= 2, "{shown}");
+        assert!(rows[0].starts_with("12:03 bob: "));
+        for row in &rows[1..] {
+            assert!(
+                row.starts_with("           "),
+                "continuations are indented: {row:?}"
+            );
+            assert!(row.chars().count() <= 80);
+        }
+        assert!(shown.contains("alice: give"));
+    }
+
+    #[test]
+    fn wrapping_breaks_at_spaces_and_counts_wide_characters() {
+        assert_eq!(wrap("one two three", 13, 24), vec!["one two", "three"]);
+        let wide = wrap("李雷李雷李雷李雷李雷", 10, 20);
+        assert!(wide.iter().all(|r| r.width() <= 10), "{wide:?}");
+        assert_eq!(wide.concat(), "李雷李雷李雷李雷李雷");
+    }
+
+    #[test]
     fn messages_read_as_a_transcript_and_are_sanitised() {
         let plain = Style { color: false };
         assert_eq!(
-            plain.message("12:03", "bob", b"hi \x1b[2J", false),
+            plain.message("12:03", "bob", b"hi \x1b[2J", false, 80),
             "12:03 bob: hi ^[[2J"
         );
         let colored = Style { color: true };
         assert!(colored
-            .message("12:03", "bob", b"x", false)
+            .message("12:03", "bob", b"x", false, 80)
             .contains("\x1b[1;36mbob\x1b[0m"));
     }
 
