@@ -5,6 +5,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::io::Write;
+
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::Error;
@@ -194,7 +196,14 @@ impl Cli {
                 )))
             }
             (false, None) => Security::VerifyCode,
-            (false, Some(s)) => Security::Secret(s.read()?),
+            (false, Some(s)) => {
+                let quiet = g.quiet;
+                Security::Secret(s.read(&mut |w| {
+                    if !quiet {
+                        let _ = writeln!(std::io::stderr(), "p2pchat: {w}");
+                    }
+                })?)
+            }
         };
         let name = match g.name {
             Some(n) => {

@@ -342,3 +342,48 @@ fn catches_sigint(pid: u32) -> bool {
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
         .is_some_and(|mask| mask & (1 << (libc::SIGINT - 1)) != 0)
 }
+
+#[test]
+fn the_secret_leaves_the_environment_and_weak_sources_are_warned_of() {
+    let (mut l, port) = listen_env(
+        &[],
+        "127.0.0.1",
+        In::Pipe,
+        &[("P2PCHAT_SECRET", "wolf-hat-99")],
+    );
+    let environ = std::fs::read(format!("/proc/{}/environ", l.child.id())).unwrap_or_default();
+    assert!(
+        !environ.windows(11).any(|w| w == b"wolf-hat-99"),
+        "the secret is still in /proc/PID/environ"
+    );
+    assert!(!l.stderr().contains("warning"), "{}", l.stderr());
+    let mut d = dial_env(
+        &[],
+        "127.0.0.1",
+        port,
+        In::Pipe,
+        &[("P2PCHAT_SECRET", "wolf-hat-99")],
+    );
+    d.close_stdin();
+    l.close_stdin();
+    assert_both_ok(&mut d, &mut l);
+
+    // A secret file others can read, and a one-character secret.
+    let tmp = TempDir::new("weak");
+    let file = tmp.file("secret", b"x\n");
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let path = file.display().to_string();
+    let mut l = Proc::p2p(
+        &["--secret-file", &path, "listen", "0", "--bind", "127.0.0.1"],
+        In::Null,
+    );
+    let _ = wait_port(&l);
+    let err = l.stderr();
+    assert!(
+        err.contains("can be read or changed by other users"),
+        "{err}"
+    );
+    assert!(err.contains("only 1 character"), "{err}");
+    l.signal(libc::SIGINT);
+    assert_eq!(l.code(), 130);
+}

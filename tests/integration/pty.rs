@@ -159,6 +159,15 @@ impl Pty {
         unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     }
 
+    /// Returns true if and only if the terminal echoes typed keys (as a
+    /// shell left behind would need).
+    pub fn echo_on(&self) -> bool {
+        // SAFETY: tcgetattr on the master reports the pty pair's termios.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut t) };
+        rc == 0 && t.c_lflag & libc::ECHO != 0
+    }
+
     pub fn code(&mut self) -> i32 {
         wait_until("the program to exit", DEADLINE, || {
             self.child.try_wait().unwrap().is_some()

@@ -354,3 +354,13 @@ fn crlf_from_the_peer_is_a_line_ending() {
     assert!(!alice.text().contains("^M"), "{}", alice.text());
     leave(&mut alice, &mut bob, "/quit\r");
 }
+
+#[test]
+fn ctrl_c_at_the_secret_prompt_restores_the_terminal_and_exits_130() {
+    let mut alice = Pty::spawn(&["--ask-secret", "listen", "0"], &[], 24, 80);
+    alice.wait_for("shared secret:");
+    alice.type_text("half typed\x03");
+    assert_eq!(alice.code(), 130, "{}", alice.text());
+    assert!(alice.echo_on(), "echo is back on");
+    assert!(!alice.text().contains("half typed"), "{}", alice.text());
+}
