@@ -15,7 +15,7 @@ use super::readiness::Readiness;
 use super::user::{Notice, UserInput, UserSide};
 use super::{net, Reactor, SystemRng, FIRST_CONN, LISTENER, USER_TOKENS, WAKER};
 use crate::cli::{Config, Endpoint};
-use crate::error::{describe_io, Error};
+use crate::error::{describe_io, Error, Signal};
 use crate::names::display_addr;
 use crate::session::{
     Action, Event, LeaveReason, LinkId, Security, Session, SessionConfig, Status,
@@ -133,7 +133,7 @@ impl Peer<'_> {
     fn run(&mut self, reactor: &mut Reactor, ui: &mut dyn UserSide) -> Result<(), Error> {
         loop {
             let now = Instant::now();
-            self.check_interrupts(reactor, now);
+            self.check_interrupts(reactor, ui, now);
             self.accept(reactor.registry(), now);
             self.dial(reactor.registry(), now)?;
             self.user_to_session(ui, reactor.registry(), now)?;
@@ -189,11 +189,17 @@ impl Peer<'_> {
         }
     }
 
-    fn check_interrupts(&mut self, reactor: &Reactor, now: Instant) {
+    fn check_interrupts(&mut self, reactor: &Reactor, ui: &dyn UserSide, now: Instant) {
         let n = reactor.interrupts().count();
         while self.interrupts_seen < n {
             self.interrupts_seen += 1;
-            self.session.interrupted(reactor.interrupts().last(), now);
+            let signal = reactor.interrupts().last();
+            if signal == Signal::Hup && !ui.output_is_data() {
+                // The chat window was closed: that is leaving, our side
+                // of the conversation is complete.
+                self.session.input_ended(now);
+            }
+            self.session.interrupted(signal, now);
         }
     }
 

@@ -159,6 +159,13 @@ impl Pty {
         unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     }
 
+    /// Hangs up as a closing window does: SIGHUP to the program, and the
+    /// terminal gone for reads.
+    pub fn hang_up(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGHUP) };
+    }
+
     /// Returns true if and only if the terminal echoes typed keys (as a
     /// shell left behind would need).
     pub fn echo_on(&self) -> bool {

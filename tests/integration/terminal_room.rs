@@ -364,3 +364,52 @@ fn ctrl_c_at_the_secret_prompt_restores_the_terminal_and_exits_130() {
     assert!(alice.echo_on(), "echo is back on");
     assert!(!alice.text().contains("half typed"), "{}", alice.text());
 }
+
+#[test]
+fn closing_the_terminal_is_leaving_and_the_peer_exits_0() {
+    let (mut alice, mut bob) = room(&[], &[]);
+    alice.wait_cursor_row("alice>");
+    alice.type_text("see you\r");
+    bob.wait_stdout(8);
+    // What the kernel sends when the window closes.
+    alice.hang_up();
+    bob.wait_stderr("\"alice\" left the room");
+    assert_eq!(bob.code(), 0, "{}", bob.stderr());
+    assert!(!bob.stderr().contains("vanished"), "{}", bob.stderr());
+    let code = alice.code();
+    assert!(code == 129 || code == 0, "exit {code}: {}", alice.text());
+}
+
+#[test]
+fn a_draft_typed_while_waiting_is_kept_when_the_peer_joins() {
+    let mut alice = Pty::spawn(
+        &["--name", "alice", "listen", "0", "--bind", "127.0.0.1"],
+        &[],
+        24,
+        80,
+    );
+    alice.wait_for("listening on 127.0.0.1:");
+    let port = port_on_screen(&alice);
+    alice.type_text("early dra");
+    let mut bob = dial(&["--name", "bob"], "127.0.0.1", port, In::Pipe);
+    alice.wait_for("\"bob\" joined from");
+    alice.wait_cursor_row("alice> early dra");
+    alice.type_text("ft\r");
+    bob.wait_stdout(12);
+    assert_eq!(bob.stdout(), b"early draft\n");
+    leave(&mut alice, &mut bob, "/quit\r");
+}
+
+#[test]
+fn when_the_peer_leaves_the_screen_stays_and_an_unsent_draft_is_reported() {
+    let (mut alice, mut bob) = room(&[], &[]);
+    alice.wait_cursor_row("alice>");
+    alice.type_text("unsent words");
+    alice.wait_cursor_row("alice> unsent words");
+    bob.signal(libc::SIGTERM);
+    let _ = bob.code();
+    alice.wait_for("press any key to leave");
+    alice.type_text(" ");
+    assert_eq!(alice.code(), 0, "{}", alice.text());
+    alice.wait_for("not delivered: unsent words");
+}

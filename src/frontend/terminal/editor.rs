@@ -2,9 +2,9 @@
 //! the one extra thread allowed, and hands each line to the event loop over
 //! a channel, waking it with the loop's `mio::Waker`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -24,11 +24,40 @@ pub enum Typed {
     Failed(String),
 }
 
-type LineEditor = Editor<(), MemHistory>;
+type LineEditor = Editor<DraftWatcher, MemHistory>;
+
+/// Sees the line being edited on every change (rustyline asks its hinter),
+/// so a draft never submitted can still be reported as not delivered.
+#[derive(Default, Clone)]
+pub struct DraftWatcher {
+    draft: Arc<Mutex<String>>,
+    /// Bumped on every change: a key was pressed.
+    edits: Arc<AtomicUsize>,
+    /// Bumped each time `readline` returns (Enter, Ctrl-C, Ctrl-D).
+    returns: Arc<AtomicUsize>,
+}
+
+impl rustyline::hint::Hinter for DraftWatcher {
+    type Hint = String;
+    fn hint(&self, line: &str, _pos: usize, _ctx: &rustyline::Context<'_>) -> Option<String> {
+        if let Ok(mut d) = self.draft.lock() {
+            line.clone_into(&mut d);
+        }
+        self.edits.fetch_add(1, Ordering::SeqCst);
+        None
+    }
+}
+impl rustyline::completion::Completer for DraftWatcher {
+    type Candidate = String;
+}
+impl rustyline::highlight::Highlighter for DraftWatcher {}
+impl rustyline::validate::Validator for DraftWatcher {}
+impl rustyline::Helper for DraftWatcher {}
 
 /// An editor not yet running, and the printer that draws above its prompt.
 pub struct Prepared {
     editor: LineEditor,
+    watcher: DraftWatcher,
     pub printer: Box<dyn ExternalPrinter + Send>,
 }
 
@@ -47,9 +76,12 @@ pub fn prepare() -> Option<Prepared> {
         .build();
     // In-memory history only: nothing is ever written to disk.
     let mut editor = LineEditor::with_history(config, MemHistory::new()).ok()?;
+    let watcher = DraftWatcher::default();
+    editor.set_helper(Some(watcher.clone()));
     let printer = editor.create_external_printer().ok()?;
     Some(Prepared {
         editor,
+        watcher,
         printer: Box::new(printer),
     })
 }
@@ -57,6 +89,7 @@ pub fn prepare() -> Option<Prepared> {
 /// The running editor thread.
 pub struct Running {
     pub rx: Receiver<Typed>,
+    watcher: DraftWatcher,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -76,9 +109,17 @@ impl Prepared {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let mut editor = self.editor;
+        let watcher = self.watcher.clone();
+        let draft = self.watcher.draft.clone();
+        let returns = self.watcher.returns.clone();
         let thread = std::thread::spawn(move || loop {
-            let typed = match editor.readline(&prompt) {
+            let read = editor.readline(&prompt);
+            returns.fetch_add(1, Ordering::SeqCst);
+            let typed = match read {
                 Ok(line) => {
+                    if let Ok(mut d) = draft.lock() {
+                        d.clear();
+                    }
                     let _ = editor.add_history_entry(line.as_str());
                     // Our transcript shows what the peer gets: a message as
                     // sent, and nothing for a command or an empty line.
@@ -91,6 +132,8 @@ impl Prepared {
                 }
                 Err(ReadlineError::Interrupted) => Typed::Interrupt,
                 Err(ReadlineError::Eof) => Typed::Eof,
+                // The terminal hung up (its window closed): leaving.
+                Err(ReadlineError::Io(e)) if e.raw_os_error() == Some(libc::EIO) => Typed::Eof,
                 Err(e) => Typed::Failed(e.to_string()),
             };
             if stopping.load(Ordering::SeqCst) {
@@ -108,6 +151,7 @@ impl Prepared {
         (
             Running {
                 rx,
+                watcher,
                 stop,
                 thread: Some(thread),
             },
@@ -141,6 +185,20 @@ fn replace_echo(prompt: &str, line: &str, shown: Option<&str>) {
 impl Running {
     pub fn try_recv(&self) -> Result<Typed, TryRecvError> {
         self.rx.try_recv()
+    }
+
+    /// The line being edited and not yet submitted.
+    pub fn draft(&self) -> String {
+        self.watcher
+            .draft
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
+    }
+
+    /// A count that changes whenever a key is pressed at the prompt.
+    pub fn keys(&self) -> usize {
+        self.watcher.edits.load(Ordering::SeqCst) + self.watcher.returns.load(Ordering::SeqCst)
     }
 
     /// Ends `readline` and joins the thread, leaving the terminal as it was.

@@ -25,6 +25,9 @@ use transcript::{clock, columns, dumb_terminal, Style};
 /// The longest partial line held back before it is shown anyway.
 const MAX_PARTIAL: usize = 8 * 1024;
 
+/// How long the screen stays after the peer left, unless a key is pressed.
+const LEAVE_PAUSE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Moves up a line and back down: draws nothing, wherever it lands.
 const PRINTER_BARRIER: &str = "\x1b[1A\n";
 
@@ -58,6 +61,8 @@ pub struct Terminal {
     output_open: bool,
     saved_termios: Option<libc::termios>,
     quiet: bool,
+    /// The peer left: the screen stays a moment before we exit.
+    peer_left: bool,
 }
 
 impl Terminal {
@@ -98,6 +103,7 @@ impl Terminal {
             output_open: true,
             saved_termios,
             quiet,
+            peer_left: false,
         })
     }
 
@@ -197,6 +203,8 @@ impl Terminal {
                         self.keyboard_ready = false;
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // A hung-up terminal: leaving, like Ctrl-D.
+                    Err(e) if e.raw_os_error() == Some(libc::EIO) => got.push(Typed::Eof),
                     Err(e) => return Err(e),
                 }
             }
@@ -342,6 +350,9 @@ impl UserSide for Terminal {
                 self.start_editor();
             }
             other => {
+                if let Notice::PeerLeft { .. } = other {
+                    self.peer_left = true;
+                }
                 // What the peer does is part of the chat, even with -q.
                 let chat = matches!(other, Notice::PeerDone { .. } | Notice::PeerLeft { .. });
                 if chat || !self.quiet {
@@ -364,7 +375,24 @@ impl UserSide for Terminal {
             let _ = p.print(PRINTER_BARRIER.to_string());
         }
         self.interrupts.mute();
+        let mut draft = String::new();
         if let Keyboard::Editor(_, Some(running)) = &mut self.keyboard {
+            draft = running.draft();
+            if self.peer_left {
+                // Let the user read the screen: a key, or a short pause.
+                let _ = self.printer.as_mut().map(|p| {
+                    p.print(format!(
+                        "{}\n",
+                        self.style
+                            .notice("the room is closed: press any key to leave")
+                    ))
+                });
+                let keys = running.keys();
+                let give_up = std::time::Instant::now() + LEAVE_PAUSE;
+                while std::time::Instant::now() < give_up && running.keys() == keys {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
             running.stop();
             // Lines typed after the peer left can still be in the channel.
             while let Ok(typed) = running.try_recv() {
@@ -388,6 +416,9 @@ impl UserSide for Terminal {
             );
         }
         undelivered.extend(self.queued.drain(..));
+        if !draft.trim().is_empty() {
+            undelivered.push(draft);
+        }
         for line in undelivered {
             let text = self.style.notice(&format!(
                 "not delivered: {}",
