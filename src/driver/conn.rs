@@ -31,6 +31,8 @@ pub struct Conn {
     pub state: ConnState,
     write_shut: bool,
     read_eof: bool,
+    /// Our bytes the peer's TCP had acknowledged at the last look.
+    acked: u64,
 }
 
 impl Conn {
@@ -48,6 +50,7 @@ impl Conn {
             state,
             write_shut: false,
             read_eof: false,
+            acked: 0,
         }
     }
 
@@ -175,6 +178,21 @@ impl Conn {
             }
         }
         self.read_eof
+    }
+
+    /// Returns true if and only if the peer's TCP acknowledged at least
+    /// `threshold` more of our bytes since the last call: its host is
+    /// alive and taking our data, even if its own packets are stuck behind
+    /// a backed-off retransmission.
+    pub fn acked_progress(&mut self, threshold: u64) -> bool {
+        let Some(now) = super::net::bytes_acked(&self.sock) else {
+            return false;
+        };
+        let moved = now.saturating_sub(self.acked) >= threshold;
+        if moved || now < self.acked {
+            self.acked = now;
+        }
+        moved
     }
 
     /// The deadline of a connect or a linger.

@@ -116,5 +116,34 @@ pub fn tune(stream: &TcpStream, idle: Duration) {
         .with_interval(probe_every)
         .with_retries(3);
     let _ = sock.set_tcp_keepalive(&keepalive);
-    let _ = sock.set_tcp_user_timeout(Some(idle.max(Duration::from_secs(1))));
+    // A backstop only: the room's own idle timeout decides (it counts acks
+    // of our data as a sign of life), so on a lossy but live link TCP must
+    // not give up first, while retransmissions back off.
+    let _ = sock.set_tcp_user_timeout(Some(user_timeout(idle)));
+}
+
+/// `TCP_USER_TIMEOUT` for an idle timeout: three times it, and at least
+/// 30 s, so that a live link whose retransmissions back off under loss is
+/// never cut before the idle timeout could.
+pub fn user_timeout(idle: Duration) -> Duration {
+    (idle * 3).max(Duration::from_secs(30))
+}
+
+/// How many bytes of ours the peer's TCP has acknowledged so far (Linux
+/// `TCP_INFO`), or None if the kernel will not say.
+pub fn bytes_acked(stream: &TcpStream) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain data; getsockopt fills at most `len` bytes.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(info.tcpi_bytes_acked)
 }

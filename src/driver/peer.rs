@@ -25,6 +25,9 @@ use crate::session::{
 const ACCEPT_PAUSE: Duration = Duration::from_millis(250);
 /// Connections accepted per turn, so a flood cannot starve the room.
 const ACCEPTS_PER_TURN: usize = 64;
+/// Acknowledged bytes of ours that count as a sign of life: one full
+/// record, far more than the heartbeats of an idle room.
+const ACKED_SIGN_OF_LIFE: u64 = 16 * 1024;
 /// The first and the longest wait between dial attempts with `--retry`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -184,7 +187,22 @@ impl Peer<'_> {
             })?;
             let now = Instant::now();
             if self.session.poll_timeout().is_some_and(|t| now >= t) {
+                self.transport_progress(now);
                 self.session.handle_timeout(now);
+            }
+        }
+    }
+
+    /// Tells the session about connections whose peer's TCP has been
+    /// acknowledging our data: a sign of life the idle timeout counts.
+    /// The threshold is above what our heartbeats alone send, so a frozen
+    /// peer whose kernel still acks our PINGs is not taken for alive.
+    fn transport_progress(&mut self, now: Instant) {
+        for c in self.conns.iter_mut().flatten() {
+            if let ConnState::Open = c.state {
+                if c.acked_progress(ACKED_SIGN_OF_LIFE) {
+                    self.session.transport_progress(c.link, now);
+                }
             }
         }
     }

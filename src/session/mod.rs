@@ -267,6 +267,15 @@ impl Session {
         }
     }
 
+    /// The peer's TCP acknowledged more of our data on `link`: its host is
+    /// alive, even if nothing of its own has come through lately (after an
+    /// outage its packets may sit behind a backed-off retransmission).
+    pub fn transport_progress(&mut self, link: LinkId, now: Instant) {
+        if let Session::Secure(r) = self {
+            r.transport_progress(link, now);
+        }
+    }
+
     /// The socket failed (reset, timed out, ...).
     pub fn transport_failed(&mut self, link: LinkId, e: &io::Error, now: Instant) {
         match self {

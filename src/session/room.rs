@@ -249,6 +249,12 @@ impl Room {
         self.process(id, now);
     }
 
+    pub fn transport_progress(&mut self, id: LinkId, now: Instant) {
+        if let Some(l) = self.current.as_mut().filter(|l| l.id == id) {
+            l.last_recv = now;
+        }
+    }
+
     pub fn transport_failed(&mut self, id: LinkId, e: &io::Error, now: Instant) {
         let Some(l) = self.link(id) else { return };
         let err = if l.is_confirmed() {

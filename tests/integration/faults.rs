@@ -41,7 +41,13 @@ impl Netns {
         if !have("ip") || !have("iptables") {
             return None;
         }
-        let id = std::process::id();
+        // Unique per call: tests run in parallel in one process.
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let id = format!(
+            "{}{}",
+            std::process::id() % 100_000,
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
         let ns = Netns {
             a: format!("p2pa{id}"),
             b: format!("p2pb{id}"),
@@ -299,4 +305,169 @@ fn a_single_100_mib_line_arrives_exactly() {
     let mut d = dial(&[], "127.0.0.1", port, In::File(tmp.file("line", &data)));
     assert_both_ok(&mut d, &mut l);
     assert_same_bytes(&l.stdout(), &data, "l stdout");
+}
+
+impl Netns {
+    /// Runs iptables in `ns`.
+    fn iptables(&self, ns: &str, args: &[&str]) {
+        let ok = Command::new("ip")
+            .args(["netns", "exec", ns, "iptables"])
+            .args(args)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "iptables {args:?} in {ns} failed");
+    }
+
+    /// Starts p2pchat in namespace `ns` with `args`.
+    fn p2p(&self, ns: &str, args: &[&str], input: In) -> Proc {
+        let mut full = vec!["netns", "exec", ns, BIN];
+        full.extend_from_slice(args);
+        Proc::spawn("ip", &full, input, &[])
+    }
+}
+
+#[test]
+fn an_outage_shorter_than_the_idle_timeout_is_survived_by_a_one_way_transfer() {
+    let Some(ns) = Netns::create() else { return };
+    // Default idle timeout (30 s); a 20 s outage in the middle of a paced
+    // one-way encrypted transfer.
+    let mut l = ns.p2p(&ns.a, &["listen", "0", "--bind", "10.77.0.1"], In::Null);
+    let port = wait_port(&l).to_string();
+    let mut d = ns.p2p(&ns.b, &["dial", "10.77.0.1", &port], In::Pipe);
+    l.wait_stderr("connected to");
+    let data = random_bytes(12 * 1024 * 1024, 21);
+    let started = Instant::now();
+    let mut sent = 0;
+    let mut cut = false;
+    while sent < data.len() {
+        let n = (64 * 1024).min(data.len() - sent);
+        d.write(&data[sent..sent + n]);
+        sent += n;
+        if !cut && sent >= 2 * 1024 * 1024 {
+            // The outage: everything in and out of the dialer's host drops.
+            for chain in ["INPUT", "OUTPUT"] {
+                ns.iptables(&ns.b, &["-I", chain, "-j", "DROP"]);
+            }
+            cut = true;
+            let outage = Instant::now();
+            while outage.elapsed() < Duration::from_secs(20) {
+                assert!(l.child.try_wait().unwrap().is_none(), "{}", l.stderr());
+                std::thread::sleep(Duration::from_millis(100)); // the outage's length, not a sync
+            }
+            for chain in ["INPUT", "OUTPUT"] {
+                ns.iptables(&ns.b, &["-D", chain, "-j", "DROP"]);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20)); // pacing the producer
+    }
+    d.close_stdin();
+    assert_eq!(l.code(), 0, "{}", l.stderr());
+    assert_eq!(
+        d.code(),
+        0,
+        "the sender survives the outage: {}",
+        d.stderr()
+    );
+    assert_same_bytes(&l.stdout(), &data, "the transfer across the outage");
+    assert!(started.elapsed() > Duration::from_secs(20));
+}
+
+#[test]
+fn a_lossy_but_live_chat_is_not_cut_before_the_idle_timeout() {
+    let Some(ns) = Netns::create() else { return };
+    let idle = ["--idle-timeout", "5"];
+    let mut largs = idle.to_vec();
+    largs.extend(["listen", "0", "--bind", "10.77.0.1"]);
+    let mut l = ns.p2p(&ns.a, &largs, In::Pipe);
+    let port = wait_port(&l).to_string();
+    let mut dargs = idle.to_vec();
+    dargs.extend(["dial", "10.77.0.1", &port]);
+    let mut d = ns.p2p(&ns.b, &dargs, In::Pipe);
+    l.wait_stderr("connected to");
+    // 20 % of packets lost each way.
+    for chain in ["INPUT", "OUTPUT"] {
+        ns.iptables(
+            &ns.b,
+            &[
+                "-I",
+                chain,
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                "0.2",
+                "-j",
+                "DROP",
+            ],
+        );
+    }
+    let mut want_l = Vec::new();
+    let mut want_d = Vec::new();
+    for i in 0..40 {
+        let a = format!("from the dialer {i}\n");
+        let b = format!("from the listener {i}\n");
+        d.write(a.as_bytes());
+        l.write(b.as_bytes());
+        want_l.extend_from_slice(a.as_bytes());
+        want_d.extend_from_slice(b.as_bytes());
+        std::thread::sleep(Duration::from_millis(500)); // a person typing
+    }
+    d.close_stdin();
+    l.close_stdin();
+    assert_both_ok(&mut d, &mut l);
+    assert_eq!(l.stdout(), want_l);
+    assert_eq!(d.stdout(), want_d);
+}
+
+#[test]
+fn acks_of_our_data_are_a_sign_of_life_when_the_peers_own_packets_are_stuck() {
+    let Some(ns) = Netns::create() else { return };
+    // What happens after an outage: the receiver's PINGs sit behind a
+    // backed-off retransmission while its kernel acknowledges our data
+    // again. Modelled exactly: for longer than the idle timeout, every
+    // packet of the receiver that carries payload is dropped; its pure
+    // ACKs (with at most one SACK block: 64 bytes) pass.
+    let idle = ["--idle-timeout", "4"];
+    let mut largs = idle.to_vec();
+    largs.extend(["listen", "0", "--bind", "10.77.0.1"]);
+    let mut l = ns.p2p(&ns.a, &largs, In::Pipe);
+    let port = wait_port(&l).to_string();
+    let mut dargs = idle.to_vec();
+    dargs.extend(["dial", "10.77.0.1", &port]);
+    let mut d = ns.p2p(&ns.b, &dargs, In::Pipe);
+    l.wait_stderr("connected to");
+    let stuck = [
+        "-p", "tcp", "-m", "length", "--length", "65:65535", "-j", "DROP",
+    ];
+    let mut rule = vec!["-I", "OUTPUT"];
+    rule.extend_from_slice(&stuck);
+    ns.iptables(&ns.a, &rule);
+    let data = random_bytes(8 * 1024 * 1024, 23);
+    let started = Instant::now();
+    let mut sent = 0;
+    while started.elapsed() < Duration::from_secs(7) {
+        let n = (32 * 1024).min(data.len() - sent);
+        assert!(
+            d.child.try_wait().unwrap().is_none() && !d.stderr().contains("p2pchat:"),
+            "the sender gave up after {:?}: {}; the receiver: {}",
+            started.elapsed(),
+            d.stderr(),
+            l.stderr()
+        );
+        d.write(&data[sent..sent + n]);
+        sent += n;
+        std::thread::sleep(Duration::from_millis(20)); // pacing the producer
+    }
+    let mut rule = vec!["-D", "OUTPUT"];
+    rule.extend_from_slice(&stuck);
+    ns.iptables(&ns.a, &rule);
+    d.write(&data[sent..]);
+    d.close_stdin();
+    l.wait_stdout(data.len());
+    l.close_stdin();
+    assert_eq!(d.code(), 0, "{}", d.stderr());
+    assert_eq!(l.code(), 0, "{}", l.stderr());
+    assert_same_bytes(&l.stdout(), &data, "the transfer");
 }
