@@ -107,6 +107,20 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// One sentence for a connection that broke, however it surfaced: a reset
+/// reads as ECONNRESET, a write after it as EPIPE, an abort as
+/// ECONNABORTED; the user sees one event, so one wording.
+pub fn describe_lost(e: &io::Error) -> String {
+    use io::ErrorKind::*;
+    match e.kind() {
+        ConnectionReset | BrokenPipe | ConnectionAborted => {
+            "connection lost: the peer reset the connection".into()
+        }
+        TimedOut => "connection lost: the network stopped answering (timed out)".into(),
+        _ => format!("connection lost: {}", describe_io(e)),
+    }
+}
+
 /// Plain words for an I/O error, without Rust's "(os error N)" suffix.
 pub fn describe_io(e: &io::Error) -> String {
     use io::ErrorKind::*;

@@ -106,6 +106,15 @@ impl Conn {
             let buf = s.receive_buf(self.link);
             let wanted = buf.len();
             if wanted == 0 {
+                if self.read_eof {
+                    // Not reading any more (the peer's FIN is in), but the
+                    // socket reported something: a reset must be noticed
+                    // now, not at our next write, which would be lost.
+                    self.ready.read = false;
+                    if let Ok(Some(e)) = self.sock.take_error() {
+                        s.transport_failed(self.link, &e, now);
+                    }
+                }
                 break;
             }
             match self.sock.read(buf) {

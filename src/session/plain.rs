@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::{Action, Event, LeaveReason, LinkId, Status, IO_CAP};
 use crate::buf::ByteBuf;
-use crate::error::{describe_io, Error, Signal};
+use crate::error::{describe_lost, Error, Signal};
 use crate::protocol::handshake;
 
 /// Enough bytes to tell a preface line from data.
@@ -140,9 +140,19 @@ impl PlainPipe {
     }
 
     pub fn transport_failed(&mut self, id: LinkId, e: &io::Error) {
-        if self.is(id) {
-            self.fail(Error::Lost(format!("connection lost: {}", describe_io(e))));
+        if !self.is(id) {
+            return;
         }
+        if self.peer_done {
+            // A peer that cannot half-close (nc at a terminal) closed for
+            // good: say so at once, not after the next line is lost.
+            return self.fail(Error::Lost(
+                "the peer closed the connection: nothing more can be delivered \
+                 (what we sent after it stopped sending was lost)"
+                    .into(),
+            ));
+        }
+        self.fail(Error::Lost(describe_lost(e)));
     }
 
     pub fn can_take_input(&self) -> bool {

@@ -17,7 +17,7 @@ use super::link::Link;
 use super::stream::{Farewell, Receiving, Sending};
 use super::{Action, Event, LeaveReason, LinkId, Status, IO_CAP};
 use crate::buf::ByteBuf;
-use crate::error::{describe_io, Error, Signal};
+use crate::error::{describe_lost, Error, Signal};
 use crate::names;
 use crate::protocol::handshake::Method;
 use crate::protocol::record::{Kind, MAX_PAYLOAD};
@@ -258,7 +258,7 @@ impl Room {
     pub fn transport_failed(&mut self, id: LinkId, e: &io::Error, now: Instant) {
         let Some(l) = self.link(id) else { return };
         let err = if l.is_confirmed() {
-            Error::Lost(format!("connection lost: {}", describe_io(e)))
+            Error::Lost(describe_lost(e))
         } else {
             l.eof_error()
         };

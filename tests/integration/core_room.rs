@@ -387,3 +387,44 @@ fn stdin_and_stdout_may_be_a_socket() {
         assert_eq!(l.stdout(), b"through a socket\n");
     }
 }
+
+#[test]
+fn a_sender_whose_receiver_lost_its_consumer_does_not_exit_0() {
+    // `tar c dir | p2pchat dial h P` against `p2pchat listen P | tar x -C
+    // /nonexistent`: the consumer dies at once.
+    let tmp = TempDir::new("deadconsumer");
+    let data = random_bytes(8 * 1024 * 1024, 31);
+    let cmd = format!("{BIN} listen 0 --bind 127.0.0.1 | true");
+    let l = Proc::spawn("sh", &["-c", &cmd], In::Pipe, &[]);
+    let port = wait_port(&l);
+    let mut d = dial(&[], "127.0.0.1", port, In::File(tmp.file("d", &data)));
+    assert_eq!(d.code(), 1, "{}", d.stderr());
+    assert!(
+        d.stderr().contains("the peer stopped reading"),
+        "{}",
+        d.stderr()
+    );
+    assert!(d.stderr().contains("bytes not delivered"), "{}", d.stderr());
+    drop(l);
+}
+
+#[test]
+fn a_killed_sender_is_a_lost_connection_every_time_never_tampering() {
+    for run in 0..5 {
+        let (mut l, port) = listen(&[], "127.0.0.1", In::Null);
+        let d = dial(&[], "127.0.0.1", port, In::Pipe);
+        l.wait_stderr("connected to");
+        let data = random_bytes(256 * 1024, run);
+        let mut d = d;
+        d.write(&data);
+        l.wait_stdout(64 * 1024);
+        d.signal(libc::SIGKILL);
+        assert_eq!(l.code(), 1, "run {run}: {}", l.stderr());
+        assert!(
+            l.stderr().contains("connection lost"),
+            "run {run}: {}",
+            l.stderr()
+        );
+        assert!(data.starts_with(&l.stdout()), "run {run}: an exact prefix");
+    }
+}

@@ -86,3 +86,23 @@ fn a_plain_dialer_reaches_socat_listening() {
     let d = dial(&["--plain"], "127.0.0.1", port, In::Pipe);
     exchange(d, s, "socat listener");
 }
+
+#[test]
+fn a_plain_peer_that_closed_for_good_is_reported_at_once() {
+    use std::io::Write as _;
+    // Like nc at a terminal after Ctrl-D: it cannot half-close, it closes.
+    let (mut l, port) = listen(&["--plain"], "127.0.0.1", In::Pipe);
+    let mut peer = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    peer.write_all(b"bye from nc\n").unwrap();
+    drop(peer);
+    l.wait_stderr("stopped sending");
+    l.write(b"this cannot arrive\n");
+    // No second line is needed for the user to learn it.
+    assert_eq!(l.code(), 1, "{}", l.stderr());
+    assert!(
+        l.stderr().contains("nothing more can be delivered"),
+        "{}",
+        l.stderr()
+    );
+    assert_eq!(l.stdout(), b"bye from nc\n");
+}
