@@ -30,6 +30,7 @@
 //! status. Nothing a peer sends can make it panic.
 
 pub mod link;
+pub mod outbox;
 pub mod plain;
 pub mod room;
 pub mod stream;

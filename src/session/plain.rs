@@ -4,10 +4,10 @@
 //! If the stream begins with a p2pchat preface line, a warning says the
 //! peer may be an encrypted p2pchat; the bytes are delivered all the same.
 
-use std::collections::VecDeque;
 use std::io;
 use std::time::Instant;
 
+use super::outbox::Outbox;
 use super::{Action, Event, LeaveReason, LinkId, Status, IO_CAP};
 use crate::buf::ByteBuf;
 use crate::error::{describe_lost, Error, Signal};
@@ -34,9 +34,8 @@ pub struct PlainPipe {
     interrupts: u32,
     /// The signal we are leaving for, if any.
     signal: Option<Signal>,
-    events: VecDeque<Event>,
-    actions: VecDeque<Action>,
-    outcome: Option<Result<(), Error>>,
+    /// Events, actions and the outcome, waiting to be taken.
+    outbox: Outbox,
 }
 
 impl Default for PlainPipe {
@@ -54,9 +53,7 @@ impl Default for PlainPipe {
             discard_output: false,
             interrupts: 0,
             signal: None,
-            events: VecDeque::new(),
-            actions: VecDeque::new(),
-            outcome: None,
+            outbox: Outbox::default(),
         }
     }
 }
@@ -68,12 +65,12 @@ impl PlainPipe {
 
     /// The first connection is the peer; every later one is closed.
     pub fn attach(&mut self, id: LinkId) {
-        if self.link.is_some() || self.outcome.is_some() {
-            return self.actions.push_back(Action::Close(id));
+        if self.link.is_some() || self.outbox.outcome.is_some() {
+            return self.outbox.actions.push_back(Action::Close(id));
         }
         self.link = Some(id);
-        self.actions.push_back(Action::StopAccepting);
-        self.events.push_back(Event::Joined {
+        self.outbox.actions.push_back(Action::StopAccepting);
+        self.outbox.events.push_back(Event::Joined {
             link: id,
             name: None,
             verify_code: None,
@@ -95,7 +92,7 @@ impl PlainPipe {
     }
 
     pub fn can_receive(&self, id: LinkId) -> bool {
-        self.is(id) && self.outcome.is_none() && !self.peer_done && self.out.room() > 0
+        self.is(id) && self.outbox.outcome.is_none() && !self.peer_done && self.out.room() > 0
     }
 
     pub fn receive_buf(&mut self, id: LinkId) -> &mut [u8] {
@@ -116,7 +113,7 @@ impl PlainPipe {
             match handshake::looks_like_preface(&self.first) {
                 Some(true) => {
                     self.sniffing = false;
-                    self.events.push_back(Event::PeerLooksEncrypted);
+                    self.outbox.events.push_back(Event::PeerLooksEncrypted);
                 }
                 Some(false) => self.sniffing = false,
                 None => {}
@@ -134,7 +131,7 @@ impl PlainPipe {
         }
         if !self.peer_done {
             self.peer_done = true;
-            self.events.push_back(Event::PeerDone);
+            self.outbox.events.push_back(Event::PeerDone);
         }
         self.check_end(now);
     }
@@ -159,7 +156,7 @@ impl PlainPipe {
         self.link.is_some()
             && !self.input_closed
             && !self.leaving
-            && self.outcome.is_none()
+            && self.outbox.outcome.is_none()
             && self.tx.room() > 0
     }
 
@@ -230,36 +227,33 @@ impl PlainPipe {
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.outbox.poll_event()
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        self.outbox.poll_action()
     }
 
     pub fn status(&self) -> Status {
-        match &self.outcome {
-            None => Status::Running,
-            Some(r) => Status::Ended(r.clone()),
-        }
+        self.outbox.status()
     }
 
     fn check_end(&mut self, now: Instant) {
         let Some(id) = self.link else { return };
-        if self.outcome.is_some() || !self.tx.is_empty() {
+        if self.outbox.outcome.is_some() || !self.tx.is_empty() {
             return;
         }
         if (self.input_closed || self.leaving) && !self.shut_down {
             // Nothing more to send, ever: the peer sees our EOF.
             self.shut_down = true;
-            self.actions.push_back(Action::ShutdownWrite(id));
+            self.outbox.actions.push_back(Action::ShutdownWrite(id));
         }
         if self.out.is_empty() && (self.leaving || (self.input_closed && self.peer_done)) {
-            self.outcome = Some(match self.signal {
+            self.outbox.outcome = Some(match self.signal {
                 Some(signal) if !self.all_delivered() => Err(Error::Interrupted(signal)),
                 _ => Ok(()),
             });
-            self.actions.push_back(Action::Linger {
+            self.outbox.actions.push_back(Action::Linger {
                 link: id,
                 flush: Vec::new(),
                 until: now + super::room::LINGER,
@@ -268,14 +262,14 @@ impl PlainPipe {
     }
 
     fn fail(&mut self, e: Error) {
-        if self.outcome.is_some() {
+        if self.outbox.outcome.is_some() {
             return;
         }
         if let Some(id) = self.link {
             // The room was up: a reset, so the peer cannot take it for a clean end.
-            self.actions.push_back(Action::Reset(id));
+            self.outbox.actions.push_back(Action::Reset(id));
         }
-        self.outcome = Some(Err(e));
-        self.actions.push_back(Action::StopAccepting);
+        self.outbox.outcome = Some(Err(e));
+        self.outbox.actions.push_back(Action::StopAccepting);
     }
 }

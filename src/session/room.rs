@@ -7,13 +7,13 @@
 //! our key material and did not pass key confirmation is a failed attempt,
 //! however it ended; after `tries` of them the room gives up.
 
-use std::collections::VecDeque;
 use std::io;
 use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
 use super::link::Link;
+use super::outbox::Outbox;
 use super::stream::{Farewell, Receiving, Sending};
 use super::{Action, Event, LeaveReason, LinkId, Status, IO_CAP};
 use crate::buf::ByteBuf;
@@ -75,9 +75,8 @@ pub struct Room {
     peer_received: Option<u64>,
     failed_attempts: u32,
     interrupts: u32,
-    events: VecDeque<Event>,
-    actions: VecDeque<Action>,
-    outcome: Option<Result<(), Error>>,
+    /// Events, actions and the outcome, waiting to be taken.
+    outbox: Outbox,
 }
 
 impl Room {
@@ -98,9 +97,7 @@ impl Room {
             peer_received: None,
             failed_attempts: 0,
             interrupts: 0,
-            events: VecDeque::new(),
-            actions: VecDeque::new(),
-            outcome: None,
+            outbox: Outbox::default(),
         }
     }
 
@@ -130,8 +127,8 @@ impl Room {
     /// at once when the room is taken or the caps are reached and no silent
     /// connection can make way.
     pub fn accept(&mut self, id: LinkId, source: u128, now: Instant) {
-        if self.outcome.is_some() || self.current.is_some() {
-            return self.actions.push_back(Action::Close(id));
+        if self.outbox.outcome.is_some() || self.current.is_some() {
+            return self.outbox.actions.push_back(Action::Close(id));
         }
         let same = self.pending.iter().filter(|l| l.source == source).count();
         let full = if same >= MAX_PENDING_PER_SOURCE {
@@ -143,7 +140,7 @@ impl Room {
         };
         if let Some(among) = full {
             if !self.evict_silent(among) {
-                return self.actions.push_back(Action::Close(id));
+                return self.outbox.actions.push_back(Action::Close(id));
             }
         }
         let link = self.start_link(id, source, now);
@@ -163,7 +160,7 @@ impl Room {
             .map(|(i, _)| i);
         let Some(i) = oldest else { return false };
         let link = self.pending.swap_remove(i);
-        self.actions.push_back(Action::Close(link.id));
+        self.outbox.actions.push_back(Action::Close(link.id));
         true
     }
 
@@ -176,8 +173,8 @@ impl Room {
 
     /// Dialer: our connection is up; the first flight goes out.
     pub fn connected(&mut self, id: LinkId, now: Instant) {
-        if self.outcome.is_some() || self.current.is_some() {
-            return self.actions.push_back(Action::Close(id));
+        if self.outbox.outcome.is_some() || self.current.is_some() {
+            return self.outbox.actions.push_back(Action::Close(id));
         }
         self.current = Some(self.start_link(id, 0, now));
     }
@@ -220,7 +217,7 @@ impl Room {
         }
         let is_current = self.current.as_ref().is_some_and(|c| c.id == id);
         !is_current
-            || (self.outcome.is_none()
+            || (self.outbox.outcome.is_none()
                 && self.farewell != Farewell::PeerLeft
                 && self.out.room() >= MAX_PAYLOAD)
     }
@@ -293,16 +290,16 @@ impl Room {
         if silent {
             // A client that said nothing at all (a port scan, an idle
             // connection) is dropped without a word.
-            self.actions.push_back(Action::Close(link.id));
+            self.outbox.actions.push_back(Action::Close(link.id));
         } else {
-            self.events.push_back(Event::FailedAttempt {
+            self.outbox.events.push_back(Event::FailedAttempt {
                 link: link.id,
                 why: e.to_string(),
                 counted,
                 failed: self.failed_attempts,
                 tries: self.cfg.tries,
             });
-            self.actions.push_back(Action::Linger {
+            self.outbox.actions.push_back(Action::Linger {
                 link: link.id,
                 flush: link.tx.data().to_vec(),
                 until: now + ABORT_DRAIN,
@@ -341,7 +338,7 @@ impl Room {
     /// Lets connections held back by [`Room::may_reveal`] go on, now that
     /// an attempt in flight has ended.
     fn resume_held(&mut self, now: Instant) {
-        while self.outcome.is_none() && self.current.is_none() && self.may_reveal() {
+        while self.outbox.outcome.is_none() && self.current.is_none() && self.may_reveal() {
             let Some(i) = self
                 .pending
                 .iter()
@@ -390,9 +387,9 @@ impl Room {
         let mut link = self.pending.swap_remove(i);
         // One room, two people: everyone else is turned away.
         for other in self.pending.drain(..) {
-            self.actions.push_back(Action::Close(other.id));
+            self.outbox.actions.push_back(Action::Close(other.id));
         }
-        self.actions.push_back(Action::StopAccepting);
+        self.outbox.actions.push_back(Action::StopAccepting);
         let ours = self.cfg.name.clone();
         if let Err(e) = link.seal(Kind::Hello, ours.as_bytes(), now) {
             self.current = Some(link);
@@ -405,7 +402,7 @@ impl Room {
     }
 
     fn joined(&mut self, link: &mut Link, name: String) {
-        self.events.push_back(Event::Joined {
+        self.outbox.events.push_back(Event::Joined {
             link: link.id,
             name: Some(name),
             verify_code: link.verify_code.take(),
@@ -443,7 +440,7 @@ impl Room {
 
     fn open_records(&mut self, now: Instant) {
         loop {
-            if self.outcome.is_some()
+            if self.outbox.outcome.is_some()
                 || self.farewell == Farewell::PeerLeft
                 || self.out.room() < MAX_PAYLOAD
             {
@@ -463,7 +460,7 @@ impl Room {
                 Kind::Hello if !confirmed => {
                     let name = peer_name(payload);
                     link.confirm();
-                    self.events.push_back(Event::Joined {
+                    self.outbox.events.push_back(Event::Joined {
                         link: link.id,
                         name: Some(name),
                         verify_code: link.verify_code.take(),
@@ -492,7 +489,7 @@ impl Room {
                 Kind::Eof if self.receiving.ended() => Err(violation("a second EOF")),
                 Kind::Eof => {
                     self.receiving = Receiving::Ended;
-                    self.events.push_back(Event::PeerDone);
+                    self.outbox.events.push_back(Event::PeerDone);
                     Ok(())
                 }
                 Kind::Done if self.sending != Sending::EofSent => {
@@ -504,7 +501,7 @@ impl Room {
                 }
                 Kind::Bye => {
                     self.farewell = Farewell::PeerLeft;
-                    self.events.push_back(Event::PeerLeft);
+                    self.outbox.events.push_back(Event::PeerLeft);
                     Ok(())
                 }
                 Kind::Ping => Ok(()),
@@ -524,7 +521,7 @@ impl Room {
     pub fn can_take_input(&self) -> bool {
         self.sending == Sending::Open
             && self.farewell == Farewell::Staying
-            && self.outcome.is_none()
+            && self.outbox.outcome.is_none()
             && self.current.as_ref().is_some_and(|l| l.is_keyed())
             && self.to_seal.room() > 0
     }
@@ -622,7 +619,7 @@ impl Room {
     // ----- time and state --------------------------------------------------
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.outcome.is_some() {
+        if self.outbox.outcome.is_some() {
             return None;
         }
         let role = self.cfg.role;
@@ -658,7 +655,7 @@ impl Room {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.outcome.is_some() {
+        if self.outbox.outcome.is_some() {
             return;
         }
         let role = self.cfg.role;
@@ -669,7 +666,7 @@ impl Room {
         {
             let e = self.pending[i].timeout_error(role, now);
             self.drop_attempt(i, e, now);
-            if self.outcome.is_some() {
+            if self.outbox.outcome.is_some() {
                 return;
             }
         }
@@ -704,18 +701,15 @@ impl Room {
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.outbox.poll_event()
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        self.outbox.poll_action()
     }
 
     pub fn status(&self) -> Status {
-        match &self.outcome {
-            None => Status::Running,
-            Some(r) => Status::Ended(r.clone()),
-        }
+        self.outbox.status()
     }
 
     /// Both EOFs are exchanged and each side confirmed (DONE) that it
@@ -731,7 +725,7 @@ impl Room {
 
     /// Decides whether the room has ended, and how, after every input.
     fn check_end(&mut self, now: Instant) {
-        if self.outcome.is_some() {
+        if self.outbox.outcome.is_some() {
             return;
         }
         let Some(link) = self.current.as_ref() else {
@@ -794,12 +788,12 @@ impl Room {
     /// Ends the room cleanly (or by a first Ctrl-C with data cut short):
     /// FIN, then read until the peer's FIN so nothing is answered by a reset.
     fn finish(&mut self, result: Result<(), Error>, now: Instant) {
-        if self.outcome.is_some() {
+        if self.outbox.outcome.is_some() {
             return;
         }
-        self.outcome = Some(result);
+        self.outbox.outcome = Some(result);
         if let Some(link) = self.current.as_ref() {
-            self.actions.push_back(Action::Linger {
+            self.outbox.actions.push_back(Action::Linger {
                 link: link.id,
                 flush: link.tx.data().to_vec(),
                 until: now + LINGER,
@@ -813,7 +807,7 @@ impl Room {
     /// failed handshake sends its last bytes and drains, so the peer reads
     /// the same clear error and not a reset.
     fn fail(&mut self, e: Error, now: Instant) {
-        if self.outcome.is_some() {
+        if self.outbox.outcome.is_some() {
             return;
         }
         if let Some(link) = self.current.as_ref() {
@@ -826,22 +820,22 @@ impl Room {
                     until: now + ABORT_DRAIN,
                 }
             };
-            self.actions.push_back(action);
+            self.outbox.actions.push_back(action);
         }
-        self.outcome = Some(Err(e));
+        self.outbox.outcome = Some(Err(e));
         self.close_the_rest();
     }
 
     fn close_the_rest(&mut self) {
         for other in self.pending.drain(..) {
-            self.actions.push_back(Action::Close(other.id));
+            self.outbox.actions.push_back(Action::Close(other.id));
         }
-        self.actions.push_back(Action::StopAccepting);
+        self.outbox.actions.push_back(Action::StopAccepting);
     }
 
     /// Seals pending input into DATA records, then DONE, BYE or EOF when due.
     fn seal_pending(&mut self, now: Instant) {
-        if self.outcome.is_some() {
+        if self.outbox.outcome.is_some() {
             return;
         }
         let Some(link) = self.current.as_mut() else {

@@ -319,6 +319,20 @@ impl Netns {
         assert!(ok, "iptables {args:?} in {ns} failed");
     }
 
+    /// A listener on host A and a dialer on host B, both with `flags`,
+    /// connected: the room is up on the listener's side.
+    fn room(&self, flags: &[&str], l_in: In, d_in: In) -> (Proc, Proc) {
+        let mut largs = flags.to_vec();
+        largs.extend(["listen", "0", "--bind", "10.77.0.1"]);
+        let l = self.p2p(&self.a, &largs, l_in);
+        let port = wait_port(&l).to_string();
+        let mut dargs = flags.to_vec();
+        dargs.extend(["dial", "10.77.0.1", &port]);
+        let d = self.p2p(&self.b, &dargs, d_in);
+        l.wait_stderr("connected to");
+        (l, d)
+    }
+
     /// Starts p2pchat in namespace `ns` with `args`.
     fn p2p(&self, ns: &str, args: &[&str], input: In) -> Proc {
         let mut full = vec!["netns", "exec", ns, BIN];
@@ -332,10 +346,7 @@ fn an_outage_shorter_than_the_idle_timeout_is_survived_by_a_one_way_transfer() {
     let Some(ns) = Netns::create() else { return };
     // Default idle timeout (30 s); a 20 s outage in the middle of a paced
     // one-way encrypted transfer.
-    let mut l = ns.p2p(&ns.a, &["listen", "0", "--bind", "10.77.0.1"], In::Null);
-    let port = wait_port(&l).to_string();
-    let mut d = ns.p2p(&ns.b, &["dial", "10.77.0.1", &port], In::Pipe);
-    l.wait_stderr("connected to");
+    let (mut l, mut d) = ns.room(&[], In::Null, In::Pipe);
     let data = random_bytes(12 * 1024 * 1024, 21);
     let started = Instant::now();
     let mut sent = 0;
@@ -376,15 +387,7 @@ fn an_outage_shorter_than_the_idle_timeout_is_survived_by_a_one_way_transfer() {
 #[test]
 fn a_lossy_but_live_chat_is_not_cut_before_the_idle_timeout() {
     let Some(ns) = Netns::create() else { return };
-    let idle = ["--idle-timeout", "5"];
-    let mut largs = idle.to_vec();
-    largs.extend(["listen", "0", "--bind", "10.77.0.1"]);
-    let mut l = ns.p2p(&ns.a, &largs, In::Pipe);
-    let port = wait_port(&l).to_string();
-    let mut dargs = idle.to_vec();
-    dargs.extend(["dial", "10.77.0.1", &port]);
-    let mut d = ns.p2p(&ns.b, &dargs, In::Pipe);
-    l.wait_stderr("connected to");
+    let (mut l, mut d) = ns.room(&["--idle-timeout", "5"], In::Pipe, In::Pipe);
     // 20 % of packets lost each way.
     for chain in ["INPUT", "OUTPUT"] {
         ns.iptables(
@@ -429,15 +432,7 @@ fn acks_of_our_data_are_a_sign_of_life_when_the_peers_own_packets_are_stuck() {
     // again. Modelled exactly: for longer than the idle timeout, every
     // packet of the receiver that carries payload is dropped; its pure
     // ACKs (with at most one SACK block: 64 bytes) pass.
-    let idle = ["--idle-timeout", "4"];
-    let mut largs = idle.to_vec();
-    largs.extend(["listen", "0", "--bind", "10.77.0.1"]);
-    let mut l = ns.p2p(&ns.a, &largs, In::Pipe);
-    let port = wait_port(&l).to_string();
-    let mut dargs = idle.to_vec();
-    dargs.extend(["dial", "10.77.0.1", &port]);
-    let mut d = ns.p2p(&ns.b, &dargs, In::Pipe);
-    l.wait_stderr("connected to");
+    let (mut l, mut d) = ns.room(&["--idle-timeout", "4"], In::Pipe, In::Pipe);
     let stuck = [
         "-p", "tcp", "-m", "length", "--length", "65:65535", "-j", "DROP",
     ];
