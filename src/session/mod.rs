@@ -400,26 +400,27 @@ impl Session {
     /// The next thing to tell the user.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        match self {
-            Session::Plain(p) => p.poll_event(),
-            Session::Secure(r) => r.poll_event(),
-        }
+        self.outbox_mut().poll_event()
     }
 
     /// The next thing to do with a socket.
     #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
-        match self {
-            Session::Plain(p) => p.poll_action(),
-            Session::Secure(r) => r.poll_action(),
-        }
+        self.outbox_mut().poll_action()
     }
 
     /// Whether the room runs or how it ended; a plain read.
     pub fn status(&self) -> Status {
         match self {
-            Session::Plain(p) => p.status(),
-            Session::Secure(r) => r.status(),
+            Session::Plain(p) => p.outbox.status(),
+            Session::Secure(r) => r.outbox.status(),
+        }
+    }
+
+    fn outbox_mut(&mut self) -> &mut outbox::Outbox {
+        match self {
+            Session::Plain(p) => &mut p.outbox,
+            Session::Secure(r) => &mut r.outbox,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::io;
 use std::time::Instant;
 
 use super::outbox::Outbox;
-use super::{Action, Event, LeaveReason, LinkId, Status, IO_CAP};
+use super::{Action, Event, LeaveReason, LinkId, IO_CAP};
 use crate::buf::ByteBuf;
 use crate::error::{describe_lost, Error, Signal};
 use crate::protocol::handshake;
@@ -35,7 +35,7 @@ pub struct PlainPipe {
     /// The signal we are leaving for, if any.
     signal: Option<Signal>,
     /// Events, actions and the outcome, waiting to be taken.
-    outbox: Outbox,
+    pub(super) outbox: Outbox,
 }
 
 impl Default for PlainPipe {
@@ -224,18 +224,6 @@ impl PlainPipe {
 
     pub fn is_established(&self) -> bool {
         self.link.is_some()
-    }
-
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.outbox.poll_event()
-    }
-
-    pub fn poll_action(&mut self) -> Option<Action> {
-        self.outbox.poll_action()
-    }
-
-    pub fn status(&self) -> Status {
-        self.outbox.status()
     }
 
     fn check_end(&mut self, now: Instant) {

@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 use super::link::Link;
 use super::outbox::Outbox;
 use super::stream::{Farewell, Receiving, Sending};
-use super::{Action, Event, LeaveReason, LinkId, Status, IO_CAP};
+use super::{Action, Event, LeaveReason, LinkId, IO_CAP};
 use crate::buf::ByteBuf;
 use crate::error::{describe_lost, Error, Signal};
 use crate::names;
@@ -76,7 +76,7 @@ pub struct Room {
     failed_attempts: u32,
     interrupts: u32,
     /// Events, actions and the outcome, waiting to be taken.
-    outbox: Outbox,
+    pub(super) outbox: Outbox,
 }
 
 impl Room {
@@ -698,18 +698,6 @@ impl Room {
             // hears from us as soon as the socket drains.
             l.last_send = now;
         }
-    }
-
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.outbox.poll_event()
-    }
-
-    pub fn poll_action(&mut self) -> Option<Action> {
-        self.outbox.poll_action()
-    }
-
-    pub fn status(&self) -> Status {
-        self.outbox.status()
     }
 
     /// Both EOFs are exchanged and each side confirmed (DONE) that it
