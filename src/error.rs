@@ -77,15 +77,6 @@ impl Error {
             Error::Interrupted(sig) => exit::SIGNAL_BASE + sig.number(),
         }
     }
-
-    /// Returns true if and only if a listener should report this failed
-    /// attempt and keep waiting for the right peer instead of exiting.
-    pub fn is_failed_attempt(&self) -> bool {
-        matches!(
-            self,
-            Error::Handshake(_) | Error::AuthFailed(_) | Error::Lost(_) | Error::Integrity(_)
-        )
-    }
 }
 
 impl fmt::Display for Error {

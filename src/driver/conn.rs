@@ -85,6 +85,15 @@ impl Conn {
         }
     }
 
+    /// Moves bytes both ways between an open connection and the session:
+    /// what is due out first, then what has come in.
+    pub fn pump(&mut self, s: &mut Session, now: Instant) {
+        if let ConnState::Open = self.state {
+            self.to_socket(s, now);
+            self.from_socket(s, now);
+        }
+    }
+
     /// Writes what the session has for this link.
     pub fn to_socket(&mut self, s: &mut Session, now: Instant) {
         while self.ready.write && !s.to_send(self.link).is_empty() {

@@ -141,10 +141,7 @@ impl Peer<'_> {
             self.dial(reactor.registry(), now)?;
             self.user_to_session(ui, reactor.registry(), now)?;
             for conn in self.conns.iter_mut().flatten() {
-                if let ConnState::Open = conn.state {
-                    conn.to_socket(&mut self.session, now);
-                    conn.from_socket(&mut self.session, now);
-                }
+                conn.pump(&mut self.session, now);
             }
             self.session_to_user(ui, reactor.registry(), now)?;
             self.events(ui);
@@ -282,16 +279,14 @@ impl Peer<'_> {
             .and_then(Option::as_mut)
     }
 
-    /// Moves bytes between one open connection and the session.
+    /// Moves bytes between one connection and the session.
     fn pump_one(&mut self, link: LinkId, now: Instant) {
-        let Some(i) = link.0.checked_sub(FIRST_CONN) else {
-            return;
-        };
-        if let Some(Some(c)) = self.conns.get_mut(i) {
-            if let ConnState::Open = c.state {
-                c.from_socket(&mut self.session, now);
-                c.to_socket(&mut self.session, now);
-            }
+        let slot = link
+            .0
+            .checked_sub(FIRST_CONN)
+            .and_then(|i| self.conns.get_mut(i));
+        if let Some(Some(c)) = slot {
+            c.pump(&mut self.session, now);
         }
     }
 

@@ -4,8 +4,6 @@
 //! line that carries the verify code, so a name cannot pass itself off as
 //! our own text, a notice, or a code.
 
-use std::net::SocketAddr;
-
 use crate::driver::user::Notice;
 use crate::names::display_addr;
 
@@ -26,21 +24,45 @@ pub fn code_line(code: &str, failed_attempts: u32) -> String {
     }
 }
 
-/// "connected to "bob" (192.0.2.7:51423), authenticated by shared secret";
-/// `verb` says how it starts ("connected to", or "joined from" after the
-/// name at a terminal).
-pub fn joined(peer: SocketAddr, name: Option<&str>, by_secret: bool, verb: &str) -> String {
-    let mut line = match (name, verb) {
-        (Some(n), "connected to") => {
-            format!("connected to {} ({})", who(Some(n)), display_addr(peer))
-        }
-        (None, "connected to") => format!("connected to {}", display_addr(peer)),
-        (n, verb) => format!("{} {verb} {}", who(n), display_addr(peer)),
+/// How a join is worded: a status line in a pipe, or the chat's notice.
+#[derive(Clone, Copy)]
+pub enum Joined {
+    /// `connected to "bob" (192.0.2.7:51423)`
+    ConnectedTo,
+    /// `"bob" joined from 192.0.2.7:51423`
+    JoinedFrom,
+}
+
+/// The lines for a join: the verify code first, on a line of its own that
+/// the peer cannot write to, then who joined (and how it was authenticated).
+/// Empty for any other notice.
+pub fn joined_lines(notice: &Notice<'_>, wording: Joined) -> Vec<String> {
+    let Notice::Joined {
+        peer,
+        name,
+        verify_code,
+        failed_attempts,
+        by_secret,
+    } = notice
+    else {
+        return Vec::new();
     };
-    if by_secret {
+    let mut lines: Vec<String> = verify_code
+        .map(|code| code_line(code, *failed_attempts))
+        .into_iter()
+        .collect();
+    let mut line = match (wording, name) {
+        (Joined::ConnectedTo, Some(n)) => {
+            format!("connected to {} ({})", who(Some(n)), display_addr(*peer))
+        }
+        (Joined::ConnectedTo, None) => format!("connected to {}", display_addr(*peer)),
+        (Joined::JoinedFrom, n) => format!("{} joined from {}", who(*n), display_addr(*peer)),
+    };
+    if *by_secret {
         line.push_str(", authenticated by shared secret");
     }
-    line
+    lines.push(line);
+    lines
 }
 
 /// The status lines for a notice, one per element.
@@ -68,21 +90,7 @@ pub fn lines(notice: &Notice<'_>) -> Vec<String> {
                 display_addr(*peer)
             )]
         }
-        Notice::Joined {
-            peer,
-            name,
-            verify_code,
-            failed_attempts,
-            by_secret,
-        } => {
-            let mut lines = Vec::new();
-            if let Some(code) = verify_code {
-                lines.push(code_line(code, *failed_attempts));
-            }
-            let line = joined(*peer, *name, *by_secret, "connected to");
-            lines.push(line);
-            lines
-        }
+        Notice::Joined { .. } => joined_lines(notice, Joined::ConnectedTo),
         Notice::PeerLooksEncrypted => vec![
             "warning: the peer's first bytes are a p2pchat greeting: it may be an encrypted p2pchat \
              (run both sides with --plain, or neither); the bytes are passed on as data"

@@ -88,8 +88,10 @@ impl Link {
         }
     }
 
-    /// Runs the key exchange on what arrived; Ok(true) once the keys are in.
-    /// A listener reveals its key material only while `may_reveal` holds.
+    /// Runs the key exchange on what arrived; Ok(true) once the keys are
+    /// in, Ok(false) while more is needed, and the handshake's error once
+    /// the connection has ended before it could finish. A listener reveals
+    /// its key material only while `may_reveal` holds.
     pub fn advance(
         &mut self,
         role: Role,
@@ -102,7 +104,11 @@ impl Link {
         let Some(Established { keys, verify_code }) =
             hs.advance(&mut self.rx, &mut self.tx, rng, may_reveal)?
         else {
-            return Ok(false);
+            return if self.transport_eof {
+                Err(hs.eof_error())
+            } else {
+                Ok(false)
+            };
         };
         let (ours, theirs) = match role {
             Role::Dialer => (keys.dialer_to_listener, keys.listener_to_dialer),

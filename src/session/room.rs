@@ -361,13 +361,7 @@ impl Room {
         if !link.is_keyed() {
             match link.advance(self.cfg.role, &mut *self.rng, may_reveal) {
                 Err(e) => return self.drop_attempt(i, e, now),
-                Ok(false) => {
-                    if link.transport_eof {
-                        let e = link.eof_error();
-                        self.drop_attempt(i, e, now);
-                    }
-                    return;
-                }
+                Ok(false) => return,
                 Ok(true) => {}
             }
         }
@@ -417,13 +411,7 @@ impl Room {
         if !link.is_keyed() {
             match link.advance(self.cfg.role, &mut *self.rng, true) {
                 Err(e) => return self.fail(e, now),
-                Ok(false) => {
-                    if link.transport_eof {
-                        let e = link.eof_error();
-                        self.fail(e, now);
-                    }
-                    return;
-                }
+                Ok(false) => return,
                 Ok(true) => {
                     // The dialer confirms first: its HELLO, then its data,
                     // in the same write as its last key message.

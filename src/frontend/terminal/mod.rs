@@ -330,23 +330,13 @@ impl UserSide for Terminal {
 
     fn notice(&mut self, notice: Notice<'_>) {
         match notice {
-            Notice::Joined {
-                peer,
-                name,
-                verify_code,
-                failed_attempts,
-                by_secret,
-            } => {
+            Notice::Joined { name, .. } => {
                 if let Some(n) = name {
                     self.peer_name = n.to_string();
                 }
-                // The code first, on a line of its own that the peer
-                // cannot write to.
-                if let Some(code) = verify_code {
-                    self.show_notice(&notice::code_line(code, failed_attempts));
+                for line in notice::joined_lines(&notice, notice::Joined::JoinedFrom) {
+                    self.show_notice(&line);
                 }
-                let line = notice::joined(peer, name, by_secret, "joined from");
-                self.show_notice(&line);
                 self.start_editor();
             }
             other => {
