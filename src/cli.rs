@@ -5,13 +5,16 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::driver::relay::RelayConfig;
 use crate::error::Error;
 use crate::names;
+use crate::protocol::code::Code;
 use crate::protocol::Role;
+use crate::relay::Limits;
 use crate::secret;
 use crate::session::Security;
 
@@ -46,11 +49,13 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Wait for exactly one peer to dial in.
-    #[command(after_help = "Example:\n  p2pchat listen 51423")]
+    #[command(after_help = "Examples:\n  p2pchat listen 51423\n  \
+        p2pchat listen 51423 --code          print a one-time code for the dialer\n  \
+        p2pchat listen --relay relay.example.org   meet through a relay, with a code")]
     Listen {
-        /// TCP port to listen on (0 picks a free one)
-        #[arg(value_parser = clap::value_parser!(u16))]
-        port: u16,
+        /// TCP port to listen on (0 picks a free one); not with --relay
+        #[arg(value_parser = clap::value_parser!(u16), required_unless_present = "relay")]
+        port: Option<u16>,
         /// Address to listen on [default: [::], both IPv6 and IPv4]
         #[arg(long, value_name = "ADDR", value_parser = parse_bind)]
         bind: Option<IpAddr>,
@@ -59,19 +64,89 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value = "3",
               value_parser = clap::value_parser!(u32).range(1..=1000))]
         tries: u32,
+        /// Print a one-time code that the dialer must type: the room is
+        /// authenticated before any data flows, and one wrong try burns it
+        #[arg(long)]
+        code: bool,
+        /// Meet through a transit relay (implies --code): for when neither
+        /// side can accept a connection (NAT)
+        #[arg(long, value_name = "HOST[:PORT]", conflicts_with_all = ["bind", "port"])]
+        relay: Option<String>,
+        /// Host rooms one after another (a fresh code each time), like ncat -k
+        #[arg(long)]
+        keep: bool,
     },
     /// Connect to a listening peer.
-    #[command(after_help = "Example:\n  p2pchat dial 192.0.2.7 51423")]
+    #[command(after_help = "Examples:\n  p2pchat dial 192.0.2.7 51423\n  \
+        p2pchat dial 192.0.2.7 51423 --code   asks for the listener's code\n  \
+        p2pchat dial --relay relay.example.org    asks for the code (or set P2PCHAT_CODE)")]
     Dial {
-        /// Host name or address (IPv6 may be written [::1])
-        host: String,
+        /// Host name or address (IPv6 may be written [::1]); not with --relay
+        #[arg(required_unless_present = "relay")]
+        host: Option<String>,
         /// TCP port of the listening peer
-        #[arg(value_parser = clap::value_parser!(u16).range(1..))]
-        port: u16,
+        #[arg(value_parser = clap::value_parser!(u16).range(1..), required_unless_present = "relay")]
+        port: Option<u16>,
         /// Keep re-dialing a refused or unreachable peer for up to SECS seconds
         #[arg(long, value_name = "SECS", value_parser = parse_secs)]
         retry: Option<Duration>,
+        /// The listener printed a one-time code: ask for it (or read
+        /// P2PCHAT_CODE)
+        #[arg(long)]
+        code: bool,
+        /// Meet through a transit relay (implies --code)
+        #[arg(long, value_name = "HOST[:PORT]", conflicts_with_all = ["host", "port", "retry"])]
+        relay: Option<String>,
+        /// Through a relay: give up when nobody is in the room after SECS
+        #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+        wait: Duration,
     },
+    /// Run a transit relay: pairs two connections that name the same room
+    /// and copies their (encrypted) bytes; sees no content.
+    #[command(after_help = "Example:\n  p2pchat relay 4001\n\n\
+        Speaks the magic-wormhole transit relay protocol: p2pchat and\n\
+        magic-wormhole clients can both use it. Logs counts, never addresses.")]
+    Relay {
+        /// TCP port to listen on
+        #[arg(value_parser = clap::value_parser!(u16))]
+        port: u16,
+        /// Address to listen on [default: [::], both IPv6 and IPv4]
+        #[arg(long, value_name = "ADDR", value_parser = parse_bind)]
+        bind: Option<IpAddr>,
+    },
+}
+
+/// The port a transit relay listens on unless told otherwise.
+pub const DEFAULT_RELAY_PORT: u16 = 4001;
+
+/// `HOST[:PORT]`, `[v6]:PORT` or a bare IPv6 address.
+pub fn parse_host_port(s: &str, default_port: u16) -> Result<(String, u16), Error> {
+    let bad = || Error::Usage(format!("'{s}' is not HOST[:PORT]"));
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or_else(bad)?;
+        match after.strip_prefix(':') {
+            Some(p) => (h, Some(p)),
+            None if after.is_empty() => (h, None),
+            None => return Err(bad()),
+        }
+    } else if s.matches(':').count() == 1 {
+        let (h, p) = s.split_once(':').ok_or_else(bad)?;
+        (h, Some(p))
+    } else {
+        // No colon, or a bare IPv6 address.
+        (s, None)
+    };
+    if host.is_empty() {
+        return Err(bad());
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(Error::Usage(format!("'{p}' in '{s}' is not a port"))),
+        },
+    };
+    Ok((host.to_string(), port))
 }
 
 #[derive(Args, Debug)]
@@ -141,6 +216,21 @@ pub enum Endpoint {
         port: u16,
         retry: Option<Duration>,
     },
+    /// Through a transit relay, in the room of the code.
+    Relay {
+        host: String,
+        port: u16,
+        role: Role,
+        /// The dialer gives up when nobody is in the room after this.
+        wait: Duration,
+    },
+}
+
+/// What the program will do: a room, or a relay.
+#[derive(Debug)]
+pub enum Plan {
+    Room(Config),
+    Relay(RelayConfig),
 }
 
 /// What the program will do, checked and complete.
@@ -153,14 +243,18 @@ pub struct Config {
     pub quiet: bool,
     pub idle_timeout: Duration,
     pub handshake_timeout: Duration,
+    /// Host rooms one after another.
+    pub keep: bool,
 }
 
 impl Config {
-    /// Failed attempts a listener allows (a dialer has one connection).
+    /// Failed attempts a listener allows (a dialer has one connection; a
+    /// one-time code allows one).
     pub fn tries(&self) -> u32 {
-        match self.endpoint {
-            Endpoint::Listen { tries, .. } => tries,
-            Endpoint::Dial { .. } => 1,
+        match (&self.endpoint, &self.security) {
+            (_, Security::Code(_)) => 1,
+            (Endpoint::Listen { tries, .. }, _) => *tries,
+            _ => 1,
         }
     }
 
@@ -168,35 +262,139 @@ impl Config {
         match self.endpoint {
             Endpoint::Listen { .. } => Role::Listener,
             Endpoint::Dial { .. } => Role::Dialer,
+            Endpoint::Relay { role, .. } => role,
         }
     }
 }
 
 impl Cli {
-    /// Checks the arguments and gathers the secret into a `Config`.
-    pub fn into_config(self) -> Result<Config, Error> {
+    /// Checks the arguments and gathers the secret or the code into a
+    /// `Plan`. A dialer with a code is asked for it here, before anything
+    /// connects.
+    pub fn into_plan(self) -> Result<Plan, Error> {
         let g = self.global;
-        let endpoint = match self.command {
-            Command::Listen { port, bind, tries } => Endpoint::Listen { bind, port, tries },
-            Command::Dial { host, port, retry } => {
-                let host = strip_brackets(&host).to_string();
-                if host.is_empty() {
-                    return Err(Error::Usage("the host name is empty".into()));
+        // What meets whom, and whether a one-time code authenticates it.
+        let (endpoint, code, keep) = match self.command {
+            Command::Relay { port, bind } => {
+                if g.plain || g.secret_file.is_some() || g.ask_secret || g.name.is_some() {
+                    return Err(Error::Usage(
+                        "a relay has no room of its own: --plain, --name and secrets are for listen and dial"
+                            .into(),
+                    ));
                 }
-                Endpoint::Dial { host, port, retry }
+                return Ok(Plan::Relay(RelayConfig {
+                    bind,
+                    port,
+                    quiet: g.quiet,
+                    limits: Limits::default(),
+                }));
             }
+            Command::Listen {
+                port,
+                bind,
+                tries,
+                code,
+                relay,
+                keep,
+            } => match relay {
+                Some(r) => {
+                    let (host, port) = parse_host_port(&r, DEFAULT_RELAY_PORT)?;
+                    let role = Role::Listener;
+                    let wait = Duration::MAX;
+                    (
+                        Endpoint::Relay {
+                            host,
+                            port,
+                            role,
+                            wait,
+                        },
+                        true,
+                        keep,
+                    )
+                }
+                None => {
+                    // Invariant: clap requires the port without --relay.
+                    let port = port.ok_or_else(|| Error::Usage("the port is missing".into()))?;
+                    (Endpoint::Listen { bind, port, tries }, code, keep)
+                }
+            },
+            Command::Dial {
+                host,
+                port,
+                retry,
+                code,
+                relay,
+                wait,
+            } => match relay {
+                Some(r) => {
+                    let (host, port) = parse_host_port(&r, DEFAULT_RELAY_PORT)?;
+                    let role = Role::Dialer;
+                    (
+                        Endpoint::Relay {
+                            host,
+                            port,
+                            role,
+                            wait,
+                        },
+                        true,
+                        false,
+                    )
+                }
+                None => {
+                    let (Some(host), Some(port)) = (host, port) else {
+                        return Err(Error::Usage("dial needs HOST and PORT, or --relay".into()));
+                    };
+                    let host = strip_brackets(&host).to_string();
+                    if host.is_empty() {
+                        return Err(Error::Usage("the host name is empty".into()));
+                    }
+                    (Endpoint::Dial { host, port, retry }, code, false)
+                }
+            },
         };
+        if keep && !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+            return Err(Error::Usage(
+                "--keep hosts chat rooms at a terminal: in a pipe, stdin and stdout belong to one room"
+                    .into(),
+            ));
+        }
         let source = secret::Source::pick(g.secret_file, g.ask_secret)?;
-        let security = match (g.plain, source) {
-            (true, None) => Security::Plain,
-            (true, Some(s)) => {
+        let what = if matches!(endpoint, Endpoint::Relay { .. }) {
+            "--relay"
+        } else {
+            "--code"
+        };
+        let security = match (g.plain, source, code) {
+            (true, _, true) => {
+                return Err(Error::Usage(format!(
+                    "{what} cannot be combined with --plain: a one-time code authenticates an \
+                     encrypted room, and a relay must never see the content"
+                )))
+            }
+            (true, None, false) => Security::Plain,
+            (true, Some(s), false) => {
                 return Err(Error::Usage(format!(
                     "--plain cannot be combined with a shared secret (from {})",
                     s.describe()
                 )))
             }
-            (false, None) => Security::VerifyCode,
-            (false, Some(s)) => {
+            (false, Some(s), true) => {
+                return Err(Error::Usage(format!(
+                    "{what} uses a one-time code; it cannot be combined with a shared secret \
+                     (from {})",
+                    s.describe()
+                )))
+            }
+            (false, None, true) => Security::Code(match endpoint {
+                Endpoint::Listen { .. }
+                | Endpoint::Relay {
+                    role: Role::Listener,
+                    ..
+                } => Code::generate(&mut crate::driver::SystemRng::new()?),
+                _ => crate::code_entry::read("code: ")?,
+            }),
+            (false, None, false) => Security::VerifyCode,
+            (false, Some(s), false) => {
                 let quiet = g.quiet;
                 Security::Secret(s.read(&mut |w| {
                     if !quiet {
@@ -217,14 +415,15 @@ impl Cli {
             }
             None => names::login_name(),
         };
-        Ok(Config {
+        Ok(Plan::Room(Config {
             endpoint,
             security,
             name,
             quiet: g.quiet,
             idle_timeout: g.idle_timeout,
             handshake_timeout: g.handshake_timeout,
-        })
+            keep,
+        }))
     }
 }
 
@@ -242,7 +441,9 @@ mod tests {
     fn global_flags_go_before_or_after_the_command() {
         let cli = Cli::try_parse_from(["p2pchat", "-q", "dial", "[::1]", "5", "--plain"]).unwrap();
         assert!(cli.global.quiet && cli.global.plain);
-        let cfg = cli.into_config().unwrap();
+        let Ok(Plan::Room(cfg)) = cli.into_plan() else {
+            panic!("expected a room")
+        };
         match cfg.endpoint {
             Endpoint::Dial { host, port, .. } => assert_eq!((host.as_str(), port), ("::1", 5)),
             _ => panic!("expected dial"),

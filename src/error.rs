@@ -33,6 +33,14 @@ pub enum Signal {
 }
 
 impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Hup => "SIGHUP",
+            Signal::Int => "SIGINT",
+            Signal::Term => "SIGTERM",
+        }
+    }
+
     pub fn number(self) -> u8 {
         match self {
             Signal::Hup => 1,

@@ -35,11 +35,13 @@ compile_error!(
 
 pub mod buf;
 pub mod cli;
+pub mod code_entry;
 pub mod driver;
 pub mod error;
 pub mod frontend;
 pub mod names;
 pub mod protocol;
+pub mod relay;
 pub mod secret;
 pub mod session;
 #[cfg(any(test, feature = "testkit"))]

@@ -7,10 +7,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use p2pchat::cli::Cli;
-use p2pchat::driver::{peer, Reactor};
+use p2pchat::cli::{Cli, Config, Plan};
+use p2pchat::driver::{peer, relay, Reactor, SystemRng};
 use p2pchat::error::{exit, Error};
 use p2pchat::frontend;
+use p2pchat::protocol::code::Code;
+use p2pchat::session::Security;
 
 fn main() -> ExitCode {
     // Never a backtrace for the user: one line, and the documented code (101).
@@ -28,15 +30,46 @@ fn main() -> ExitCode {
             });
         }
     };
-    match cli.into_config().and_then(|cfg| run(&cfg)) {
+    let result = cli.into_plan().and_then(|plan| match plan {
+        Plan::Room(cfg) if cfg.keep => keep_hosting(cfg),
+        Plan::Room(cfg) => run(&cfg),
+        Plan::Relay(cfg) => Reactor::new().and_then(|mut r| relay::run(&mut r, &cfg)),
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(&e),
     }
 }
 
+/// `listen --keep`: one room after another, each with a fresh code, until
+/// a signal or a failure that the next room would meet too (the port is
+/// taken, the relay is unreachable, the terminal is gone).
+fn keep_hosting(mut cfg: Config) -> Result<(), Error> {
+    loop {
+        if let Security::Code(_) = cfg.security {
+            cfg.security = Security::Code(Code::generate(&mut SystemRng::new()?));
+        }
+        match run(&cfg) {
+            Ok(()) => {}
+            Err(
+                e @ (Error::Interrupted(_) | Error::Usage(_) | Error::Local(_) | Error::Connect(_)),
+            ) => return Err(e),
+            Err(e) => {
+                let _ = writeln!(io::stderr(), "p2pchat: {e}");
+            }
+        }
+        if !cfg.quiet {
+            let _ = writeln!(
+                io::stderr(),
+                "p2pchat: the room is over; hosting the next one"
+            );
+        }
+    }
+}
+
 /// Wires the pieces: one reactor, the front-end the terminal calls for,
 /// and the peer service on top.
-fn run(cfg: &p2pchat::cli::Config) -> Result<(), Error> {
+fn run(cfg: &Config) -> Result<(), Error> {
     let mut reactor = Reactor::new()?;
     let mut ui = frontend::open(
         cfg,

@@ -105,7 +105,7 @@ fn permissive(path: &PathBuf) -> Option<String> {
 /// where the kernel shows it: `/proc/PID/environ` reads the process's
 /// original environment block, which `remove_var` alone leaves intact.
 /// Called while the program is still single-threaded.
-fn scrub_env(name: &str) {
+pub fn scrub_env(name: &str) {
     // Linux: the initial environment lives in the process's memory and
     // `environ` points into it until something replaces it.
     extern "C" {

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::buf::ByteBuf;
 use crate::error::Signal;
-use crate::protocol::handshake::{Handshake, Method};
+use crate::protocol::handshake::{Handshake, Method, Pake};
 use crate::protocol::record::{Kind, Opener, Sealer, MAX_RECORD};
 use crate::protocol::{DeterministicRng, Role};
 use crate::session::{LinkId, Session};
@@ -33,7 +33,7 @@ impl ScriptedDialer {
     /// Starts a dialer with `secret` (None: verify-code mode).
     pub fn new(link: LinkId, secret: Option<&[u8]>, seed: u64) -> ScriptedDialer {
         let method = match secret {
-            Some(s) => Method::Secret(Zeroizing::new(s.to_vec())),
+            Some(s) => Method::Secret(Pake::secret(Zeroizing::new(s.to_vec()))),
             None => Method::VerifyCode,
         };
         let mut rng = DeterministicRng::new(seed);

@@ -9,12 +9,28 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 
 use super::readiness::Readiness;
+use crate::protocol::transit::{self, Reply};
 use crate::session::{LinkId, Session};
+
+/// Where a connection to a relay stands after one step.
+pub enum RelayStep {
+    /// Still saying hello or waiting for the reply.
+    Waiting,
+    /// Paired: these bytes came after `ok\n` and are the peer's.
+    Paired(Vec<u8>),
+    /// The relay refused, with its reason.
+    Refused(String),
+    /// The relay closed (or reset) the connection before pairing.
+    Closed(Option<io::Error>),
+}
 
 /// Where a connection stands, as far as the loop is concerned.
 pub enum ConnState {
     /// A non-blocking connect in flight (dialer), given up at `deadline`.
     Connecting { deadline: Instant },
+    /// Connected to a transit relay: our hello goes out (`unsent`), its
+    /// reply comes in (`reply`); the session has not seen this connection.
+    AtRelay { unsent: Vec<u8>, reply: Vec<u8> },
     /// Carrying a session link.
     Open,
     /// The session is done with it: write `flush`, send our FIN, then read
@@ -82,6 +98,9 @@ impl Conn {
             }
             ConnState::Lingering { .. } => self.ready.read || self.ready.write,
             ConnState::Connecting { .. } => self.ready.write,
+            ConnState::AtRelay { unsent, .. } => {
+                self.ready.read || (self.ready.write && !unsent.is_empty())
+            }
         }
     }
 
@@ -144,6 +163,51 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// One step of the transit handshake: write what is left of our hello,
+    /// read the reply. Reads at most to the end of a reply line, so bytes
+    /// after `ok\n` are only those that came in the same read.
+    pub fn relay_step(&mut self) -> RelayStep {
+        let ConnState::AtRelay { unsent, reply } = &mut self.state else {
+            return RelayStep::Waiting;
+        };
+        while self.ready.write && !unsent.is_empty() {
+            match self.sock.write(unsent) {
+                Ok(n) => {
+                    unsent.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.ready.write = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return RelayStep::Closed(Some(e)),
+            }
+        }
+        let mut buf = [0u8; transit::MAX_REPLY];
+        while self.ready.read {
+            let room = transit::MAX_REPLY - reply.len().min(transit::MAX_REPLY);
+            match self.sock.read(&mut buf[..room.max(1)]) {
+                Ok(0) => {
+                    self.ready.read = false;
+                    return match transit::parse_reply(reply) {
+                        Reply::Refused(why) => RelayStep::Refused(why),
+                        _ => RelayStep::Closed(None),
+                    };
+                }
+                Ok(n) => {
+                    reply.extend_from_slice(&buf[..n]);
+                    self.ready.after_read(n, room);
+                    match transit::parse_reply(reply) {
+                        Reply::Incomplete => {}
+                        Reply::Ok { len } => return RelayStep::Paired(reply.split_off(len)),
+                        Reply::Refused(why) => return RelayStep::Refused(why),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.ready.read = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return RelayStep::Closed(Some(e)),
+            }
+        }
+        RelayStep::Waiting
     }
 
     pub fn shutdown_write(&mut self) {
@@ -218,7 +282,7 @@ impl Conn {
         match &self.state {
             ConnState::Connecting { deadline } => Some(*deadline),
             ConnState::Lingering { until, .. } => Some(*until),
-            ConnState::Open => None,
+            ConnState::Open | ConnState::AtRelay { .. } => None,
         }
     }
 }

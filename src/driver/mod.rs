@@ -11,6 +11,8 @@ pub mod conn;
 pub mod net;
 pub mod peer;
 pub mod readiness;
+pub mod relay;
+pub mod rendezvous;
 pub mod signals;
 pub mod user;
 

@@ -13,18 +13,29 @@ use crate::error::{describe_io, Error};
 /// Binds the listening socket. Without `bind`, listens on `[::]` for both
 /// IPv6 and IPv4, falling back to `0.0.0.0` where IPv6 is unavailable.
 pub fn listen(bind: Option<IpAddr>, port: u16) -> Result<TcpListener, Error> {
+    // Room for a burst of strangers; the core decides who stays.
+    listen_with_backlog(bind, port, 128)
+}
+
+/// [`listen`] with the given accept backlog.
+pub fn listen_with_backlog(
+    bind: Option<IpAddr>,
+    port: u16,
+    backlog: i32,
+) -> Result<TcpListener, Error> {
     let result = match bind {
-        Some(ip) => bind_one(SocketAddr::new(ip, port), false),
-        None => {
-            bind_one(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port), true).or_else(|e| match e
-                .raw_os_error()
-            {
-                Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) => {
-                    bind_one(SocketAddr::new([0, 0, 0, 0].into(), port), false)
-                }
-                _ => Err(e),
-            })
-        }
+        Some(ip) => bind_one(SocketAddr::new(ip, port), false, backlog),
+        None => bind_one(
+            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port),
+            true,
+            backlog,
+        )
+        .or_else(|e| match e.raw_os_error() {
+            Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) => {
+                bind_one(SocketAddr::new([0, 0, 0, 0].into(), port), false, backlog)
+            }
+            _ => Err(e),
+        }),
     };
     result.map_err(|e| {
         let shown = match bind {
@@ -35,15 +46,14 @@ pub fn listen(bind: Option<IpAddr>, port: u16) -> Result<TcpListener, Error> {
     })
 }
 
-fn bind_one(addr: SocketAddr, dual_stack: bool) -> io::Result<TcpListener> {
+fn bind_one(addr: SocketAddr, dual_stack: bool, backlog: i32) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if dual_stack {
         socket.set_only_v6(false)?;
     }
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
-    // Room for a burst of strangers; the core decides who stays.
-    socket.listen(128)?;
+    socket.listen(backlog)?;
     socket.set_nonblocking(true)?;
     Ok(TcpListener::from_std(socket.into()))
 }

@@ -10,13 +10,15 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
-use super::conn::{Conn, ConnState};
+use super::conn::{Conn, ConnState, RelayStep};
 use super::readiness::Readiness;
+use super::rendezvous::{Phase, RelayClient};
 use super::user::{Notice, UserInput, UserSide};
 use super::{net, Reactor, SystemRng, FIRST_CONN, LISTENER, USER_TOKENS, WAKER};
 use crate::cli::{Config, Endpoint};
 use crate::error::{describe_io, Error, Signal};
 use crate::names::display_addr;
+use crate::protocol::Role;
 use crate::session::{
     Action, Event, LeaveReason, LinkId, Security, Session, SessionConfig, Status,
 };
@@ -51,6 +53,7 @@ pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result
         conns: Vec::new(),
         listener: None,
         dialer: None,
+        relay: None,
         interrupts_seen: 0,
         peer_name: None,
         input_open: true,
@@ -70,11 +73,40 @@ pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result
                 .register(&mut sock, LISTENER, Interest::READABLE)
                 .map_err(super::loop_error)?;
             ui.notice(Notice::Listening(local));
+            if let Security::Code(code) = &cfg.security {
+                let command = format!(
+                    "p2pchat dial <address of this machine> {} --code",
+                    local.port()
+                );
+                ui.notice(Notice::Code {
+                    code: &code.to_string(),
+                    command: &command,
+                });
+            }
             peer.listener = Some(Listener {
                 sock,
                 readable: true,
                 paused_until: None,
             });
+        }
+        Endpoint::Relay {
+            host,
+            port,
+            role,
+            wait,
+        } => {
+            let Security::Code(code) = &cfg.security else {
+                return Err(Error::Usage("--relay needs a one-time code".into()));
+            };
+            let rc = RelayClient::new(host, *port, *role, code.room(), *wait);
+            if *role == Role::Listener {
+                let command = format!("p2pchat dial --relay {}", rc.shown);
+                ui.notice(Notice::Code {
+                    code: &code.to_string(),
+                    command: &command,
+                });
+            }
+            peer.relay = Some(rc);
         }
         Endpoint::Dial { host, port, retry } => {
             let now = Instant::now();
@@ -121,6 +153,8 @@ struct Peer<'a> {
     listener: Option<Listener>,
     /// Some while we are still trying to connect.
     dialer: Option<Dialer>,
+    /// Meeting through a transit relay.
+    relay: Option<RelayClient>,
     interrupts_seen: usize,
     /// The peer's name once it joined (encrypted modes).
     peer_name: Option<String>,
@@ -139,6 +173,7 @@ impl Peer<'_> {
             self.check_interrupts(reactor, ui, now);
             self.accept(reactor.registry(), now);
             self.dial(reactor.registry(), now)?;
+            self.meet(reactor.registry(), ui, now)?;
             self.user_to_session(ui, reactor.registry(), now)?;
             for conn in self.conns.iter_mut().flatten() {
                 conn.pump(&mut self.session, now);
@@ -232,10 +267,12 @@ impl Peer<'_> {
     fn next_deadline(&self) -> Option<Instant> {
         let conns = self.conns.iter().flatten().filter_map(Conn::deadline);
         let dial = self.dialer.as_ref().and_then(|d| d.wait_until);
+        let relay = self.relay.as_ref().and_then(RelayClient::deadline);
         let pause = self.listener.as_ref().and_then(|l| l.paused_until);
         conns
             .chain(self.session.poll_timeout())
             .chain(dial)
+            .chain(relay)
             .chain(pause)
             .min()
     }
@@ -440,6 +477,149 @@ impl Peer<'_> {
         Ok(false)
     }
 
+    /// Moves the meeting at the relay on.
+    fn meet(
+        &mut self,
+        registry: &Registry,
+        ui: &mut dyn UserSide,
+        now: Instant,
+    ) -> Result<(), Error> {
+        let Some(mut rc) = self.relay.take() else {
+            return Ok(());
+        };
+        let result = self.meet_step(&mut rc, registry, ui, now);
+        self.relay = Some(rc);
+        result
+    }
+
+    fn meet_step(
+        &mut self,
+        rc: &mut RelayClient,
+        registry: &Registry,
+        ui: &mut dyn UserSide,
+        now: Instant,
+    ) -> Result<(), Error> {
+        if let Status::Ended(_) = self.session.status() {
+            return Ok(());
+        }
+        let role = self.cfg.role();
+        loop {
+            match rc.phase {
+                Phase::Handed(link) => {
+                    // The relay paired us with someone who left before the
+                    // room was up, without costing the code: go back.
+                    let gone = self.conn(link).is_none();
+                    if gone && role == Role::Listener && !self.session.is_established() {
+                        rc.phase = Phase::Idle;
+                        continue;
+                    }
+                    return Ok(());
+                }
+                Phase::Idle => {
+                    let Some(addr) = rc.next_addr()? else {
+                        return Err(rc.unreachable());
+                    };
+                    let deadline = now + self.cfg.handshake_timeout;
+                    let started = TcpStream::connect(addr).and_then(|sock| {
+                        self.insert(registry, sock, addr, ConnState::Connecting { deadline })
+                    });
+                    match started {
+                        Ok(link) => rc.phase = Phase::Connecting(link),
+                        Err(e) => rc.connect_failed(addr, e),
+                    }
+                }
+                Phase::Connecting(link) => {
+                    let idle = self.cfg.idle_timeout;
+                    let Some(c) = self.conn(link) else {
+                        rc.phase = Phase::Idle;
+                        continue;
+                    };
+                    let ConnState::Connecting { deadline } = c.state else {
+                        return Ok(());
+                    };
+                    let result = match c.connect_result() {
+                        Some(r) => r,
+                        None if now >= deadline => Err(io::Error::from(io::ErrorKind::TimedOut)),
+                        None => return Ok(()),
+                    };
+                    let addr = c.peer;
+                    match result {
+                        Ok(()) => {
+                            net::tune(&c.sock, idle);
+                            c.state = ConnState::AtRelay {
+                                unsent: rc.hello(),
+                                reply: Vec::new(),
+                            };
+                            c.ready = Readiness::fresh();
+                            rc.connected(link, now);
+                            if !rc.announced {
+                                rc.announced = true;
+                                ui.notice(Notice::AtRelay {
+                                    room: &rc.room,
+                                    relay: &rc.shown,
+                                });
+                            }
+                        }
+                        Err(e) => {
+                            self.remove(registry, link);
+                            rc.connect_failed(addr, e);
+                        }
+                    }
+                }
+                Phase::Waiting { link, since } => {
+                    if rc.deadline().is_some_and(|t| now >= t) {
+                        return Err(rc.nobody_came());
+                    }
+                    let Some(c) = self.conn(link) else {
+                        rc.phase = Phase::Idle;
+                        continue;
+                    };
+                    match c.relay_step() {
+                        RelayStep::Waiting => return Ok(()),
+                        RelayStep::Paired(first_bytes) => {
+                            c.state = ConnState::Open;
+                            match role {
+                                Role::Listener => self.session.accept(link, 0, now),
+                                Role::Dialer => self.session.connected(link, now),
+                            }
+                            self.feed(link, &first_bytes, now)?;
+                            self.pump_one(link, now);
+                            rc.phase = Phase::Handed(link);
+                            return Ok(());
+                        }
+                        RelayStep::Refused(why) => {
+                            self.remove(registry, link);
+                            rc.ended_before_pairing(Some(why), None, since, now)?;
+                        }
+                        RelayStep::Closed(e) => {
+                            self.remove(registry, link);
+                            rc.ended_before_pairing(None, e, since, now)?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands the session bytes that arrived with the relay's `ok`.
+    fn feed(&mut self, link: LinkId, mut bytes: &[u8], now: Instant) -> Result<(), Error> {
+        while !bytes.is_empty() {
+            let buf = self.session.receive_buf(link);
+            if buf.is_empty() {
+                // A relay reply is at most 256 bytes; the session takes
+                // far more before it stops receiving.
+                return Err(Error::Lost(
+                    "the peer's first bytes did not fit (internal limit)".into(),
+                ));
+            }
+            let n = buf.len().min(bytes.len());
+            buf[..n].copy_from_slice(&bytes[..n]);
+            self.session.received(link, n, now);
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
     // ----- what the session asks for ---------------------------------------
 
     fn actions(&mut self, registry: &Registry) {
@@ -503,7 +683,12 @@ impl Peer<'_> {
                         name: name.as_deref(),
                         verify_code: verify_code.as_deref(),
                         failed_attempts,
-                        by_secret: matches!(self.cfg.security, Security::Secret(_)),
+                        authenticated_by: match self.cfg.security {
+                            Security::Secret(_) => Some("shared secret"),
+                            Security::Code(_) => Some("one-time code"),
+                            _ => None,
+                        },
+                        via_relay: self.relay.as_ref().map(|r| r.shown.as_str()),
                     });
                 }
                 Event::FailedAttempt {

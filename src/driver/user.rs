@@ -32,6 +32,16 @@ pub enum UserInput {
 #[derive(Debug)]
 pub enum Notice<'a> {
     Listening(SocketAddr),
+    /// A one-time code to pass on, and the command the other side runs.
+    Code {
+        code: &'a str,
+        command: &'a str,
+    },
+    /// Connected to the relay; waiting in the room.
+    AtRelay {
+        room: &'a str,
+        relay: &'a str,
+    },
     PlainWarning,
     /// A connection failed before the room was up; the listener keeps
     /// waiting. `counted` when it was an attempt at the secret or code.
@@ -49,8 +59,11 @@ pub enum Notice<'a> {
         verify_code: Option<&'a str>,
         /// Failed attempts the listener saw before this peer.
         failed_attempts: u32,
-        /// The room was authenticated by a shared secret.
-        by_secret: bool,
+        /// What authenticated the room ("shared secret", "one-time
+        /// code"), if not a verify code.
+        authenticated_by: Option<&'static str>,
+        /// The relay the room runs through.
+        via_relay: Option<&'a str>,
     },
     /// `name` is the peer's name (encrypted modes).
     PeerDone {
@@ -61,6 +74,14 @@ pub enum Notice<'a> {
     PeerLeft {
         name: Option<&'a str>,
     },
+}
+
+impl Notice<'_> {
+    /// Shown even with `-q`: without it the user (or a script) cannot go
+    /// on.
+    pub fn essential(&self) -> bool {
+        matches!(self, Notice::Code { .. })
+    }
 }
 
 /// The user's side of the room.

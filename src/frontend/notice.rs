@@ -42,7 +42,8 @@ pub fn joined_lines(notice: &Notice<'_>, wording: Joined) -> Vec<String> {
         name,
         verify_code,
         failed_attempts,
-        by_secret,
+        authenticated_by,
+        via_relay,
     } = notice
     else {
         return Vec::new();
@@ -51,15 +52,22 @@ pub fn joined_lines(notice: &Notice<'_>, wording: Joined) -> Vec<String> {
         .map(|code| code_line(code, *failed_attempts))
         .into_iter()
         .collect();
-    let mut line = match (wording, name) {
-        (Joined::ConnectedTo, Some(n)) => {
+    let mut line = match (wording, name, via_relay) {
+        (Joined::ConnectedTo, n, Some(r)) => {
+            format!("connected to {} through relay {r}", who(*n))
+        }
+        (Joined::JoinedFrom, n, Some(r)) => format!("{} joined through relay {r}", who(*n)),
+        (Joined::ConnectedTo, Some(n), None) => {
             format!("connected to {} ({})", who(Some(n)), display_addr(*peer))
         }
-        (Joined::ConnectedTo, None) => format!("connected to {}", display_addr(*peer)),
-        (Joined::JoinedFrom, n) => format!("{} joined from {}", who(*n), display_addr(*peer)),
+        (Joined::ConnectedTo, None, None) => format!("connected to {}", display_addr(*peer)),
+        (Joined::JoinedFrom, n, None) => {
+            format!("{} joined from {}", who(*n), display_addr(*peer))
+        }
     };
-    if *by_secret {
-        line.push_str(", authenticated by shared secret");
+    if let Some(how) = authenticated_by {
+        line.push_str(", authenticated by ");
+        line.push_str(how);
     }
     lines.push(line);
     lines
@@ -69,6 +77,14 @@ pub fn joined_lines(notice: &Notice<'_>, wording: Joined) -> Vec<String> {
 pub fn lines(notice: &Notice<'_>) -> Vec<String> {
     match notice {
         Notice::Listening(addr) => vec![format!("listening on {addr}")],
+        Notice::Code { code, command } => vec![
+            format!("code: {code}"),
+            format!("on the other machine run: {command}"),
+            "and type the code there (or pass it in P2PCHAT_CODE); it works once".into(),
+        ],
+        Notice::AtRelay { room, relay } => {
+            vec![format!("waiting for the peer in room {room} on relay {relay}")]
+        }
         Notice::PlainWarning => vec![
             "plain mode: the chat is not encrypted; anyone on the path can read and change it"
                 .into(),
@@ -85,8 +101,13 @@ pub fn lines(notice: &Notice<'_>) -> Vec<String> {
             } else {
                 String::new()
             };
+            let next = if *counted && failed >= tries {
+                "giving up"
+            } else {
+                "still waiting"
+            };
             vec![format!(
-                "connection from {} failed: {why}; still waiting{count}",
+                "connection from {} failed: {why}; {next}{count}",
                 display_addr(*peer)
             )]
         }

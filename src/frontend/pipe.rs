@@ -105,7 +105,7 @@ impl UserSide for Pipe {
     }
 
     fn notice(&mut self, notice: Notice<'_>) {
-        if !self.quiet {
+        if !self.quiet || notice.essential() {
             for line in notice::lines(&notice) {
                 status_line(&line);
             }

@@ -39,8 +39,27 @@ const PAKE_MSG: usize = 33;
 pub enum Method {
     /// No secret: ephemeral keys and a verify code for the users to compare.
     VerifyCode,
-    /// SPAKE2 over the shared secret.
-    Secret(Zeroizing<Vec<u8>>),
+    /// SPAKE2 over a shared secret or a one-time code.
+    Secret(Pake),
+}
+
+/// What SPAKE2 runs on: the password, and for a one-time code the room,
+/// which goes into both identities so that the two sides of different
+/// rooms never agree on a key, whatever a relay pairs.
+#[derive(Clone)]
+pub struct Pake {
+    pub password: Zeroizing<Vec<u8>>,
+    pub room: Option<String>,
+}
+
+impl Pake {
+    /// A shared secret: no room.
+    pub fn secret(password: Zeroizing<Vec<u8>>) -> Pake {
+        Pake {
+            password,
+            room: None,
+        }
+    }
 }
 
 /// What a finished handshake yields.
@@ -143,8 +162,13 @@ impl Handshake {
                     commit,
                 }
             }
-            Method::Secret(pw) => {
-                let (pw, a, b) = (Password::new(&pw[..]), id(b"dialer"), id(b"listener"));
+            Method::Secret(pake) => {
+                let room = pake.room.as_deref();
+                let (pw, a, b) = (
+                    Password::new(&pake.password[..]),
+                    id(b"dialer", room),
+                    id(b"listener", room),
+                );
                 let rng = RandCore(rng);
                 let (spake, ours) = match self.role {
                     Role::Dialer => Spake2::<Ed25519Group>::start_a_with_rng(&pw, &a, &b, rng),
@@ -331,7 +355,7 @@ impl Handshake {
     pub fn eof_error(&self) -> Error {
         if self.uses_secret() {
             Error::Handshake(
-                "the peer closed the connection during the handshake (most likely the shared secrets differ)".into(),
+                "the peer closed the connection during the handshake (most likely the codes or shared secrets differ)".into(),
             )
         } else {
             Error::Handshake("the peer closed the connection during the handshake".into())
@@ -341,7 +365,7 @@ impl Handshake {
     /// The error to report when a key confirmation (HELLO) fails.
     pub fn auth_error(uses_secret: bool) -> Error {
         Error::AuthFailed(if uses_secret {
-            "authentication failed: the shared secrets differ (or someone tampered with the handshake)".into()
+            "authentication failed: the codes or shared secrets differ (or someone tampered with the handshake)".into()
         } else {
             "authentication failed: someone tampered with the handshake".into()
         })
@@ -371,8 +395,14 @@ fn on_pake(
     })
 }
 
-fn id(side: &[u8]) -> Identity {
-    Identity::new(&[b"p2pchat/2 ".as_slice(), side].concat())
+/// `p2pchat/2 dialer`, or with a code's room `p2pchat/2 dialer room 482913`.
+fn id(side: &[u8], room: Option<&str>) -> Identity {
+    let mut id = [b"p2pchat/2 ".as_slice(), side].concat();
+    if let Some(room) = room {
+        id.extend_from_slice(b" room ");
+        id.extend_from_slice(room.as_bytes());
+    }
+    Identity::new(&id)
 }
 
 fn ephemeral(rng: &mut dyn Random) -> (Box<StaticSecret>, [u8; KEY_BYTES]) {

@@ -6,9 +6,11 @@
 //! in as an argument and random bytes through [`Random`], so a seeded test
 //! makes every handshake reproducible.
 
+pub mod code;
 pub mod handshake;
 pub mod keys;
 pub mod record;
+pub mod transit;
 
 /// Which side of the key exchange we are. The dialer speaks first; the
 /// listener answers and verifies the dialer's key confirmation before it

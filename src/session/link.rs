@@ -202,8 +202,8 @@ impl Link {
         match &self.phase {
             Phase::Handshaking(hs) => hs.eof_error(),
             _ if self.uses_secret => Error::Handshake(
-                "the peer closed the connection after the key exchange (most likely the shared \
-                 secrets differ, or someone tampered with the handshake)"
+                "the peer closed the connection after the key exchange (most likely the \
+                 codes or secrets differ, or someone tampered with the handshake)"
                     .into(),
             ),
             _ => Error::Handshake(

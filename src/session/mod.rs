@@ -41,6 +41,8 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Signal};
+use crate::protocol::code::Code;
+use crate::protocol::handshake::Pake;
 use crate::protocol::{Random, Role};
 use plain::PlainPipe;
 use room::{Room, RoomConfig};
@@ -61,6 +63,9 @@ pub enum Security {
     VerifyCode,
     /// SPAKE2 with a shared secret.
     Secret(Zeroizing<Vec<u8>>),
+    /// SPAKE2 with a one-time code: its room is bound into the exchange,
+    /// and one failed attempt burns it.
+    Code(Code),
 }
 
 impl std::fmt::Debug for Security {
@@ -69,6 +74,7 @@ impl std::fmt::Debug for Security {
             Security::Plain => f.write_str("Plain"),
             Security::VerifyCode => f.write_str("VerifyCode"),
             Security::Secret(_) => f.write_str("Secret(..)"),
+            Security::Code(c) => write!(f, "{c:?}"),
         }
     }
 }
@@ -174,7 +180,11 @@ impl Session {
         let secret = match cfg.security {
             Security::Plain => return Session::Plain(PlainPipe::default()),
             Security::VerifyCode => None,
-            Security::Secret(s) => Some(s),
+            Security::Secret(s) => Some(Pake::secret(s)),
+            Security::Code(c) => Some(Pake {
+                password: c.password(),
+                room: Some(c.room().to_string()),
+            }),
         };
         Session::Secure(Room::new(
             RoomConfig {

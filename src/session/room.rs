@@ -10,8 +10,6 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use zeroize::Zeroizing;
-
 use super::link::Link;
 use super::outbox::Outbox;
 use super::stream::{Farewell, Receiving, Sending};
@@ -19,7 +17,7 @@ use super::{Action, Event, LeaveReason, LinkId, IO_CAP};
 use crate::buf::ByteBuf;
 use crate::error::{describe_lost, Error, Signal};
 use crate::names;
-use crate::protocol::handshake::Method;
+use crate::protocol::handshake::{Method, Pake};
 use crate::protocol::record::{Kind, MAX_PAYLOAD};
 use crate::protocol::{Random, Role};
 
@@ -40,7 +38,7 @@ pub const ABORT_DRAIN: Duration = Duration::from_secs(1);
 pub struct RoomConfig {
     pub role: Role,
     /// The shared secret, or None for verify-code mode.
-    pub secret: Option<Zeroizing<Vec<u8>>>,
+    pub secret: Option<Pake>,
     /// Our display name, sent in HELLO.
     pub name: String,
     pub idle_timeout: Duration,
@@ -311,19 +309,23 @@ impl Room {
         }
         {
             let n = self.failed_attempts;
-            let what = if self.cfg.secret.is_some() {
-                "the shared secret"
-            } else {
-                "the verify code"
-            };
-            self.fail(
-                Error::AuthFailed(format!(
-                    "{n} failed attempt{} to join the room: someone may be guessing {what}; \
+            let why = match &self.cfg.secret {
+                Some(Pake { room: Some(_), .. }) => String::from(
+                    "a failed attempt to join the room (a wrong code, or someone guessing): \
+                     the code is burned; run again for a new code",
+                ),
+                secret => format!(
+                    "{n} failed attempt{} to join the room: someone may be guessing {}; \
                      giving up (start again, with a fresh secret)",
-                    if n == 1 { "" } else { "s" }
-                )),
-                now,
-            );
+                    if n == 1 { "" } else { "s" },
+                    if secret.is_some() {
+                        "the shared secret"
+                    } else {
+                        "the verify code"
+                    }
+                ),
+            };
+            self.fail(Error::AuthFailed(why), now);
         }
     }
 

@@ -345,7 +345,7 @@ impl UserSide for Terminal {
                 }
                 // What the peer does is part of the chat, even with -q.
                 let chat = matches!(other, Notice::PeerDone { .. } | Notice::PeerLeft { .. });
-                if chat || !self.quiet {
+                if chat || !self.quiet || other.essential() {
                     for line in notice::lines(&other) {
                         self.show_notice(&line);
                     }

@@ -1,0 +1,75 @@
+//! Every resource the relay gives a stranger, with its bound.
+//!
+//! A relay is a public service that strangers reach before anything is
+//! authenticated, so nothing they can open may grow without a limit or
+//! live without a deadline. The defaults are sized for a small machine
+//! serving many rooms at once:
+//!
+//! * Before its hello a connection holds a socket and at most 104 bytes;
+//!   it must say its hello within `hello_timeout`. `max_hellos` bounds the
+//!   connections still owing one, so a flood of silent connections cannot
+//!   starve the waiting ones of descriptors.
+//! * A waiting connection (hello in, no partner yet) holds a socket and a
+//!   small table entry, about 300 bytes, for at most `wait_timeout`; then
+//!   it is told `error nobody came to the room in time` (a p2pchat
+//!   listener comes back with the same room).
+//! * A pair holds two sockets and two copy buffers of `buffer` bytes,
+//!   allocated only when it pairs. It ends when no byte moves for
+//!   `idle_timeout` (p2pchat rooms send heartbeats, so only dead pairs are
+//!   idle) or when one side has not taken its bytes for `stall_timeout`.
+//! * One source address (an IPv4 address or an IPv6 /64) may hold
+//!   `max_per_source` connections and open `new_per_source` per
+//!   `rate_window`, so one host cannot take the relay for itself.
+//!
+//! At the defaults the worst case in user space is
+//! `max_pairs × 2 × buffer` = 1024 × 128 KiB = 128 MiB for the copy buffers
+//! plus about 300 bytes × `max_connections` (1.2 MiB) for the tables; the
+//! kernel's socket buffers come on top, as for any TCP server.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open connections in all, in any state.
+    pub max_connections: usize,
+    /// Connections that have not finished their hello.
+    pub max_hellos: usize,
+    pub hello_timeout: Duration,
+    /// Connections waiting for a partner.
+    pub max_waiting: usize,
+    pub wait_timeout: Duration,
+    pub max_pairs: usize,
+    /// A pair with no traffic for this long ends.
+    pub idle_timeout: Duration,
+    /// A pair whose bytes wait this long for a side that does not read ends.
+    pub stall_timeout: Duration,
+    /// Open connections per source address.
+    pub max_per_source: usize,
+    /// New connections per source address per `rate_window`.
+    pub new_per_source: u32,
+    pub rate_window: Duration,
+    /// Copy buffer per direction of a pair.
+    pub buffer: usize,
+    /// How often a line of counts goes to the log (when anything happened).
+    pub summary_every: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 4096,
+            max_hellos: 1024,
+            hello_timeout: Duration::from_secs(10),
+            max_waiting: 2048,
+            wait_timeout: Duration::from_secs(600),
+            max_pairs: 1024,
+            idle_timeout: Duration::from_secs(600),
+            stall_timeout: Duration::from_secs(60),
+            max_per_source: 64,
+            new_per_source: 64,
+            rate_window: Duration::from_secs(10),
+            buffer: 64 * 1024,
+            summary_every: Duration::from_secs(60),
+        }
+    }
+}

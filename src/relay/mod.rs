@@ -1,0 +1,555 @@
+//! The relay's sans-IO core: admission, the transit hello, the pairing
+//! table, every limit and every deadline. The driver (`driver/relay.rs`)
+//! owns the sockets and copies the bytes of paired connections; it tells
+//! this core what happened (a connection, bytes before pairing, traffic, a
+//! close) with the time, and carries out the [`Action`]s it gets back.
+//!
+//! The relay is blind: it never sees more than a hello line and the fact
+//! that a pair moves bytes. It logs counts and outcomes, never an address,
+//! a token (a token is a room) or content.
+
+mod limits;
+mod table;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::Instant;
+
+pub use limits::Limits;
+use table::Waiting;
+
+use crate::protocol::transit::{self, Hello, Parse, BAD_HANDSHAKE, IMPATIENT, MAX_HELLO};
+
+/// A connection, as the driver names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub usize);
+
+/// What the driver must do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Write `line`, then close the connection (a refusal).
+    Refuse { conn: ConnId, line: Vec<u8> },
+    /// Close the connection without a word (a spare, a timeout, a
+    /// connection that closed itself).
+    Close(ConnId),
+    /// Write `ok\n` to both, then copy bytes between them both ways.
+    Pair(ConnId, ConnId),
+    /// End the pair: flush what is buffered, then close both.
+    EndPair(ConnId, ConnId),
+}
+
+/// How a pair ended, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairEnd {
+    /// Both directions finished.
+    Done,
+    /// One side failed (a reset, a write error).
+    Failed,
+    /// No bytes moved for the idle timeout.
+    Idle,
+    /// A side did not take its bytes for the stall timeout.
+    Stalled,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Accepted; reading the hello.
+    Hello { buf: Vec<u8> },
+    /// Hello in, being placed (a moment inside `received`).
+    Placing,
+    /// Hello in; waiting for a partner.
+    Waiting { hello: Hello },
+    /// Copying to and from `partner`.
+    Paired {
+        partner: ConnId,
+        since: Instant,
+        /// Bytes were written out either way at this time.
+        last_write: Instant,
+        /// Bytes are waiting for a side that does not take them.
+        backlog: bool,
+    },
+}
+
+#[derive(Debug)]
+struct Entry {
+    source: u128,
+    state: State,
+    deadline: Option<Instant>,
+}
+
+/// Counts since the last summary line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counts {
+    pub paired: u64,
+    pub bad_hellos: u64,
+    pub impatient: u64,
+    pub timed_out: u64,
+    pub refused: u64,
+    pub redundant: u64,
+    pub ended: u64,
+    pub bytes: u64,
+}
+
+/// Per source address: open connections and the rate of new ones.
+#[derive(Debug)]
+struct Source {
+    conns: usize,
+    window_start: Instant,
+    new_in_window: u32,
+}
+
+pub struct Relay {
+    limits: Limits,
+    conns: HashMap<ConnId, Entry>,
+    /// The timer table: every entry's deadline, earliest first.
+    timers: BTreeSet<(Instant, ConnId)>,
+    waiting: Waiting,
+    sources: HashMap<u128, Source>,
+    hellos: usize,
+    pairs: usize,
+    actions: VecDeque<Action>,
+    log: VecDeque<String>,
+    counts: Counts,
+    next_summary: Option<Instant>,
+}
+
+/// Connections from one IPv6 /64 (or one IPv4 address) count as one
+/// source: a host gets a /64 to choose from.
+fn group(source: u128) -> u128 {
+    let is_v4_mapped = source >> 32 == 0xffff;
+    if is_v4_mapped {
+        source
+    } else {
+        source & !((1u128 << 64) - 1)
+    }
+}
+
+impl Relay {
+    pub fn new(limits: Limits) -> Relay {
+        Relay {
+            limits,
+            conns: HashMap::new(),
+            timers: BTreeSet::new(),
+            waiting: Waiting::default(),
+            sources: HashMap::new(),
+            hellos: 0,
+            pairs: 0,
+            actions: VecDeque::new(),
+            log: VecDeque::new(),
+            counts: Counts::default(),
+            next_summary: None,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// A new connection from `source` (see `net::source_key`). Returns
+    /// false if it is turned away; a [`Action::Refuse`] says why.
+    pub fn accept(&mut self, conn: ConnId, source: u128, now: Instant) -> bool {
+        let source = group(source);
+        let refusal = if self.conns.len() >= self.limits.max_connections {
+            Some("error relay is full, try again later\n")
+        } else if self.hellos >= self.limits.max_hellos {
+            Some("error relay is busy, try again later\n")
+        } else {
+            let l = &self.limits;
+            let s = self.sources.entry(source).or_insert(Source {
+                conns: 0,
+                window_start: now,
+                new_in_window: 0,
+            });
+            if now.saturating_duration_since(s.window_start) >= l.rate_window {
+                s.window_start = now;
+                s.new_in_window = 0;
+            }
+            if s.conns >= l.max_per_source {
+                Some("error too many connections from your address\n")
+            } else if s.new_in_window >= l.new_per_source {
+                Some("error too many new connections from your address, slow down\n")
+            } else {
+                s.conns += 1;
+                s.new_in_window += 1;
+                None
+            }
+        };
+        if let Some(line) = refusal {
+            self.counts.refused += 1;
+            self.forget_idle_source(source);
+            self.actions.push_back(Action::Refuse {
+                conn,
+                line: line.as_bytes().to_vec(),
+            });
+            self.wake_summary(now);
+            return false;
+        }
+        self.hellos += 1;
+        self.insert(
+            conn,
+            Entry {
+                source,
+                state: State::Hello {
+                    buf: Vec::with_capacity(MAX_HELLO),
+                },
+                deadline: Some(now + self.limits.hello_timeout),
+            },
+        );
+        self.wake_summary(now);
+        true
+    }
+
+    /// Bytes from a connection that is not paired yet: its hello, or (once
+    /// the hello is in) bytes it must not send before `ok`.
+    pub fn received(&mut self, conn: ConnId, data: &[u8], now: Instant) {
+        enum Next {
+            Wait,
+            Bad,
+            Impatient,
+            Place(Hello),
+        }
+        let Some(entry) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let next = match &mut entry.state {
+            State::Hello { buf } => {
+                let room = MAX_HELLO - buf.len();
+                buf.extend_from_slice(&data[..data.len().min(room)]);
+                match transit::parse(buf) {
+                    Parse::Incomplete => Next::Wait,
+                    Parse::Bad => Next::Bad,
+                    // Bytes after the hello, before our `ok`: refused, the
+                    // stricter reference behaviour (0.2.1).
+                    Parse::Hello(h) if buf.len() > h.len || data.len() > room => Next::Impatient,
+                    Parse::Hello(h) => Next::Place(h),
+                }
+            }
+            State::Waiting { .. } if !data.is_empty() => Next::Impatient,
+            _ => Next::Wait,
+        };
+        if let (State::Hello { .. }, Next::Bad | Next::Impatient | Next::Place(_)) =
+            (&entry.state, &next)
+        {
+            entry.state = State::Placing;
+            self.hellos -= 1;
+        }
+        match next {
+            Next::Wait => {}
+            Next::Bad => {
+                self.counts.bad_hellos += 1;
+                self.refuse(conn, BAD_HANDSHAKE);
+            }
+            Next::Impatient => {
+                self.counts.impatient += 1;
+                self.refuse(conn, IMPATIENT);
+            }
+            Next::Place(hello) => self.hello_done(conn, hello, now),
+        }
+        self.wake_summary(now);
+    }
+
+    fn hello_done(&mut self, conn: ConnId, hello: Hello, now: Instant) {
+        if let Some(partner) = self.waiting.take_match(&hello) {
+            if self.pairs >= self.limits.max_pairs {
+                // Put the partner back; the newcomer is told.
+                if let Some(Entry {
+                    state: State::Waiting { hello: h },
+                    ..
+                }) = self.conns.get(&partner)
+                {
+                    self.waiting.add(h.clone(), partner);
+                }
+                self.counts.refused += 1;
+                self.refuse(conn, b"error relay is full, try again later\n");
+                return;
+            }
+            // The reference server closes every other connection waiting
+            // on the token once it makes a match.
+            for spare in self.waiting.remove_token(&hello.token) {
+                self.counts.redundant += 1;
+                self.remove(spare);
+                self.actions.push_back(Action::Close(spare));
+            }
+            self.pairs += 1;
+            self.counts.paired += 1;
+            let deadline = now + self.limits.idle_timeout;
+            for (me, other) in [(conn, partner), (partner, conn)] {
+                if let Some(e) = self.conns.get_mut(&me) {
+                    e.state = State::Paired {
+                        partner: other,
+                        since: now,
+                        last_write: now,
+                        backlog: false,
+                    };
+                }
+                self.set_deadline(me, Some(deadline));
+            }
+            self.actions.push_back(Action::Pair(partner, conn));
+            return;
+        }
+        if self.waiting.len() >= self.limits.max_waiting {
+            self.counts.refused += 1;
+            self.refuse(conn, b"error too many rooms waiting, try again later\n");
+            return;
+        }
+        self.waiting.add(hello.clone(), conn);
+        if let Some(e) = self.conns.get_mut(&conn) {
+            e.state = State::Waiting { hello };
+        }
+        self.set_deadline(conn, Some(now + self.limits.wait_timeout));
+    }
+
+    /// A pair moved bytes: `wrote` if any were written to either side
+    /// this turn, `backlog` if bytes are still waiting for either. Re-arms
+    /// the pair's idle or stall deadline (on both of its connections).
+    pub fn traffic(&mut self, conn: ConnId, wrote: bool, backlog: bool, now: Instant) {
+        let l = &self.limits;
+        let (idle, stall) = (l.idle_timeout, l.stall_timeout);
+        let Some(Entry {
+            state:
+                State::Paired {
+                    partner,
+                    last_write,
+                    backlog: b,
+                    ..
+                },
+            ..
+        }) = self.conns.get_mut(&conn)
+        else {
+            return;
+        };
+        if wrote {
+            *last_write = now;
+        }
+        *b = backlog;
+        let partner = *partner;
+        let deadline = *last_write + if backlog { stall } else { idle };
+        self.set_deadline(conn, Some(deadline));
+        // The partner's own timer would end the pair on its old deadline.
+        self.set_deadline(partner, None);
+    }
+
+    /// A connection that is not paired closed or failed.
+    pub fn closed(&mut self, conn: ConnId, now: Instant) {
+        match self.conns.get(&conn).map(|e| &e.state) {
+            Some(State::Paired { partner, .. }) => {
+                let partner = *partner;
+                self.pair_ended(conn, partner, PairEnd::Failed, 0, now);
+            }
+            Some(_) => {
+                self.remove(conn);
+                self.actions.push_back(Action::Close(conn));
+            }
+            None => {}
+        }
+        self.wake_summary(now);
+    }
+
+    /// The driver ended a pair (both directions done, or a failure), with
+    /// the bytes it moved.
+    pub fn pair_ended(&mut self, a: ConnId, b: ConnId, how: PairEnd, bytes: u64, now: Instant) {
+        let since = match self.conns.get(&a).map(|e| &e.state) {
+            Some(State::Paired { since, .. }) => *since,
+            _ => return,
+        };
+        self.remove(a);
+        self.remove(b);
+        self.pairs -= 1;
+        self.counts.ended += 1;
+        self.counts.bytes += bytes;
+        let how = match how {
+            PairEnd::Done => "done",
+            PairEnd::Failed => "a side failed",
+            PairEnd::Idle => "idle",
+            PairEnd::Stalled => "a side stopped reading",
+        };
+        self.log.push_back(format!(
+            "pair ended ({how}) after {:.1} s, {}",
+            now.saturating_duration_since(since).as_secs_f64(),
+            human_bytes(bytes)
+        ));
+        self.wake_summary(now);
+    }
+
+    /// The earliest deadline: a connection's or the next summary line.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let first = self.timers.iter().next().map(|&(t, _)| t);
+        first.into_iter().chain(self.next_summary).min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(t, conn)) = self.timers.iter().next() {
+            if t > now {
+                break;
+            }
+            self.timers.remove(&(t, conn));
+            let Some(entry) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            entry.deadline = None;
+            match &entry.state {
+                State::Hello { .. } => {
+                    self.counts.timed_out += 1;
+                    self.remove(conn);
+                    self.actions.push_back(Action::Close(conn));
+                }
+                State::Waiting { .. } => {
+                    self.counts.timed_out += 1;
+                    self.refuse(conn, b"error nobody came to the room in time\n");
+                }
+                State::Placing => {}
+                State::Paired {
+                    partner, backlog, ..
+                } => {
+                    let (partner, how) = (
+                        *partner,
+                        if *backlog {
+                            PairEnd::Stalled
+                        } else {
+                            PairEnd::Idle
+                        },
+                    );
+                    self.actions.push_back(Action::EndPair(conn, partner));
+                    self.pair_ended(conn, partner, how, 0, now);
+                }
+            }
+        }
+        if self.next_summary.is_some_and(|t| now >= t) {
+            self.summary();
+            self.next_summary = None;
+        }
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next line for the log.
+    pub fn poll_log(&mut self) -> Option<String> {
+        self.log.pop_front()
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn pairs(&self) -> usize {
+        self.pairs
+    }
+
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    // ----- bookkeeping -----------------------------------------------------
+
+    fn insert(&mut self, conn: ConnId, entry: Entry) {
+        if let Some(t) = entry.deadline {
+            self.timers.insert((t, conn));
+        }
+        self.conns.insert(conn, entry);
+    }
+
+    fn set_deadline(&mut self, conn: ConnId, deadline: Option<Instant>) {
+        let Some(e) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if e.deadline == deadline {
+            return;
+        }
+        if let Some(old) = e.deadline.take() {
+            self.timers.remove(&(old, conn));
+        }
+        if let Some(t) = deadline {
+            self.timers.insert((t, conn));
+        }
+        e.deadline = deadline;
+    }
+
+    fn remove(&mut self, conn: ConnId) {
+        let Some(e) = self.conns.remove(&conn) else {
+            return;
+        };
+        if let Some(t) = e.deadline {
+            self.timers.remove(&(t, conn));
+        }
+        match &e.state {
+            State::Hello { .. } => self.hellos -= 1,
+            State::Waiting { hello } => self.waiting.remove(&hello.token, conn),
+            State::Placing | State::Paired { .. } => {}
+        }
+        if let Some(s) = self.sources.get_mut(&e.source) {
+            s.conns -= 1;
+        }
+        self.forget_idle_source(e.source);
+    }
+
+    /// A source with no connections is kept only while its rate window
+    /// matters; it goes at its next refusal or connection otherwise.
+    fn forget_idle_source(&mut self, source: u128) {
+        if self
+            .sources
+            .get(&source)
+            .is_some_and(|s| s.conns == 0 && s.new_in_window == 0)
+        {
+            self.sources.remove(&source);
+        }
+        // Bound the table: sources with no connections are dropped once
+        // it is larger than the connections could need.
+        if self.sources.len() > 2 * self.limits.max_connections {
+            self.sources.retain(|_, s| s.conns > 0);
+        }
+    }
+
+    /// Refuses a connection in the hello state.
+    fn refuse(&mut self, conn: ConnId, line: &[u8]) {
+        self.remove(conn);
+        self.actions.push_back(Action::Refuse {
+            conn,
+            line: line.to_vec(),
+        });
+    }
+
+    fn wake_summary(&mut self, now: Instant) {
+        if self.next_summary.is_none() {
+            self.next_summary = Some(now + self.limits.summary_every);
+        }
+    }
+
+    fn summary(&mut self) {
+        let c = std::mem::take(&mut self.counts);
+        self.log.push_back(format!(
+            "now {} pairs, {} waiting, {} connections; in the last {} s: {} paired, {} ended ({} moved), \
+             {} bad hellos, {} impatient, {} timed out, {} refused by limits, {} redundant",
+            self.pairs,
+            self.waiting.len(),
+            self.conns.len(),
+            self.limits.summary_every.as_secs(),
+            c.paired,
+            c.ended,
+            human_bytes(c.bytes),
+            c.bad_hellos,
+            c.impatient,
+            c.timed_out,
+            c.refused,
+            c.redundant,
+        ));
+    }
+}
+
+/// `12.3 MiB`, for the log.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
