@@ -33,6 +33,15 @@ fn ask(prompt: &str) -> Result<Code, Error> {
             "the code is needed: set {ENV_VAR} or run at a terminal to type it"
         ))
     };
+    // Without a controlling terminal there is nobody to ask.
+    if std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .is_err()
+    {
+        return Err(no_tty());
+    }
     let config = Config::builder()
         .behavior(Behavior::PreferTerm)
         .auto_add_history(false)
@@ -50,7 +59,11 @@ fn ask(prompt: &str) -> Result<Code, Error> {
                 }
             }
             Err(ReadlineError::Interrupted) => return Err(Error::Interrupted(Signal::Int)),
-            Err(ReadlineError::Eof) => return Err(Error::Usage("no code was given".into())),
+            Err(ReadlineError::Eof) => {
+                return Err(Error::Usage(format!(
+                    "no code was given (type it, or set {ENV_VAR})"
+                )))
+            }
             Err(_) => return Err(no_tty()),
         }
     }

@@ -23,3 +23,5 @@ mod terminal_room;
 mod faults;
 // A listener facing strangers: guessing, grinding, lockout, floods (issue 9).
 mod strangers;
+// Meeting through a transit relay, one-time codes, lying relays (issue 11).
+mod relay;
