@@ -177,6 +177,7 @@ pub enum Session {
 
 impl Session {
     pub fn new(cfg: SessionConfig, rng: Box<dyn Random>) -> Session {
+        let one_time = matches!(cfg.security, Security::Code(_));
         let secret = match cfg.security {
             Security::Plain => return Session::Plain(PlainPipe::default()),
             Security::VerifyCode => None,
@@ -193,7 +194,8 @@ impl Session {
                 name: cfg.name,
                 idle_timeout: cfg.idle_timeout,
                 handshake_timeout: cfg.handshake_timeout,
-                tries: cfg.tries.max(1),
+                // A one-time code allows one failed attempt, whatever asked.
+                tries: if one_time { 1 } else { cfg.tries.max(1) },
                 output_is_data: cfg.output_is_data,
             },
             rng,

@@ -574,3 +574,51 @@ fn a_peer_that_read_everything_and_left_is_a_clean_end() {
     p.run();
     p.assert_both(Status::Ended(Ok(())));
 }
+
+fn code(s: &str) -> Security {
+    Security::Code(crate::protocol::code::Code::parse(s).unwrap())
+}
+
+#[test]
+fn one_time_codes_of_one_room_meet() {
+    let c = "482913-acid-bulk-cactus";
+    let mut p = Pair::new(code(c), code(c));
+    p.run();
+    assert!(
+        p.dialer.s.is_established() && p.listener.s.is_established(),
+        "{:?} {:?}",
+        p.dialer.events,
+        p.listener.events
+    );
+    let now = p.now;
+    p.dialer.input(b"hi", now);
+    p.finish();
+    assert_eq!(p.listener.shown, b"hi");
+}
+
+#[test]
+fn the_room_is_bound_into_the_exchange_same_words_other_room_fail() {
+    // What a relay that cross-pairs rooms produces, even with equal words.
+    let mut p = Pair::new(
+        code("111111-acid-bulk-cactus"),
+        code("222222-acid-bulk-cactus"),
+    );
+    p.run();
+    assert!(p
+        .listener
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::FailedAttempt { counted: true, .. })));
+    assert!(
+        matches!(p.listener.failure(), Error::AuthFailed(m) if m.contains("the code is burned"))
+    );
+    assert!(p.dialer.shown.is_empty() && p.listener.shown.is_empty());
+    // Nor does a code meet a shared secret of the same words.
+    let mut p = Pair::new(code("111111-acid-bulk-cactus"), secret("acid-bulk-cactus"));
+    p.run();
+    assert!(p
+        .listener
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::FailedAttempt { counted: true, .. })));
+}
