@@ -119,6 +119,17 @@ pub enum Command {
 /// The port a transit relay listens on unless told otherwise.
 pub const DEFAULT_RELAY_PORT: u16 = 4001;
 
+/// `--relay HOST[:PORT]` for `role`.
+fn relay_endpoint(relay: &str, role: Role, wait: Duration) -> Result<Endpoint, Error> {
+    let (host, port) = parse_host_port(relay, DEFAULT_RELAY_PORT)?;
+    Ok(Endpoint::Relay {
+        host,
+        port,
+        role,
+        wait,
+    })
+}
+
 /// `HOST[:PORT]`, `[v6]:PORT` or a bare IPv6 address.
 pub fn parse_host_port(s: &str, default_port: u16) -> Result<(String, u16), Error> {
     let bad = || Error::Usage(format!("'{s}' is not HOST[:PORT]"));
@@ -297,21 +308,12 @@ impl Cli {
                 relay,
                 keep,
             } => match relay {
-                Some(r) => {
-                    let (host, port) = parse_host_port(&r, DEFAULT_RELAY_PORT)?;
-                    let role = Role::Listener;
-                    let wait = Duration::MAX;
-                    (
-                        Endpoint::Relay {
-                            host,
-                            port,
-                            role,
-                            wait,
-                        },
-                        true,
-                        keep,
-                    )
-                }
+                // A listener waits at the relay as long as it takes.
+                Some(r) => (
+                    relay_endpoint(&r, Role::Listener, Duration::MAX)?,
+                    true,
+                    keep,
+                ),
                 None => {
                     // Invariant: clap requires the port without --relay.
                     let port = port.ok_or_else(|| Error::Usage("the port is missing".into()))?;
@@ -326,20 +328,7 @@ impl Cli {
                 relay,
                 wait,
             } => match relay {
-                Some(r) => {
-                    let (host, port) = parse_host_port(&r, DEFAULT_RELAY_PORT)?;
-                    let role = Role::Dialer;
-                    (
-                        Endpoint::Relay {
-                            host,
-                            port,
-                            role,
-                            wait,
-                        },
-                        true,
-                        false,
-                    )
-                }
+                Some(r) => (relay_endpoint(&r, Role::Dialer, wait)?, true, false),
                 None => {
                     let (Some(host), Some(port)) = (host, port) else {
                         return Err(Error::Usage("dial needs HOST and PORT, or --relay".into()));

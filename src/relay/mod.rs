@@ -330,11 +330,13 @@ impl Relay {
         self.set_deadline(partner, None);
     }
 
-    /// A connection that is not paired closed or failed.
+    /// A connection closed or failed before the driver's copy loop took
+    /// it over (a paired one ends its pair).
     pub fn closed(&mut self, conn: ConnId, now: Instant) {
         match self.conns.get(&conn).map(|e| &e.state) {
             Some(State::Paired { partner, .. }) => {
                 let partner = *partner;
+                self.actions.push_back(Action::EndPair(conn, partner));
                 self.pair_ended(conn, partner, PairEnd::Failed, 0, now);
             }
             Some(_) => {
