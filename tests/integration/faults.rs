@@ -9,66 +9,30 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::netns::Namespaces;
 use crate::util::*;
 
 /// Two network namespaces joined by a veth pair, removed on drop.
 struct Netns {
+    _lab: Namespaces,
     a: String,
     b: String,
-}
-
-fn ip(args: &[&str]) -> bool {
-    Command::new("ip")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
 }
 
 impl Netns {
     /// Host A is 10.77.0.1 and host B is 10.77.0.2, each only in its own
     /// namespace. None if this machine cannot make them (not root, no ip).
     fn create() -> Option<Netns> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!(
-                "SKIPPED: the vanished-host test needs root for network namespaces (CI has it)"
-            );
-            return None;
-        }
-        if !have("ip") || !have("iptables") {
-            return None;
-        }
-        // Unique per call: tests run in parallel in one process.
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let id = format!(
-            "{}{}",
-            std::process::id() % 100_000,
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
-        let ns = Netns {
-            a: format!("p2pa{id}"),
-            b: format!("p2pb{id}"),
-        };
-        let (va, vb) = (format!("p2va{id}"), format!("p2vb{id}"));
-        let ok = ip(&["netns", "add", &ns.a])
-            && ip(&["netns", "add", &ns.b])
-            && ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb])
-            && ip(&["link", "set", &va, "netns", &ns.a])
-            && ip(&["link", "set", &vb, "netns", &ns.b])
-            && ip(&["-n", &ns.a, "addr", "add", "10.77.0.1/30", "dev", &va])
-            && ip(&["-n", &ns.b, "addr", "add", "10.77.0.2/30", "dev", &vb])
-            && ip(&["-n", &ns.a, "link", "set", &va, "up"])
-            && ip(&["-n", &ns.b, "link", "set", &vb, "up"])
-            && ip(&["-n", &ns.a, "link", "set", "lo", "up"])
-            && ip(&["-n", &ns.b, "link", "set", "lo", "up"]);
-        if !ok {
-            eprintln!("SKIPPED: could not create network namespaces here (ip netns add failed)");
-            return None;
-        }
-        Some(ns)
+        let lab = Namespaces::create("f", &["a", "b"], "the fault tests")?;
+        let (a, b) = (lab.name("a"), lab.name("b"));
+        lab.ip(&[
+            "link", "add", "va", "netns", &a, "type", "veth", "peer", "name", "vb", "netns", &b,
+        ]);
+        lab.ip(&["-n", &a, "addr", "add", "10.77.0.1/30", "dev", "va"]);
+        lab.ip(&["-n", &b, "addr", "add", "10.77.0.2/30", "dev", "vb"]);
+        lab.ip(&["-n", &a, "link", "set", "va", "up"]);
+        lab.ip(&["-n", &b, "link", "set", "vb", "up"]);
+        Some(Netns { _lab: lab, a, b })
     }
 
     /// Drops every packet in and out of `ns`: its host vanished.
@@ -81,13 +45,6 @@ impl Netns {
                 .unwrap_or(false);
             assert!(ok, "iptables in {ns} failed");
         }
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        ip(&["netns", "del", &self.a]);
-        ip(&["netns", "del", &self.b]);
     }
 }
 

@@ -6,6 +6,8 @@
 mod util;
 // A capturing, tampering man-in-the-middle TCP proxy.
 mod proxy;
+// Network namespaces a test creates itself, removed on drop.
+mod netns;
 // A real pseudo-terminal whose screen is rendered by vt100.
 mod pty;
 
@@ -25,3 +27,5 @@ mod faults;
 mod strangers;
 // Meeting through a transit relay, one-time codes, lying relays (issue 11).
 mod relay;
+// Two hosts behind two NATs meet through a relay (issue 11).
+mod nat_lab;
