@@ -32,7 +32,7 @@ fn main() -> ExitCode {
     };
     let result = cli.into_plan().and_then(|plan| match plan {
         Plan::Room(cfg) if cfg.keep => keep_hosting(cfg),
-        Plan::Room(cfg) => run(&cfg),
+        Plan::Room(cfg) => run(&cfg).map(|_| ()),
         Plan::Relay(cfg) => Reactor::new().and_then(|mut r| relay::run(&mut r, &cfg)),
     });
     match result {
@@ -42,15 +42,17 @@ fn main() -> ExitCode {
 }
 
 /// `listen --keep`: one room after another, each with a fresh code, until
-/// a signal or a failure that the next room would meet too (the port is
-/// taken, the relay is unreachable, the terminal is gone).
+/// we leave at the prompt (`/quit`, Ctrl-D), a signal, or a failure that
+/// the next room would meet too (the port is taken, the relay is
+/// unreachable, the terminal is gone). A peer leaving ends only its room.
 fn keep_hosting(mut cfg: Config) -> Result<(), Error> {
     loop {
         if let Security::Code(_) = cfg.security {
             cfg.security = Security::Code(Code::generate(&mut SystemRng::new()?));
         }
         match run(&cfg) {
-            Ok(()) => {}
+            Ok(peer::Ended::ByUs) => return Ok(()),
+            Ok(peer::Ended::Otherwise) => {}
             Err(
                 e @ (Error::Interrupted(_) | Error::Usage(_) | Error::Local(_) | Error::Connect(_)),
             ) => return Err(e),
@@ -69,7 +71,7 @@ fn keep_hosting(mut cfg: Config) -> Result<(), Error> {
 
 /// Wires the pieces: one reactor, the front-end the terminal calls for,
 /// and the peer service on top.
-fn run(cfg: &Config) -> Result<(), Error> {
+fn run(cfg: &Config) -> Result<peer::Ended, Error> {
     let mut reactor = Reactor::new()?;
     let mut ui = frontend::open(
         cfg,

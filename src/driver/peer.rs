@@ -35,7 +35,16 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Runs the room described by `cfg` with `ui` as the user's side.
-pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result<(), Error> {
+/// Who ended a room that ended well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// We left (`/quit`, Ctrl-D at the prompt).
+    ByUs,
+    /// The peer left, or both sides were done.
+    Otherwise,
+}
+
+pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result<Ended, Error> {
     let session = Session::new(
         SessionConfig {
             role: cfg.role(),
@@ -57,6 +66,7 @@ pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result
         interrupts_seen: 0,
         peer_name: None,
         input_open: true,
+        we_left: false,
         cfg,
     };
     if let Security::Plain = cfg.security {
@@ -159,6 +169,8 @@ struct Peer<'a> {
     /// The peer's name once it joined (encrypted modes).
     peer_name: Option<String>,
     input_open: bool,
+    /// We left at the prompt.
+    we_left: bool,
     cfg: &'a Config,
 }
 
@@ -167,7 +179,7 @@ fn token_of(link: LinkId) -> Token {
 }
 
 impl Peer<'_> {
-    fn run(&mut self, reactor: &mut Reactor, ui: &mut dyn UserSide) -> Result<(), Error> {
+    fn run(&mut self, reactor: &mut Reactor, ui: &mut dyn UserSide) -> Result<Ended, Error> {
         loop {
             let now = Instant::now();
             self.check_interrupts(reactor, ui, now);
@@ -178,6 +190,9 @@ impl Peer<'_> {
             for conn in self.conns.iter_mut().flatten() {
                 conn.pump(&mut self.session, now);
             }
+            // The join line before the peer's first bytes, its leaving
+            // after its last (the session holds those until then).
+            self.events(ui);
             self.session_to_user(ui, reactor.registry(), now)?;
             self.events(ui);
             self.actions(reactor.registry());
@@ -192,7 +207,13 @@ impl Peer<'_> {
                     ui.close_output(reactor.registry());
                 }
                 if !self.any_lingering() {
-                    return result;
+                    return result.map(|()| {
+                        if self.we_left {
+                            Ended::ByUs
+                        } else {
+                            Ended::Otherwise
+                        }
+                    });
                 }
             }
 
@@ -751,6 +772,7 @@ impl Peer<'_> {
                     // our input: the peer knows our messages are complete.
                     self.session.input_ended(now);
                     self.session.leave(LeaveReason::User, now);
+                    self.we_left = true;
                     self.close_input(ui, reg);
                 }
                 Err(e) => {

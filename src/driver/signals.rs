@@ -6,10 +6,15 @@
 //! are caught by a minimal handler of ours that only does what is allowed
 //! in a signal handler: it bumps two atomics and writes the signal's number
 //! to a pipe the loop watches.
+//!
+//! The handlers are process-wide and installed once (`ctrlc` refuses a
+//! second handler). `listen --keep` builds a fresh reactor for each room;
+//! each `install` only points the handlers at that reactor's waker and
+//! hands it its own descriptor of the one signal pipe.
 
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use mio::Waker;
 
@@ -24,12 +29,20 @@ static LAST: AtomicI32 = AtomicI32::new(0);
 /// The write end of the pipe the TERM/HUP handler signals through.
 static PIPE_WR: AtomicI32 = AtomicI32::new(-1);
 
+/// The waker of the reactor running now, and what to undo before an
+/// immediate exit (restoring the terminal).
+static CURRENT_WAKER: Mutex<Option<Arc<Waker>>> = Mutex::new(None);
+static CLEANUP: Mutex<Option<Cleanup>> = Mutex::new(None);
+/// Set while we raise SIGINT ourselves to stop the line editor.
+static MUTED: AtomicBool = AtomicBool::new(false);
+/// The handlers, installed on first use: the read end of the signal pipe,
+/// or why they could not be installed.
+static INSTALLED: OnceLock<Result<OwnedFd, String>> = OnceLock::new();
+
 /// Counts interrupts; the loop reads the count after each wake-up.
 #[derive(Clone)]
 pub struct Interrupts {
-    cleanup: Arc<Mutex<Option<Cleanup>>>,
-    /// Set while we raise SIGINT ourselves to stop the line editor.
-    muted: Arc<AtomicBool>,
+    _private: (),
 }
 
 /// The read end of the signal pipe, for the loop to register.
@@ -51,30 +64,57 @@ extern "C" fn on_term_or_hup(sig: libc::c_int) {
     }
 }
 
+fn on_ctrl_c() {
+    if MUTED.load(Ordering::SeqCst) {
+        return;
+    }
+    LAST.store(libc::SIGINT, Ordering::SeqCst);
+    if COUNT.fetch_add(1, Ordering::SeqCst) >= 1 {
+        run_cleanup();
+        std::process::exit(i32::from(exit::INTERRUPTED));
+    }
+    if let Ok(waker) = CURRENT_WAKER.lock() {
+        if let Some(w) = waker.as_ref() {
+            let _ = w.wake();
+        }
+    }
+}
+
+fn run_cleanup() {
+    if let Ok(slot) = CLEANUP.lock() {
+        if let Some(f) = slot.as_ref() {
+            f();
+        }
+    }
+}
+
 impl Interrupts {
-    /// Installs the handlers. The first interrupt wakes the loop for a
-    /// polite goodbye; the second exits at once with 128 + its number.
+    /// Installs the handlers (once per process) and points them at
+    /// `waker`. The first interrupt wakes the loop for a polite goodbye;
+    /// the second exits at once with 128 + its number.
     pub fn install(waker: Arc<Waker>) -> Result<(Interrupts, SignalPipe), Error> {
-        let me = Interrupts {
-            cleanup: Arc::new(Mutex::new(None)),
-            muted: Arc::new(AtomicBool::new(false)),
+        let installed = INSTALLED.get_or_init(|| {
+            ctrlc::set_handler(on_ctrl_c)
+                .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
+            install_term_and_hup().map_err(|e| format!("cannot install the signal handlers: {e}"))
+        });
+        let read = match installed {
+            Ok(fd) => fd
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| Error::Local(format!("cannot watch for signals: {e}")))?,
+            Err(e) => return Err(Error::Local(e.clone())),
         };
-        let handler = me.clone();
-        ctrlc::set_handler(move || {
-            if handler.muted.load(Ordering::SeqCst) {
-                return;
-            }
-            LAST.store(libc::SIGINT, Ordering::SeqCst);
-            if COUNT.fetch_add(1, Ordering::SeqCst) >= 1 {
-                handler.run_cleanup();
-                std::process::exit(i32::from(exit::INTERRUPTED));
-            }
-            let _ = waker.wake();
-        })
-        .map_err(|e| Error::Local(format!("cannot install the Ctrl-C handler: {e}")))?;
-        let pipe = install_term_and_hup()
-            .map_err(|e| Error::Local(format!("cannot install the signal handlers: {e}")))?;
-        Ok((me, pipe))
+        if let Ok(mut slot) = CURRENT_WAKER.lock() {
+            *slot = Some(waker);
+        }
+        if let Ok(mut slot) = CLEANUP.lock() {
+            *slot = None;
+        }
+        // The previous room's editor was stopped (and joined) before this
+        // reactor was built, so its self-raised SIGINTs have been handled.
+        MUTED.store(false, Ordering::SeqCst);
+        Ok((Interrupts { _private: () }, SignalPipe(read)))
     }
 
     /// Counts one interrupt that arrived another way (the line editor).
@@ -99,21 +139,13 @@ impl Interrupts {
     /// From now on interrupts are ignored: we are exiting, and raise SIGINT
     /// ourselves to stop the line editor.
     pub fn mute(&self) {
-        self.muted.store(true, Ordering::SeqCst);
+        MUTED.store(true, Ordering::SeqCst);
     }
 
     /// Sets what to undo before an immediate exit.
     pub fn on_exit(&self, f: Cleanup) {
-        if let Ok(mut slot) = self.cleanup.lock() {
+        if let Ok(mut slot) = CLEANUP.lock() {
             *slot = Some(f);
-        }
-    }
-
-    pub fn run_cleanup(&self) {
-        if let Ok(slot) = self.cleanup.lock() {
-            if let Some(f) = slot.as_ref() {
-                f();
-            }
         }
     }
 }
@@ -128,7 +160,7 @@ impl SignalPipe {
     }
 }
 
-fn install_term_and_hup() -> std::io::Result<SignalPipe> {
+fn install_term_and_hup() -> std::io::Result<OwnedFd> {
     let mut fds: [RawFd; 2] = [-1, -1];
     // SAFETY: pipe2 fills two fds or fails.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
@@ -147,5 +179,5 @@ fn install_term_and_hup() -> std::io::Result<SignalPipe> {
             return Err(std::io::Error::last_os_error());
         }
     }
-    Ok(SignalPipe(read))
+    Ok(read)
 }
