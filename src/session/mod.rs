@@ -409,10 +409,18 @@ impl Session {
         }
     }
 
-    /// The next thing to tell the user.
+    /// The next thing to tell the user, in the order it happened relative
+    /// to the peer's data: what the peer did after its last bytes (it
+    /// stopped sending, it left) waits until those bytes were taken from
+    /// [`Session::output`]. A room that ended has nothing left to wait for.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.outbox_mut().poll_event()
+        let hold = !self.output().is_empty() && matches!(self.status(), Status::Running);
+        let outbox = self.outbox_mut();
+        match outbox.events.front() {
+            Some(Event::PeerDone | Event::PeerLeft) if hold => None,
+            _ => outbox.poll_event(),
+        }
     }
 
     /// The next thing to do with a socket.

@@ -413,3 +413,34 @@ fn when_the_peer_leaves_the_screen_stays_and_an_unsent_draft_is_reported() {
     assert_eq!(alice.code(), 0, "{}", alice.text());
     alice.wait_for("not delivered: unsent words");
 }
+
+#[test]
+fn a_message_sent_with_the_handshake_comes_after_the_join_line_under_the_peers_name() {
+    let alice = Pty::spawn(
+        &["--name", "alice", "listen", "0", "--bind", "127.0.0.1"],
+        &[],
+        24,
+        80,
+    );
+    alice.wait_for("listening on 127.0.0.1:");
+    let port = port_on_screen(&alice);
+    // The dialer's first message leaves in the same write as its HELLO.
+    let dir = TempDir::new("first-words");
+    let first = dir.file("first", b"first words\n");
+    let _bob = dial(&["--name", "bob"], "127.0.0.1", port, In::File(first));
+    alice.wait_for("bob: first words");
+    alice.wait_for("\"bob\" stopped sending");
+    let rows = alice.rows();
+    let at = |needle: &str| rows.iter().position(|r| r.contains(needle));
+    let (joined, said, done) = (
+        at("\"bob\" joined from"),
+        at("bob: first words"),
+        at("\"bob\" stopped sending"),
+    );
+    assert!(
+        joined.is_some() && joined < said && said < done,
+        "joined, then the message, then stopped sending:\n{}",
+        alice.text()
+    );
+    assert!(!alice.text().contains("peer: "), "{}", alice.text());
+}

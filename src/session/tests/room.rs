@@ -622,3 +622,24 @@ fn the_room_is_bound_into_the_exchange_same_words_other_room_fail() {
         .iter()
         .any(|e| matches!(e, Event::FailedAttempt { counted: true, .. })));
 }
+
+#[test]
+fn the_peer_stops_sending_only_after_its_last_bytes_were_shown() {
+    let mut p = Pair::default_mode();
+    p.run();
+    p.listener.reading = false; // stdout slow: the bytes wait in output
+    let now = p.now;
+    p.dialer.input(b"last words\n", now);
+    p.dialer.s.input_ended(now);
+    p.run();
+    assert_eq!(p.listener.s.output(), b"last words\n");
+    let done = |side: &Side| side.events.iter().any(|e| matches!(e, Event::PeerDone));
+    assert!(
+        !done(&p.listener),
+        "\"stopped sending\" must not come before the bytes it follows"
+    );
+    p.listener.reading = true;
+    p.listener.drain(now);
+    assert_eq!(p.listener.shown, b"last words\n");
+    assert!(done(&p.listener), "and comes once they were shown");
+}
