@@ -90,18 +90,40 @@ impl Completer for WordCompleter {
             .rfind(|c: char| c == '-' || c.is_whitespace())
             .map_or(0, |i| i + 1);
         let prefix = &line[start..pos];
-        // The room number comes first and is not a word.
+        // Which part of the code this is: 0 is the room, 3 the last word.
+        let part = line[..start]
+            .split(|c: char| c == '-' || c.is_whitespace())
+            .filter(|p| !p.is_empty())
+            .count();
+        // The room number comes first and is not a word; once whole, Tab
+        // moves on to the first word.
         if prefix.bytes().any(|b| b.is_ascii_digit()) {
-            return Ok((start, Vec::new()));
+            let whole =
+                prefix.len() == code::ROOM_DIGITS && prefix.bytes().all(|b| b.is_ascii_digit());
+            let next = if whole && part == 0 && pos == line.len() {
+                vec![pair(prefix, format!("{prefix}-"))]
+            } else {
+                Vec::new()
+            };
+            return Ok((start, next));
         }
-        let candidates = code::complete(prefix)
-            .into_iter()
-            .map(|w| Pair {
-                display: w.to_string(),
-                replacement: w.to_string(),
-            })
-            .collect();
+        let words = code::complete(prefix);
+        // One candidate is the word: finish it and, like a shell finishing
+        // a file name, step to the next part unless it is the last one.
+        let candidates = match words.as_slice() {
+            [word] if part < code::WORDS && pos == line.len() => {
+                vec![pair(word, format!("{word}-"))]
+            }
+            _ => words.iter().map(|w| pair(w, w.to_string())).collect(),
+        };
         Ok((start, candidates))
+    }
+}
+
+fn pair(display: &str, replacement: String) -> Pair {
+    Pair {
+        display: display.to_string(),
+        replacement,
     }
 }
 

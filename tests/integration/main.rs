@@ -29,3 +29,5 @@ mod strangers;
 mod relay;
 // Two hosts behind two NATs meet through a relay (issue 11).
 mod nat_lab;
+// Codes and relays at a real terminal: Tab completion, --keep (issue 11).
+mod relay_terminal;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::util::*;
 
 /// Starts `p2pchat relay` on a free loopback port.
-fn p2p_relay() -> (Proc, u16) {
+pub fn p2p_relay() -> (Proc, u16) {
     let p = Proc::p2p(&["relay", "0", "--bind", "127.0.0.1"], In::Null);
     let line = stderr_after(&p, "relaying on ");
     let port = line
