@@ -12,6 +12,7 @@ pub mod net;
 pub mod peer;
 pub mod readiness;
 pub mod relay;
+mod relay_channel;
 pub mod rendezvous;
 pub mod signals;
 pub mod user;

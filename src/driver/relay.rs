@@ -1,9 +1,9 @@
 //! `p2pchat relay`: the sockets of a transit relay on the reactor. The
 //! core ([`crate::relay::Relay`]) decides who is admitted, who pairs with
 //! whom and when anything ends; this loop accepts, reads hellos for it,
-//! and copies the bytes of each pair both ways through one buffer per
-//! direction, reading a side only while the buffer toward its partner has
-//! room (backpressure). One side's EOF becomes a write shutdown on the
+//! and copies the bytes of each pair both ways through one channel per
+//! direction (a spliced pipe, see [`super::relay_channel`]), reading a side
+//! only while the channel toward its partner has room (backpressure). One side's EOF becomes a write shutdown on the
 //! other, once everything before it is written.
 
 use std::io::{self, Read, Write};
@@ -14,6 +14,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
 use super::readiness::Readiness;
+use super::relay_channel::{Channel, Fill};
 use super::{net, Reactor, FIRST_CONN, LISTENER};
 use crate::error::{describe_io, Error};
 use crate::relay::{Action, ConnId, Limits, PairEnd, Relay};
@@ -38,33 +39,6 @@ pub struct RelayConfig {
     pub limits: Limits,
 }
 
-/// Bytes on their way to one connection.
-struct CopyBuf {
-    buf: Box<[u8]>,
-    start: usize,
-    end: usize,
-}
-
-impl CopyBuf {
-    fn new(cap: usize, first: &[u8]) -> CopyBuf {
-        let mut buf = vec![0u8; cap.max(first.len())].into_boxed_slice();
-        buf[..first.len()].copy_from_slice(first);
-        CopyBuf {
-            buf,
-            start: 0,
-            end: first.len(),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.start == self.end
-    }
-
-    fn has_room(&self) -> bool {
-        self.start == self.end || self.end < self.buf.len()
-    }
-}
-
 enum Kind {
     /// Reading the hello for the core, or waiting for a partner.
     Unpaired,
@@ -72,7 +46,7 @@ enum Kind {
     /// on its way to this connection.
     Paired {
         partner: usize,
-        out: CopyBuf,
+        out: Channel,
         /// Our peer's FIN is in: nothing more to read from this side.
         read_eof: bool,
         /// We forwarded the partner's FIN as our write shutdown.
@@ -122,9 +96,10 @@ fn log(line: &str) {
 }
 
 /// Lifts the soft descriptor limit toward the hard one, as far as the
-/// connections could use; a relay should not stop at the default 1024.
+/// connections could use (each paired one also holds the two ends of its
+/// channel's pipe); a relay should not stop at the default 1024.
 fn raise_fd_limit(connections: usize) {
-    let want = (connections + 64) as libc::rlim_t;
+    let want = (connections * 3 + 64) as libc::rlim_t;
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -347,7 +322,7 @@ impl RelayLoop {
                         if let Some(Some(c)) = self.conns.get_mut(me) {
                             c.kind = Kind::Paired {
                                 partner,
-                                out: CopyBuf::new(cap, crate::protocol::transit::OK),
+                                out: Channel::new(cap, crate::protocol::transit::OK),
                                 read_eof: false,
                                 write_shut: false,
                                 backlog: false,
@@ -363,7 +338,7 @@ impl RelayLoop {
                         if let Some(mut c) = self.take(registry, slot) {
                             if let Kind::Paired { out, .. } = &mut c.kind {
                                 // One last try at what is buffered.
-                                let _ = c.sock.write(&out.buf[out.start..out.end]);
+                                let _ = out.drain(&mut c.sock);
                             }
                         }
                     }
@@ -453,9 +428,8 @@ fn copy(src: &mut RConn, dst: &mut RConn) -> io::Result<bool> {
     for _ in 0..COPIES_PER_TURN {
         let mut progressed = false;
         if !out.is_empty() && dst.ready.write {
-            match dst.sock.write(&out.buf[out.start..out.end]) {
+            match out.drain(&mut dst.sock) {
                 Ok(n) => {
-                    out.start += n;
                     *moved += n as u64;
                     wrote |= n > 0;
                     progressed = n > 0;
@@ -465,20 +439,14 @@ fn copy(src: &mut RConn, dst: &mut RConn) -> io::Result<bool> {
                 Err(e) => return Err(e),
             }
         }
-        if out.is_empty() {
-            out.start = 0;
-            out.end = 0;
-        }
-        if !*src_eof && src.ready.read && out.end < out.buf.len() {
-            let room = out.buf.len() - out.end;
-            match src.sock.read(&mut out.buf[out.end..]) {
-                Ok(0) => *src_eof = true,
-                Ok(n) => {
-                    out.end += n;
-                    src.ready.after_read(n, room);
-                    progressed = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => src.ready.read = false,
+        if !*src_eof && src.ready.read && out.has_room() {
+            match out.fill(&mut src.sock) {
+                Ok(Fill::Eof) => *src_eof = true,
+                // A short read is not taken as "empty": a pipe may take
+                // less than the socket holds. Read on until it says so.
+                Ok(Fill::Moved(_)) => progressed = true,
+                Ok(Fill::WouldBlock) => src.ready.read = false,
+                Ok(Fill::Full) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => progressed = true,
                 Err(e) => return Err(e),
             }
