@@ -24,6 +24,19 @@ fn leave(alice: &mut Pty, bob: &mut Proc, keys: &str) {
     assert_eq!(bob.code(), 0, "{}", bob.stderr());
 }
 
+/// Alice listening at a terminal of `rows` × `cols`, and her port.
+fn alice_listening(rows: u16, cols: u16) -> (Pty, u16) {
+    let alice = Pty::spawn(
+        &["--name", "alice", "listen", "0", "--bind", "127.0.0.1"],
+        &[],
+        rows,
+        cols,
+    );
+    alice.wait_for("listening on 127.0.0.1:");
+    let port = port_on_screen(&alice);
+    (alice, port)
+}
+
 fn port_on_screen(p: &Pty) -> u16 {
     // Rows joined without breaks: on a narrow terminal the line wraps.
     let text = p.rows().concat();
@@ -246,14 +259,7 @@ fn names_are_colored_unless_no_color_is_set() {
 
 #[test]
 fn a_narrow_terminal_keeps_wrapped_lines_whole() {
-    let alice = Pty::spawn(
-        &["--name", "alice", "listen", "0", "--bind", "127.0.0.1"],
-        &[],
-        12,
-        24,
-    );
-    alice.wait_for("listening on");
-    let port = port_on_screen(&alice);
+    let (alice, port) = alice_listening(12, 24);
     let mut bob = dial(&["--name", "bob"], "127.0.0.1", port, In::Pipe);
     let mut alice = alice;
     alice.wait_cursor_row("alice>");
@@ -416,14 +422,7 @@ fn when_the_peer_leaves_the_screen_stays_and_an_unsent_draft_is_reported() {
 
 #[test]
 fn a_message_sent_with_the_handshake_comes_after_the_join_line_under_the_peers_name() {
-    let alice = Pty::spawn(
-        &["--name", "alice", "listen", "0", "--bind", "127.0.0.1"],
-        &[],
-        24,
-        80,
-    );
-    alice.wait_for("listening on 127.0.0.1:");
-    let port = port_on_screen(&alice);
+    let (alice, port) = alice_listening(24, 80);
     // The dialer's first message leaves in the same write as its HELLO.
     let dir = TempDir::new("first-words");
     let first = dir.file("first", b"first words\n");
