@@ -34,7 +34,6 @@ const ACKED_SIGN_OF_LIFE: u64 = 16 * 1024;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Runs the room described by `cfg` with `ui` as the user's side.
 /// Who ended a room that ended well.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
@@ -44,6 +43,7 @@ pub enum Ended {
     Otherwise,
 }
 
+/// Runs the room described by `cfg` with `ui` as the user's side.
 pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result<Ended, Error> {
     let session = Session::new(
         SessionConfig {

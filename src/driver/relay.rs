@@ -2,9 +2,10 @@
 //! core ([`crate::relay::Relay`]) decides who is admitted, who pairs with
 //! whom and when anything ends; this loop accepts, reads hellos for it,
 //! and copies the bytes of each pair both ways through one channel per
-//! direction (a spliced pipe, see [`super::relay_channel`]), reading a side
-//! only while the channel toward its partner has room (backpressure). One side's EOF becomes a write shutdown on the
-//! other, once everything before it is written.
+//! direction (a spliced pipe, see [`super::relay_channel`]), reading a
+//! side only while the channel toward its partner has room
+//! (backpressure). One side's EOF becomes a write shutdown on the other,
+//! once everything before it is written.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};

@@ -56,29 +56,20 @@ enum Inner {
 impl Channel {
     /// A channel of about `cap` bytes that sends `first` before anything.
     pub fn new(cap: usize, first: &[u8]) -> Channel {
-        let inner = pipe(cap).unwrap_or_else(|_| Inner::Buffer {
-            buf: vec![0u8; cap].into_boxed_slice(),
-            start: 0,
-            end: 0,
-        });
-        Channel {
-            first: first.to_vec(),
-            first_at: 0,
-            inner,
-        }
+        Channel::with(pipe(cap).unwrap_or_else(|_| buffer(cap)), first)
     }
 
     /// A channel that copies through a buffer, never a pipe.
     #[cfg(test)]
     pub fn buffered(cap: usize, first: &[u8]) -> Channel {
+        Channel::with(buffer(cap), first)
+    }
+
+    fn with(inner: Inner, first: &[u8]) -> Channel {
         Channel {
             first: first.to_vec(),
             first_at: 0,
-            inner: Inner::Buffer {
-                buf: vec![0u8; cap].into_boxed_slice(),
-                start: 0,
-                end: 0,
-            },
+            inner,
         }
     }
 
@@ -183,6 +174,15 @@ impl Channel {
                 Ok(n)
             }
         }
+    }
+}
+
+/// An empty buffer of `cap` bytes.
+fn buffer(cap: usize) -> Inner {
+    Inner::Buffer {
+        buf: vec![0u8; cap].into_boxed_slice(),
+        start: 0,
+        end: 0,
     }
 }
 
