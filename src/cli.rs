@@ -1,13 +1,14 @@
 //! The command line: what the user typed (`Cli`, clap derive) and what the
 //! program will do (`Config`), in two stages so the second can be checked.
 
+use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use std::io::{IsTerminal, Write};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::driver::relay::RelayConfig;
 use crate::error::Error;
@@ -18,27 +19,41 @@ use crate::relay::Limits;
 use crate::secret;
 use crate::session::Security;
 
-const EXAMPLES: &str = "\
-Examples:
-  p2pchat listen 51423                  wait for one peer on port 51423
-  p2pchat dial chat.example.org 51423   join it from another machine
-  tar c dir | p2pchat dial host 51423   send a directory; the other side runs
-  p2pchat listen 51423 | tar x          ...and unpacks it
+/// Shown by `--help` and in the man page.
+pub const EXAMPLES: &str = "\
+Examples, one for each way of meeting:
+  p2pchat listen 51423                    direct: wait for one peer on port 51423
+  p2pchat dial 192.0.2.7 51423            ...and join it from the other machine
+  p2pchat listen 51423 --code             direct, with a one-time code to type
+  p2pchat dial 192.0.2.7:51423 --code     ...which the dialer is asked for
+  p2pchat listen --relay relay.example.org   both behind NAT: meet at a relay
+  p2pchat dial --relay relay.example.org     ...with the code the listener printed
+  tar c dir | p2pchat dial host 51423     send a directory; the other side runs
+  p2pchat listen 51423 | tar x            ...and unpacks it
 
 The chat is encrypted by default and both sides show the same verify code;
 compare it by voice. Set P2PCHAT_SECRET (or use --secret-file/--ask-secret)
 on both sides for a room that only holders of the secret can join.
 
 A listener gives up after --tries failed attempts to join (default 3):
-someone may be guessing the secret.
+someone may be guessing the secret.";
 
-Exit codes: 0 success, 1 connection failed or lost (or data not
-delivered), 2 usage, 3 handshake or authentication failed, 4 integrity
-failure, 101 internal error, 130 SIGINT, 143 SIGTERM, 129 SIGHUP.";
+/// The text after `--help`: the examples, the exit codes, where to read more.
+fn after_help() -> String {
+    let mut text = format!("{EXAMPLES}\n\nExit codes:\n");
+    for (code, meaning) in crate::error::exit::TABLE {
+        text.push_str(&format!("  {code:<4} {meaning}\n"));
+    }
+    text.push_str(
+        "\nThe manual: man p2pchat (after installing doc/p2pchat.1), or\n  \
+         p2pchat manpage | man -l -",
+    );
+    text
+}
 
 /// A private two-party chat and byte-exact data pipe over one TCP connection.
 #[derive(Parser, Debug)]
-#[command(name = "p2pchat", version, about, after_help = EXAMPLES)]
+#[command(name = "p2pchat", version, about, after_help = after_help())]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -81,11 +96,12 @@ pub enum Command {
         p2pchat dial 192.0.2.7 51423 --code   asks for the listener's code\n  \
         p2pchat dial --relay relay.example.org    asks for the code (or set P2PCHAT_CODE)")]
     Dial {
-        /// Host name or address (IPv6 may be written [::1]); not with --relay
-        #[arg(required_unless_present = "relay")]
+        /// Host name or address, or HOST:PORT, or [IPv6]:PORT; not with
+        /// --relay
+        #[arg(value_name = "HOST", required_unless_present = "relay")]
         host: Option<String>,
-        /// TCP port of the listening peer
-        #[arg(value_parser = clap::value_parser!(u16).range(1..), required_unless_present = "relay")]
+        /// TCP port of the listening peer (unless given as HOST:PORT)
+        #[arg(value_parser = clap::value_parser!(u16).range(1..))]
         port: Option<u16>,
         /// Keep re-dialing a refused or unreachable peer for up to SECS seconds
         #[arg(long, value_name = "SECS", value_parser = parse_secs)]
@@ -114,6 +130,73 @@ pub enum Command {
         #[arg(long, value_name = "ADDR", value_parser = parse_bind)]
         bind: Option<IpAddr>,
     },
+    /// Print a completion script for a shell.
+    #[command(after_help = "Install (the directory each shell reads at start):\n  \
+        p2pchat completions bash > ~/.local/share/bash-completion/completions/p2pchat\n  \
+        p2pchat completions zsh > ~/.zfunc/_p2pchat     (with fpath+=~/.zfunc)\n  \
+        p2pchat completions fish > ~/.config/fish/completions/p2pchat.fish")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), the same as doc/p2pchat.1.
+    #[command(after_help = "Read it with:\n  p2pchat manpage | man -l -")]
+    Manpage,
+}
+
+/// Parses the command line. A flag given to the wrong command is told
+/// where it belongs ("--retry is for dial, not listen"), where clap alone
+/// would only call it unexpected or suggest a look-alike.
+pub fn parse_args(args: &[OsString]) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from(args).map_err(|e| belongs_elsewhere(e, args))
+}
+
+fn belongs_elsewhere(e: clap::Error, args: &[OsString]) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return e;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return e;
+    };
+    let flag = arg.split('=').next().unwrap_or(arg).to_string();
+    let mut cmd = Cli::command();
+    cmd.build();
+    let used = args
+        .iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .find(|a| cmd.find_subcommand(a).is_some())
+        .map(str::to_string);
+    let owners: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|sub| {
+            sub.get_arguments().any(|a| {
+                !a.is_global_set()
+                    && (flag
+                        .strip_prefix("--")
+                        .is_some_and(|l| a.get_long() == Some(l))
+                        || flag.len() == 2
+                            && flag.strip_prefix('-').and_then(|c| c.chars().next())
+                                == a.get_short())
+            })
+        })
+        .map(|sub| sub.get_name().to_string())
+        .collect();
+    if owners.is_empty() {
+        return e;
+    }
+    let message = match &used {
+        Some(u) if owners.contains(u) => {
+            format!("{flag} belongs to {u}: put it after '{u}'")
+        }
+        Some(u) => format!("{flag} is for {}, not {u}", owners.join(" and ")),
+        None => format!("{flag} is for {}", owners.join(" and ")),
+    };
+    match used.as_deref().and_then(|u| cmd.find_subcommand_mut(u)) {
+        Some(sub) => sub.error(ErrorKind::UnknownArgument, message),
+        None => cmd.error(ErrorKind::UnknownArgument, message),
+    }
 }
 
 /// The port a transit relay listens on unless told otherwise.
@@ -132,6 +215,28 @@ fn relay_endpoint(relay: &str, role: Role, wait: Duration) -> Result<Endpoint, E
 
 /// `HOST[:PORT]`, `[v6]:PORT` or a bare IPv6 address.
 pub fn parse_host_port(s: &str, default_port: u16) -> Result<(String, u16), Error> {
+    let (host, port) = split_host_port(s)?;
+    Ok((host, port.unwrap_or(default_port)))
+}
+
+/// What `dial` was given: `HOST PORT`, `HOST:PORT`, `[v6]:PORT`, or an
+/// IPv6 address (bare or in brackets) and `PORT`.
+pub fn dial_target(host: &str, port: Option<u16>) -> Result<(String, u16), Error> {
+    let (name, inline) = split_host_port(host)?;
+    match (inline, port) {
+        (Some(_), Some(p)) => Err(Error::Usage(format!(
+            "the port is given twice: in '{host}' and as {p}"
+        ))),
+        (None, None) => Err(Error::Usage(format!(
+            "dial needs a port: '{host} PORT' or '{host}:PORT'"
+        ))),
+        (Some(p), None) | (None, Some(p)) => Ok((name, p)),
+    }
+}
+
+/// Splits `HOST[:PORT]`, `[v6][:PORT]` or a bare IPv6 address (which has no
+/// port: its colons are its own).
+fn split_host_port(s: &str) -> Result<(String, Option<u16>), Error> {
     let bad = || Error::Usage(format!("'{s}' is not HOST[:PORT]"));
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (h, after) = rest.split_once(']').ok_or_else(bad)?;
@@ -148,12 +253,16 @@ pub fn parse_host_port(s: &str, default_port: u16) -> Result<(String, u16), Erro
         (s, None)
     };
     if host.is_empty() {
-        return Err(bad());
+        return Err(Error::Usage(if s.is_empty() {
+            "the host name is empty".into()
+        } else {
+            format!("'{s}' has no host name")
+        }));
     }
     let port = match port {
-        None => default_port,
+        None => None,
         Some(p) => match p.parse::<u16>() {
-            Ok(n) if n > 0 => n,
+            Ok(n) if n > 0 => Some(n),
             _ => return Err(Error::Usage(format!("'{p}' in '{s}' is not a port"))),
         },
     };
@@ -242,6 +351,10 @@ pub enum Endpoint {
 pub enum Plan {
     Room(Config),
     Relay(RelayConfig),
+    /// Print a completion script for this shell.
+    Completions(clap_complete::Shell),
+    /// Print the manual page.
+    Manpage,
 }
 
 /// What the program will do, checked and complete.
@@ -286,6 +399,8 @@ impl Cli {
         let g = self.global;
         // What meets whom, and whether a one-time code authenticates it.
         let (endpoint, code, keep) = match self.command {
+            Command::Completions { shell } => return Ok(Plan::Completions(shell)),
+            Command::Manpage => return Ok(Plan::Manpage),
             Command::Relay { port, bind } => {
                 if g.plain || g.secret_file.is_some() || g.ask_secret || g.name.is_some() {
                     return Err(Error::Usage(
@@ -330,13 +445,11 @@ impl Cli {
             } => match relay {
                 Some(r) => (relay_endpoint(&r, Role::Dialer, wait)?, true, false),
                 None => {
-                    let (Some(host), Some(port)) = (host, port) else {
+                    // Invariant: clap requires the host without --relay.
+                    let Some(host) = host else {
                         return Err(Error::Usage("dial needs HOST and PORT, or --relay".into()));
                     };
-                    let host = strip_brackets(&host).to_string();
-                    if host.is_empty() {
-                        return Err(Error::Usage("the host name is empty".into()));
-                    }
+                    let (host, port) = dial_target(&host, port)?;
                     (Endpoint::Dial { host, port, retry }, code, false)
                 }
             },
@@ -419,7 +532,6 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn clap_definition_is_consistent() {
@@ -446,6 +558,44 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["p2pchat", "dial", "h", "0"]).is_err());
         assert!(Cli::try_parse_from(["p2pchat", "listen", "0"]).is_ok());
+    }
+
+    #[test]
+    fn dial_takes_a_port_inline_or_apart_but_not_both() {
+        let ok = |h: &str, p: Option<u16>| dial_target(h, p).map_err(|e| e.to_string());
+        assert_eq!(ok("h", Some(5)), Ok(("h".into(), 5)));
+        assert_eq!(ok("h:5", None), Ok(("h".into(), 5)));
+        assert_eq!(ok("[::1]:5", None), Ok(("::1".into(), 5)));
+        assert_eq!(ok("[::1]", Some(5)), Ok(("::1".into(), 5)));
+        assert_eq!(ok("fe80::1", Some(5)), Ok(("fe80::1".into(), 5)));
+        assert!(ok("h:5", Some(6)).unwrap_err().contains("given twice"));
+        assert!(ok("h", None).unwrap_err().contains("needs a port"));
+        assert!(ok("::1", None).unwrap_err().contains("needs a port"));
+        assert!(ok("h:0", None).unwrap_err().contains("not a port"));
+        assert!(ok("[::1]x", None).is_err());
+        assert!(ok(":5", None).unwrap_err().contains("no host name"));
+    }
+
+    #[test]
+    fn a_misplaced_flag_is_told_where_it_belongs() {
+        let args = |a: &[&str]| -> Vec<OsString> {
+            std::iter::once("p2pchat")
+                .chain(a.iter().copied())
+                .map(Into::into)
+                .collect()
+        };
+        let err = parse_args(&args(&["listen", "5", "--retry", "3"])).unwrap_err();
+        assert!(
+            err.to_string().contains("--retry is for dial, not listen"),
+            "{err}"
+        );
+        let err = parse_args(&args(&["dial", "h", "5", "--tries=2"])).unwrap_err();
+        assert!(
+            err.to_string().contains("--tries is for listen, not dial"),
+            "{err}"
+        );
+        let err = parse_args(&args(&["dial", "h", "5", "--nonsense"])).unwrap_err();
+        assert!(err.to_string().contains("unexpected argument"), "{err}");
     }
 
     #[test]

@@ -18,6 +18,38 @@ pub mod exit {
     /// Ended by a signal: 128 + its number (SIGINT 130, SIGTERM 143, SIGHUP 129).
     pub const SIGNAL_BASE: u8 = 128;
     pub const INTERRUPTED: u8 = SIGNAL_BASE + 2;
+
+    /// Every exit code with what it means, short, as `--help` and the man
+    /// page list them (the README's table has the long form).
+    pub const TABLE: &[(u8, &str)] = &[
+        (OK, "success: everything we sent was confirmed received"),
+        (
+            CONNECTION,
+            "connection failed or lost, or data not delivered; a local stdin/stdout failure",
+        ),
+        (
+            USAGE,
+            "usage: bad arguments, an unreadable secret, a malformed code",
+        ),
+        (
+            HANDSHAKE,
+            "handshake or authentication failed: wrong secret or code, not a p2pchat peer",
+        ),
+        (
+            INTEGRITY,
+            "integrity failure: a tampered or malformed record",
+        ),
+        (INTERNAL, "internal error (a bug: please report it)"),
+        (SIGNAL_BASE + 1, "hung up (SIGHUP) with something cut short"),
+        (
+            INTERRUPTED,
+            "interrupted (SIGINT, Ctrl-C) with something cut short",
+        ),
+        (
+            SIGNAL_BASE + 15,
+            "terminated (SIGTERM) with something cut short",
+        ),
+    ];
 }
 
 /// The signals that end the room: the first asks for a polite goodbye, a

@@ -20,6 +20,8 @@
 //!   stdout are terminals (line editor thread, transcript, sanitising).
 //! * [`cli`], [`secret`]: what the user asked for; [`names`]: display names,
 //!   sanitising the peer's, and addresses as people write them.
+//! * [`manual`]: the man page and shell completions, generated from the
+//!   clap definition.
 //! * [`buf`]: the one bounded byte buffer; [`error`]: the one error type and
 //!   its exit codes, which `main` maps.
 //!
@@ -39,6 +41,7 @@ pub mod code_entry;
 pub mod driver;
 pub mod error;
 pub mod frontend;
+pub mod manual;
 pub mod names;
 pub mod protocol;
 pub mod relay;

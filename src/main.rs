@@ -5,12 +5,11 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use p2pchat::cli::{Cli, Config, Plan};
+use p2pchat::cli::{Config, Plan};
 use p2pchat::driver::{peer, relay, Reactor, SystemRng};
 use p2pchat::error::{exit, Error};
 use p2pchat::frontend;
+use p2pchat::manual;
 use p2pchat::protocol::code::Code;
 use p2pchat::session::Security;
 
@@ -19,7 +18,8 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         let _ = writeln!(io::stderr(), "p2pchat: internal error: {info}");
     }));
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match p2pchat::cli::parse_args(&args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -34,6 +34,8 @@ fn main() -> ExitCode {
         Plan::Room(cfg) if cfg.keep => keep_hosting(cfg),
         Plan::Room(cfg) => run(&cfg).map(|_| ()),
         Plan::Relay(cfg) => Reactor::new().and_then(|mut r| relay::run(&mut r, &cfg)),
+        Plan::Completions(shell) => print(|out| manual::completions(shell, out)),
+        Plan::Manpage => print(manual::manpage),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,6 +85,20 @@ fn run(cfg: &Config) -> Result<peer::Ended, Error> {
     let result = peer::run(&mut reactor, cfg, ui.as_mut());
     ui.finish();
     result
+}
+
+/// Writes a generated document to stdout; a closed stdout (`| head`) is
+/// the reader's choice, not an error.
+fn print(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<(), Error> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match write(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::Local(format!(
+            "cannot write to stdout: {}",
+            p2pchat::error::describe_io(&e)
+        ))),
+    }
 }
 
 fn report(e: &Error) -> ExitCode {

@@ -1,0 +1,204 @@
+//! What shells and `man` read, generated from the one clap definition in
+//! [`crate::cli`] so they never drift from the parser: completion scripts
+//! and the manual page. `doc/p2pchat.1` is this page, checked in
+//! (`scripts/manpage` writes it; a test fails when it is stale).
+
+use std::io::{self, Write};
+
+use clap::CommandFactory;
+use clap_mangen::roff::{bold, roman, Roff};
+use clap_mangen::Man;
+
+use crate::cli::Cli;
+use crate::error::exit;
+
+/// Writes the completion script for `shell`.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> io::Result<()> {
+    // Into memory first: clap_complete panics when its writer fails.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "p2pchat", &mut script);
+    out.write_all(&script)
+}
+
+const DESCRIPTION: &str = "\
+p2pchat is a private chat for two, and a byte-exact data pipe, over one \
+TCP connection between the two machines. One side listens, the other \
+dials; after that both are the same and both send and receive at once.
+
+At a terminal it is a chat room: a prompt that incoming messages never \
+garble, names, timestamps, join and leave notices. With pipes it is a \
+data pipe for scripts, binary safe, with a clean half-close: the end of \
+our input ends our sending, and we keep receiving until the peer is done.
+
+The room is encrypted and integrity-protected unless --plain is given. \
+Without a secret both sides show the same verify code: compare it by \
+voice, and a machine in the middle is found out. With a shared secret \
+(P2PCHAT_SECRET, --secret-file, --ask-secret) or a one-time code \
+(--code, --relay) the room is authenticated before any data flows, and \
+nobody else can join or inject. Nothing is stored: no history, no logs \
+of content.";
+
+const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "P2PCHAT_SECRET",
+        "The shared secret, the same on both sides. Removed from the \
+         environment once read. --secret-file or --ask-secret take \
+         precedence over it.",
+    ),
+    (
+        "P2PCHAT_CODE",
+        "The one-time code for a dialer with --code or --relay, instead of \
+         asking for it at the terminal. Removed from the environment once \
+         read.",
+    ),
+    (
+        "NO_COLOR",
+        "When set and not empty, the chat room uses no colors (as does \
+         TERM=dumb, which also selects a plain line reader).",
+    ),
+];
+
+/// Writes the manual page: the global options, then each command with its
+/// own, the exit codes and the environment.
+pub fn manpage(out: &mut dyn Write) -> io::Result<()> {
+    let mut page = Vec::new();
+    render(&mut page)?;
+    // Each piece clap_mangen renders starts with the same two-line
+    // preamble (the quote string); the page needs it once.
+    let page = String::from_utf8_lossy(&page);
+    let mut seen_preamble = false;
+    let mut kept = String::with_capacity(page.len());
+    let mut lines = page.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line == PREAMBLE[0] && lines.peek() == Some(&PREAMBLE[1]) {
+            lines.next();
+            if seen_preamble {
+                continue;
+            }
+            seen_preamble = true;
+            kept.push_str(&PREAMBLE.join("\n"));
+            kept.push('\n');
+            continue;
+        }
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    out.write_all(kept.as_bytes())
+}
+
+/// What roff and clap_mangen put before each piece they render.
+const PREAMBLE: [&str; 2] = [".ie \\n(.g .ds Aq \\(aq", ".el .ds Aq '"];
+
+fn render(out: &mut dyn Write) -> io::Result<()> {
+    let top = Cli::command();
+    let man = Man::new(top.clone()).manual("User Commands");
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+
+    let mut roff = Roff::new();
+    roff.control("SH", ["SYNOPSIS"]);
+    for sub in visible(&top) {
+        roff.text(synopsis(sub));
+        roff.control("br", []);
+    }
+    roff.control("SH", ["DESCRIPTION"]);
+    paragraphs(&mut roff, DESCRIPTION);
+    roff.control("SH", ["COMMANDS"]);
+    for sub in visible(&top) {
+        roff.control("TP", []);
+        roff.text([bold(format!("p2pchat {}", sub.get_name()))]);
+        roff.text([roman(about(sub))]);
+    }
+    roff.to_writer(out)?;
+
+    // The global options, which go before or after the command.
+    Man::new(top.clone()).render_options_section(out)?;
+
+    for sub in visible(&top) {
+        let mut roff = Roff::new();
+        let name = sub.get_name().to_uppercase();
+        roff.control("SH", [format!("P2PCHAT {name}").as_str()]);
+        roff.text(synopsis(sub));
+        roff.control("PP", []);
+        paragraphs(&mut roff, &about(sub));
+        if let Some(after) = sub.get_after_help() {
+            roff.control("PP", []);
+            roff.control("nf", []);
+            roff.text([roman(after.to_string())]);
+            roff.control("fi", []);
+        }
+        roff.to_writer(out)?;
+        let own = sub
+            .clone()
+            .bin_name(format!("p2pchat {}", sub.get_name()))
+            .disable_help_flag(true)
+            .mut_args(|a| a.help_heading(format!("{name} OPTIONS")));
+        Man::new(own).render_options_section(out)?;
+    }
+
+    let mut roff = Roff::new();
+    roff.control("SH", ["EXIT STATUS"]);
+    for (code, meaning) in exit::TABLE {
+        roff.control("TP", []);
+        roff.text([bold(code.to_string())]);
+        roff.text([roman(*meaning)]);
+    }
+    roff.control("PP", []);
+    roff.text([roman(
+        "Every error is one line on stderr that names the cause in plain words.",
+    )]);
+    roff.control("SH", ["ENVIRONMENT"]);
+    for (var, meaning) in ENVIRONMENT {
+        roff.control("TP", []);
+        roff.text([bold(*var)]);
+        roff.text([roman(*meaning)]);
+    }
+    roff.control("SH", ["EXAMPLES"]);
+    roff.control("nf", []);
+    roff.text([roman(crate::cli::EXAMPLES)]);
+    roff.control("fi", []);
+    roff.control("SH", ["FILES"]);
+    roff.text([roman(
+        "None: p2pchat reads a secret file only when told to, and writes nothing.",
+    )]);
+    roff.control("SH", ["SEE ALSO"]);
+    roff.text([roman("nc(1), socat(1), ssh(1)")]);
+    roff.to_writer(out)?;
+    man.render_version_section(out)
+}
+
+/// The commands a user types (not `help`, which clap adds).
+fn visible(top: &clap::Command) -> impl Iterator<Item = &clap::Command> {
+    top.get_subcommands().filter(|s| !s.is_hide_set())
+}
+
+/// `p2pchat listen [OPTIONS] [PORT]`, with the command in bold.
+fn synopsis(sub: &clap::Command) -> Vec<clap_mangen::roff::Inline> {
+    let mut own = sub.clone().bin_name(format!("p2pchat {}", sub.get_name()));
+    let usage = own.render_usage().to_string();
+    let usage = usage.strip_prefix("Usage: ").unwrap_or(&usage);
+    let rest = usage
+        .strip_prefix(&format!("p2pchat {}", sub.get_name()))
+        .unwrap_or(usage);
+    vec![
+        bold(format!("p2pchat {}", sub.get_name())),
+        roman(rest.to_string()),
+    ]
+}
+
+fn about(sub: &clap::Command) -> String {
+    sub.get_long_about()
+        .or_else(|| sub.get_about())
+        .map(|a| a.to_string())
+        .unwrap_or_default()
+}
+
+/// Text with blank lines between paragraphs.
+fn paragraphs(roff: &mut Roff, text: &str) {
+    for (i, para) in text.split("\n\n").enumerate() {
+        if i > 0 {
+            roff.control("PP", []);
+        }
+        roff.text([roman(para.replace('\n', " "))]);
+    }
+}
