@@ -18,7 +18,8 @@
 //! * [`frontend`]: what the user sees. `pipe` passes bytes through exactly
 //!   and reports on stderr; `terminal` is the chat room used when stdin and
 //!   stdout are terminals (line editor thread, transcript, sanitising).
-//! * [`cli`], [`secret`]: what the user asked for; [`names`]: display names,
+//! * [`cli`], [`secret`]: what the user asked for; [`reach`]: the addresses
+//!   a listener prints; [`names`]: display names,
 //!   sanitising the peer's, and addresses as people write them.
 //! * [`manual`]: the man page and shell completions, generated from the
 //!   clap definition.
@@ -44,6 +45,7 @@ pub mod frontend;
 pub mod manual;
 pub mod names;
 pub mod protocol;
+pub mod reach;
 pub mod relay;
 pub mod secret;
 pub mod session;

@@ -42,7 +42,15 @@ pub fn listen_with_backlog(
             Some(ip) => SocketAddr::new(ip, port).to_string(),
             None => format!("port {port}"),
         };
-        Error::Connect(format!("cannot listen on {shown}: {}", describe_io(&e)))
+        let hint = if e.kind() == io::ErrorKind::PermissionDenied && (1..1024).contains(&port) {
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE: pick one from 1024 up)"
+        } else {
+            ""
+        };
+        Error::Connect(format!(
+            "cannot listen on {shown}: {}{hint}",
+            describe_io(&e)
+        ))
     })
 }
 
@@ -156,4 +164,40 @@ pub fn bytes_acked(stream: &TcpStream) -> Option<u64> {
         )
     };
     (rc == 0).then_some(info.tcpi_bytes_acked)
+}
+
+/// The addresses of this machine's interfaces that are up, loopback
+/// excluded (`getifaddrs`); empty if the kernel will not say.
+pub fn interface_addrs() -> Vec<IpAddr> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs allocates a list we walk read-only and free once.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Vec::new();
+    }
+    let mut addrs = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        let flags = ifa.ifa_flags as libc::c_int;
+        if ifa.ifa_addr.is_null() || flags & libc::IFF_UP == 0 || flags & libc::IFF_LOOPBACK != 0 {
+            continue;
+        }
+        // SAFETY: ifa_addr points at a sockaddr whose family says its type.
+        match i32::from(unsafe { (*ifa.ifa_addr).sa_family }) {
+            libc::AF_INET => {
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                addrs.push(IpAddr::from(sin.sin_addr.s_addr.to_ne_bytes()));
+            }
+            libc::AF_INET6 => {
+                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                addrs.push(IpAddr::from(sin6.sin6_addr.s6_addr));
+            }
+            _ => {}
+        }
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    addrs
 }

@@ -19,6 +19,7 @@ use crate::cli::{Config, Endpoint};
 use crate::error::{describe_io, Error, Signal};
 use crate::names::display_addr;
 use crate::protocol::Role;
+use crate::reach::Reach;
 use crate::session::{
     Action, Event, LeaveReason, LinkId, Security, Session, SessionConfig, Status,
 };
@@ -82,17 +83,29 @@ pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result
                 .registry()
                 .register(&mut sock, LISTENER, Interest::READABLE)
                 .map_err(super::loop_error)?;
-            ui.notice(Notice::Listening(local));
-            if let Security::Code(code) = &cfg.security {
-                let command = format!(
-                    "p2pchat dial <address of this machine> {} --code",
-                    local.port()
-                );
+            ui.notice(Notice::Listening {
+                local,
+                port_chosen: *port == 0,
+            });
+            let reach = Reach::new(local, &net::interface_addrs());
+            let code = match &cfg.security {
+                Security::Code(code) => Some(code),
+                _ => None,
+            };
+            if let Some(code) = code {
+                let command = reach
+                    .command(" --code")
+                    .unwrap_or_else(|| format!("p2pchat dial localhost {} --code", local.port()));
                 ui.notice(Notice::Code {
                     code: &code.to_string(),
                     command: &command,
                 });
             }
+            ui.notice(Notice::HowToReach {
+                local,
+                reach: &reach,
+                with_command: code.is_none(),
+            });
             peer.listener = Some(Listener {
                 sock,
                 readable: true,
@@ -123,12 +136,15 @@ pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result
             peer.dialer = Some(Dialer {
                 host: host.clone(),
                 port: *port,
+                retry: *retry,
                 give_up: now + retry.unwrap_or(Duration::ZERO),
-                addrs: net::resolve(host, *port)?,
+                addrs: Vec::new(),
                 next: 0,
                 backoff: FIRST_BACKOFF,
                 wait_until: None,
                 last: None,
+                waiting_why: None,
+                announced: false,
             });
         }
     }
@@ -146,6 +162,7 @@ struct Listener {
 struct Dialer {
     host: String,
     port: u16,
+    retry: Option<Duration>,
     give_up: Instant,
     addrs: Vec<SocketAddr>,
     next: usize,
@@ -154,6 +171,42 @@ struct Dialer {
     wait_until: Option<Instant>,
     /// The last address tried and why it failed.
     last: Option<(SocketAddr, io::Error)>,
+    /// Why we are waiting out a backoff, for the waiting line.
+    waiting_why: Option<String>,
+    /// The waiting line was shown.
+    announced: bool,
+}
+
+impl Dialer {
+    /// Waits out the next backoff step, or fails with `error` when the
+    /// retry time would run out first.
+    fn back_off(&mut self, now: Instant, why: String, error: Error) -> Result<bool, Error> {
+        if now + self.backoff > self.give_up {
+            return Err(match (error, self.retry) {
+                (Error::Connect(m), Some(retry)) => Error::Connect(format!(
+                    "{m} (gave up after retrying for {} s)",
+                    retry.as_secs_f64()
+                )),
+                (error, _) => error,
+            });
+        }
+        self.wait_until = Some(now + self.backoff);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        self.waiting_why = Some(why);
+        Ok(false)
+    }
+
+    /// `waiting for 192.0.2.7:51423… (connection refused; retrying for 30 s)`
+    fn waiting_line(&self) -> String {
+        let target = if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        };
+        let why = self.waiting_why.as_deref().unwrap_or("not there yet");
+        let secs = self.retry.unwrap_or(Duration::ZERO).as_secs_f64();
+        format!("waiting for {target}\u{2026} ({why}; retrying for {secs} s)")
+    }
 }
 
 struct Peer<'a> {
@@ -184,7 +237,7 @@ impl Peer<'_> {
             let now = Instant::now();
             self.check_interrupts(reactor, ui, now);
             self.accept(reactor.registry(), now);
-            self.dial(reactor.registry(), now)?;
+            self.dial(reactor.registry(), ui, now)?;
             self.meet(reactor.registry(), ui, now)?;
             self.user_to_session(ui, reactor.registry(), now)?;
             for conn in self.conns.iter_mut().flatten() {
@@ -415,7 +468,12 @@ impl Peer<'_> {
     }
 
     /// Moves the dialer on: start a connect, check one in flight, or wait.
-    fn dial(&mut self, registry: &Registry, now: Instant) -> Result<(), Error> {
+    fn dial(
+        &mut self,
+        registry: &Registry,
+        ui: &mut dyn UserSide,
+        now: Instant,
+    ) -> Result<(), Error> {
         let Some(mut d) = self.dialer.take() else {
             return Ok(());
         };
@@ -423,6 +481,12 @@ impl Peer<'_> {
             return Ok(());
         }
         if !self.dial_step(&mut d, registry, now)? {
+            if d.wait_until.is_some() && !d.announced {
+                d.announced = true;
+                ui.notice(Notice::Waiting {
+                    line: &d.waiting_line(),
+                });
+            }
             self.dialer = Some(d);
         }
         Ok(())
@@ -464,10 +528,16 @@ impl Peer<'_> {
         if d.wait_until.is_some_and(|t| now < t) {
             return Ok(false);
         }
-        if d.wait_until.take().is_some() {
-            // A new round: the name may resolve differently by now.
-            d.addrs = net::resolve(&d.host, d.port)?;
-            d.next = 0;
+        if d.wait_until.take().is_some() || d.addrs.is_empty() {
+            // The first round, or a new one: the name may resolve
+            // differently by now, or at last.
+            match net::resolve(&d.host, d.port) {
+                Ok(addrs) => {
+                    d.addrs = addrs;
+                    d.next = 0;
+                }
+                Err(e) => return d.back_off(now, "the name does not resolve yet".into(), e),
+            }
         }
         while let Some(&addr) = d.addrs.get(d.next) {
             let deadline = now + self.cfg.handshake_timeout;
@@ -486,16 +556,15 @@ impl Peer<'_> {
             Some(last) => last,
             None => return Err(Error::Connect(format!("cannot connect to {}", d.host))),
         };
-        if !net::is_retryable(&e) || now + d.backoff > d.give_up {
-            return Err(Error::Connect(format!(
-                "cannot connect to {}: {}",
-                display_addr(addr),
-                describe_io(&e)
-            )));
+        let error = Error::Connect(format!(
+            "cannot connect to {}: {}",
+            display_addr(addr),
+            describe_io(&e)
+        ));
+        if !net::is_retryable(&e) {
+            return Err(error);
         }
-        d.wait_until = Some(now + d.backoff);
-        d.backoff = (d.backoff * 2).min(MAX_BACKOFF);
-        Ok(false)
+        d.back_off(now, describe_io(&e), error)
     }
 
     /// Moves the meeting at the relay on.
@@ -698,6 +767,8 @@ impl Peer<'_> {
                     let Some(peer) = self.conn(link).map(|c| c.peer) else {
                         continue;
                     };
+                    let via_relay = self.relay.is_some();
+                    let name = name.map(|n| tell_apart(n, &self.cfg.name, peer, via_relay));
                     self.peer_name = name.clone();
                     ui.notice(Notice::Joined {
                         peer,
@@ -816,6 +887,23 @@ impl Peer<'_> {
         }
         Ok(())
     }
+}
+
+/// The peer's name as we show it: when it is the same as ours (two `root`s,
+/// two `alice`s), it gets the peer's address (`root@192.0.2.7`), or
+/// `(peer)` through a relay, whose address says nothing about the peer.
+fn tell_apart(name: String, ours: &str, peer: SocketAddr, via_relay: bool) -> String {
+    if !name.eq_ignore_ascii_case(ours) {
+        return name;
+    }
+    if via_relay {
+        return format!("{name} (peer)");
+    }
+    let ip = match peer.ip() {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer.ip(), Into::into),
+        v4 => v4,
+    };
+    format!("{name}@{ip}")
 }
 
 // The front-end's tokens are lent, not shared: keep the ranges apart.

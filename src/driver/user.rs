@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 
 use mio::{Registry, Token};
 
+use crate::reach::Reach;
+
 /// The poll tokens a front-end may register its fds with.
 #[derive(Debug, Clone, Copy)]
 pub struct UserTokens {
@@ -31,7 +33,17 @@ pub enum UserInput {
 /// Something to tell the user about the room (not the peer's data).
 #[derive(Debug)]
 pub enum Notice<'a> {
-    Listening(SocketAddr),
+    /// `port_chosen` when the user asked for port 0: the port is news.
+    Listening {
+        local: SocketAddr,
+        port_chosen: bool,
+    },
+    /// Where a peer can dial us, and (`with_command`) the command it runs.
+    HowToReach {
+        local: SocketAddr,
+        reach: &'a Reach,
+        with_command: bool,
+    },
     /// A one-time code to pass on, and the command the other side runs.
     Code {
         code: &'a str,
@@ -43,6 +55,10 @@ pub enum Notice<'a> {
         relay: &'a str,
     },
     PlainWarning,
+    /// `--retry`: the peer is not there yet; we keep dialing.
+    Waiting {
+        line: &'a str,
+    },
     /// A connection failed before the room was up; the listener keeps
     /// waiting. `counted` when it was an attempt at the secret or code.
     FailedAttempt {
@@ -78,9 +94,16 @@ pub enum Notice<'a> {
 
 impl Notice<'_> {
     /// Shown even with `-q`: without it the user (or a script) cannot go
-    /// on.
+    /// on (the code to pass on, the port that `listen 0` chose).
     pub fn essential(&self) -> bool {
-        matches!(self, Notice::Code { .. })
+        matches!(
+            self,
+            Notice::Code { .. }
+                | Notice::Listening {
+                    port_chosen: true,
+                    ..
+                }
+        )
     }
 }
 

@@ -4,8 +4,11 @@
 //! line that carries the verify code, so a name cannot pass itself off as
 //! our own text, a notice, or a code.
 
+use std::net::SocketAddr;
+
 use crate::driver::user::Notice;
 use crate::names::display_addr;
+use crate::reach::Reach;
 
 /// The peer as notices name it: its name in quotes, or "the peer".
 pub fn who(name: Option<&str>) -> String {
@@ -73,10 +76,54 @@ pub fn joined_lines(notice: &Notice<'_>, wording: Joined) -> Vec<String> {
     lines
 }
 
+/// Where a peer can dial a listener: the command for the other machine,
+/// the other addresses, and a pointer at `--relay` when none of them is
+/// public.
+fn reach_lines(local: SocketAddr, reach: &Reach, with_command: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    match reach.command("") {
+        Some(command) if with_command => lines.push(format!("on the other machine: {command}")),
+        Some(_) => {}
+        None if !with_command => {}
+        None if local.ip().is_loopback() => lines.push(format!(
+            "only this machine can dial it: p2pchat dial {} {}",
+            local.ip(),
+            reach.port
+        )),
+        None => lines.push(format!(
+            "this machine has no network address: only a peer on it can dial, with \
+             p2pchat dial localhost {}",
+            reach.port
+        )),
+    }
+    let (others, more) = reach.others();
+    if !others.is_empty() {
+        let list: Vec<String> = others.iter().map(ToString::to_string).collect();
+        let more = match more {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        lines.push(format!("also reachable at {}{more}", list.join(", ")));
+    }
+    if reach.all_private() {
+        lines.push(
+            "every address here is private: a peer on another network cannot dial it; \
+             meet through a relay instead (--relay)"
+                .into(),
+        );
+    }
+    lines
+}
+
 /// The status lines for a notice, one per element.
 pub fn lines(notice: &Notice<'_>) -> Vec<String> {
     match notice {
-        Notice::Listening(addr) => vec![format!("listening on {addr}")],
+        Notice::Listening { local, .. } => vec![format!("listening on {local}")],
+        Notice::HowToReach {
+            local,
+            reach,
+            with_command,
+        } => reach_lines(*local, reach, *with_command),
         Notice::Code { code, command } => vec![
             format!("code: {code}"),
             format!("on the other machine run: {command}"),
@@ -85,6 +132,7 @@ pub fn lines(notice: &Notice<'_>) -> Vec<String> {
         Notice::AtRelay { room, relay } => {
             vec![format!("waiting for the peer in room {room} on relay {relay}")]
         }
+        Notice::Waiting { line } => vec![line.to_string()],
         Notice::PlainWarning => vec![
             "plain mode: the chat is not encrypted; anyone on the path can read and change it"
                 .into(),

@@ -37,7 +37,8 @@ fn the_default_room_is_encrypted_and_both_sides_show_one_code() {
     );
     assert!(wire.starts_with(b"p2pchat/2 sas\n"));
     assert!(
-        d.stderr().contains("connected to \"tester\""),
+        // Both sides are "tester": the peer is told apart by its address.
+        d.stderr().contains("connected to \"tester@127.0.0.1\""),
         "{}",
         d.stderr()
     );
