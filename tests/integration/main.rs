@@ -31,3 +31,5 @@ mod relay;
 mod nat_lab;
 // Codes and relays at a real terminal: Tab completion, --keep (issue 11).
 mod relay_terminal;
+// At home in a shell: completions, man page, reach lines, habits (issue 13).
+mod at_home;
