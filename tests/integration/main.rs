@@ -21,6 +21,8 @@ mod layering;
 mod private_room;
 // The terminal room at a real pty against a piped peer (issue 5).
 mod terminal_room;
+// The chat room in tmux, which reflows on a resize (issue 10).
+mod reflow;
 // Fault injection: vanished host, frozen peer, slow reader, storms (issue 6).
 mod faults;
 // A listener facing strangers: guessing, grinding, lockout, floods (issue 9).

@@ -165,10 +165,9 @@ impl Prepared {
 /// without doubles.
 fn replace_echo(prompt: &str, line: &str, shown: Option<&str>) {
     use std::io::Write;
-    use unicode_width::UnicodeWidthStr;
     let cols = super::transcript::columns().max(1);
-    let width = prompt.width() + line.width();
-    let rows = width / cols + 1;
+    // The rows the echo took, and the one the accepting newline moved to.
+    let rows = rows_below(&format!("{prompt}{line}"), cols) + 1;
     let mut out = std::io::stdout().lock();
     match shown {
         Some(shown) => {
@@ -180,6 +179,28 @@ fn replace_echo(prompt: &str, line: &str, shown: Option<&str>) {
         }
     }
     let _ = out.flush();
+}
+
+/// How many rows below its first the end of `text` sits on a terminal
+/// `cols` wide, the way the terminal (and rustyline) wraps it: a wide
+/// character that does not fit in the last column moves whole to the next
+/// row, leaving that column empty, and text that fills a row exactly puts
+/// the cursor on the next one.
+fn rows_below(text: &str, cols: usize) -> usize {
+    use unicode_width::UnicodeWidthChar;
+    let (mut row, mut col) = (0, 0);
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        col += w;
+        if col > cols {
+            row += 1;
+            col = w;
+        }
+    }
+    if col == cols {
+        row += 1;
+    }
+    row
 }
 
 impl Running {
@@ -219,5 +240,22 @@ impl Running {
         if thread.is_finished() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rows_below;
+
+    #[test]
+    fn rows_count_the_column_a_wide_character_leaves_empty() {
+        assert_eq!(rows_below("alice> hi", 80), 0);
+        assert_eq!(rows_below(&"x".repeat(80), 80), 1, "a full row");
+        assert_eq!(rows_below(&"x".repeat(81), 80), 1);
+        // 7 + 36 × 2 = 79 columns: the 37th wide character starts row 2,
+        // and 40 more fill it exactly. Width alone (159) says one row less.
+        let line = format!("alice> {}", "字".repeat(76));
+        assert_eq!(rows_below(&line, 80), 2);
+        assert_eq!(rows_below(&format!("alice> {}", "字".repeat(37)), 80), 1);
     }
 }
