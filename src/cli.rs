@@ -297,6 +297,10 @@ pub struct Global {
     /// Prompt for the shared secret on the terminal (no echo)
     #[arg(long, global = true)]
     pub ask_secret: bool,
+    /// Show how a transfer in a pipe is going on stderr: bytes, rate, and
+    /// percent and time left when stdin is a file
+    #[arg(long, global = true)]
+    pub progress: bool,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -369,6 +373,8 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Host rooms one after another.
     pub keep: bool,
+    /// Report how a transfer is going (`--progress`).
+    pub progress: bool,
 }
 
 impl Config {
@@ -402,9 +408,15 @@ impl Cli {
             Command::Completions { shell } => return Ok(Plan::Completions(shell)),
             Command::Manpage => return Ok(Plan::Manpage),
             Command::Relay { port, bind } => {
-                if g.plain || g.secret_file.is_some() || g.ask_secret || g.name.is_some() {
+                if g.plain
+                    || g.secret_file.is_some()
+                    || g.ask_secret
+                    || g.name.is_some()
+                    || g.progress
+                {
                     return Err(Error::Usage(
-                        "a relay has no room of its own: --plain, --name and secrets are for listen and dial"
+                        "a relay has no room of its own: --plain, --name, --progress and secrets \
+                         are for listen and dial"
                             .into(),
                     ));
                 }
@@ -457,6 +469,12 @@ impl Cli {
         if keep && !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
             return Err(Error::Usage(
                 "--keep hosts chat rooms at a terminal: in a pipe, stdin and stdout belong to one room"
+                    .into(),
+            ));
+        }
+        if g.progress && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+            return Err(Error::Usage(
+                "--progress is for transfers in a pipe; at a terminal the chat shows what arrives"
                     .into(),
             ));
         }
@@ -525,6 +543,7 @@ impl Cli {
             idle_timeout: g.idle_timeout,
             handshake_timeout: g.handshake_timeout,
             keep,
+            progress: g.progress,
         }))
     }
 }

@@ -21,6 +21,7 @@
 //! * [`cli`], [`secret`]: what the user asked for; [`reach`]: the addresses
 //!   a listener prints; [`names`]: display names,
 //!   sanitising the peer's, and addresses as people write them.
+//! * [`progress`]: the words of `--progress`.
 //! * [`manual`]: the man page and shell completions, generated from the
 //!   clap definition.
 //! * [`buf`]: the one bounded byte buffer; [`error`]: the one error type and
@@ -44,6 +45,7 @@ pub mod error;
 pub mod frontend;
 pub mod manual;
 pub mod names;
+pub mod progress;
 pub mod protocol;
 pub mod reach;
 pub mod relay;

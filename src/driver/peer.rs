@@ -18,6 +18,7 @@ use super::{net, Reactor, SystemRng, FIRST_CONN, LISTENER, USER_TOKENS, WAKER};
 use crate::cli::{Config, Endpoint};
 use crate::error::{describe_io, Error, Signal};
 use crate::names::display_addr;
+use crate::progress::Progress;
 use crate::protocol::Role;
 use crate::reach::Reach;
 use crate::session::{
@@ -68,6 +69,9 @@ pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result
         peer_name: None,
         input_open: true,
         we_left: false,
+        progress: cfg
+            .progress
+            .then(|| Progress::new(ui.input_len(), ui.progress_every())),
         cfg,
     };
     if let Security::Plain = cfg.security {
@@ -148,7 +152,11 @@ pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result
             });
         }
     }
-    peer.run(reactor, ui)
+    let result = peer.run(reactor, ui);
+    if let Some(p) = peer.progress.as_ref().filter(|p| p.moved()) {
+        ui.progress(&p.summary(Instant::now()), true);
+    }
+    result
 }
 
 struct Listener {
@@ -224,6 +232,8 @@ struct Peer<'a> {
     input_open: bool,
     /// We left at the prompt.
     we_left: bool,
+    /// Counting for `--progress`.
+    progress: Option<Progress>,
     cfg: &'a Config,
 }
 
@@ -292,6 +302,9 @@ impl Peer<'_> {
                 token => ui.on_ready(token, ev.is_read_closed() || ev.is_error()),
             })?;
             let now = Instant::now();
+            if let Some(line) = self.progress.as_mut().and_then(|p| p.report(now)) {
+                ui.progress(&line, false);
+            }
             if self.session.poll_timeout().is_some_and(|t| now >= t) {
                 self.transport_progress(now);
                 self.session.handle_timeout(now);
@@ -343,11 +356,13 @@ impl Peer<'_> {
         let dial = self.dialer.as_ref().and_then(|d| d.wait_until);
         let relay = self.relay.as_ref().and_then(RelayClient::deadline);
         let pause = self.listener.as_ref().and_then(|l| l.paused_until);
+        let progress = self.progress.as_ref().and_then(Progress::deadline);
         conns
             .chain(self.session.poll_timeout())
             .chain(dial)
             .chain(relay)
             .chain(pause)
+            .chain(progress)
             .min()
     }
 
@@ -832,7 +847,12 @@ impl Peer<'_> {
                 break;
             }
             match ui.read_input(buf) {
-                Ok(UserInput::Data(n)) => self.session.input_received(n, now),
+                Ok(UserInput::Data(n)) => {
+                    self.session.input_received(n, now);
+                    if let Some(p) = self.progress.as_mut() {
+                        p.sent(n, now);
+                    }
+                }
                 Ok(UserInput::Blocked) => break,
                 Ok(UserInput::End) => {
                     self.session.input_ended(now);
@@ -866,7 +886,12 @@ impl Peer<'_> {
         while ui.output_ready() && !self.session.output().is_empty() {
             match ui.write_output(self.session.output()) {
                 Ok(0) => break,
-                Ok(n) => self.session.output_written(n, now),
+                Ok(n) => {
+                    self.session.output_written(n, now);
+                    if let Some(p) = self.progress.as_mut() {
+                        p.received(n, now);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
                     // The reader of our stdout went away (`| head`): leave
                     // quietly, like any well-behaved filter.

@@ -138,4 +138,15 @@ pub trait UserSide {
     }
     /// Leaves the screen as the user had it; called before every exit.
     fn finish(&mut self) {}
+    /// The bytes our input has left when it is a regular file (the 100 %
+    /// of `--progress`), else None.
+    fn input_len(&self) -> Option<u64> {
+        None
+    }
+    /// Shows a `--progress` line; `last` for the summary at the end.
+    fn progress(&mut self, _line: &str, _last: bool) {}
+    /// How often a `--progress` line is worth showing.
+    fn progress_every(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(5)
+    }
 }

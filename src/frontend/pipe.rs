@@ -16,6 +16,10 @@ pub struct Pipe {
     quiet: bool,
     /// Set when stdout is a terminal: the peer's bytes are made safe there.
     sanitizer: Option<Sanitizer>,
+    /// stderr is a terminal: `--progress` redraws one line in place.
+    stderr_is_terminal: bool,
+    /// The progress line on screen, redrawn after a status line.
+    progress_shown: Option<String>,
 }
 
 impl Pipe {
@@ -26,6 +30,8 @@ impl Pipe {
             stdout: stdio::Stdout::open(registry, tokens.stdout)?,
             quiet,
             sanitizer: stdio::is_terminal(1).then(Sanitizer::default),
+            stderr_is_terminal: stdio::is_terminal(2),
+            progress_shown: None,
         })
     }
 }
@@ -106,9 +112,45 @@ impl UserSide for Pipe {
 
     fn notice(&mut self, notice: Notice<'_>) {
         if !self.quiet || notice.essential() {
+            // A status line goes above the progress line, which stays last.
+            if self.progress_shown.is_some() {
+                let _ = write!(io::stderr().lock(), "\r\x1b[K");
+            }
             for line in notice::lines(&notice) {
                 status_line(&line);
             }
+            if let Some(p) = &self.progress_shown {
+                let _ = write!(io::stderr().lock(), "{p}");
+            }
+        }
+    }
+
+    fn input_len(&self) -> Option<u64> {
+        stdio::regular_file_left(0)
+    }
+
+    fn progress_every(&self) -> std::time::Duration {
+        // Redrawn in place at a terminal; occasional lines in a log.
+        if self.stderr_is_terminal {
+            std::time::Duration::from_millis(500)
+        } else {
+            std::time::Duration::from_secs(5)
+        }
+    }
+
+    fn progress(&mut self, line: &str, last: bool) {
+        let mut err = io::stderr().lock();
+        if !self.stderr_is_terminal {
+            let _ = writeln!(err, "{line}");
+            return;
+        }
+        // At a terminal: one line, redrawn in place, ended by the summary.
+        let _ = write!(err, "\r\x1b[K{line}");
+        if last {
+            let _ = writeln!(err);
+            self.progress_shown = None;
+        } else {
+            self.progress_shown = Some(line.to_string());
         }
     }
 }

@@ -69,6 +69,18 @@ fn enlarge_pipe(fd: RawFd) {
     unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20) };
 }
 
+/// The bytes left to read in standard fd `fd` when it is a regular file
+/// (its size less the offset already read), else None.
+pub fn regular_file_left(fd: RawFd) -> Option<u64> {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as in kind_of; lseek with SEEK_CUR only reports the offset.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return None;
+    }
+    let at = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) }.max(0);
+    u64::try_from(st.st_size - at).ok()
+}
+
 fn is_fifo(fd: RawFd) -> bool {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: as in kind_of.

@@ -35,3 +35,5 @@ mod nat_lab;
 mod relay_terminal;
 // At home in a shell: completions, man page, reach lines, habits (issue 13).
 mod at_home;
+// --progress: lines in a log, one redrawn line at a terminal (issue 12).
+mod progress;

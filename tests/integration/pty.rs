@@ -36,6 +36,18 @@ impl Pty {
         cols: u16,
         stdin_tty: bool,
     ) -> Pty {
+        let stdin = (!stdin_tty).then(Stdio::null);
+        Pty::spawn_with(args, env, rows, cols, stdin)
+    }
+
+    /// As `spawn`, with stdin from `stdin` (None: the terminal).
+    pub fn spawn_with(
+        args: &[&str],
+        env: &[(&str, &str)],
+        rows: u16,
+        cols: u16,
+        stdin: Option<Stdio>,
+    ) -> Pty {
         let (mut m, mut s) = (0, 0);
         let ws = libc::winsize {
             ws_row: rows,
@@ -55,11 +67,7 @@ impl Pty {
             .env("USER", "tester")
             .env_remove("P2PCHAT_SECRET")
             .env_remove("NO_COLOR")
-            .stdin(if stdin_tty {
-                Stdio::from(slave.try_clone().unwrap())
-            } else {
-                Stdio::null()
-            })
+            .stdin(stdin.unwrap_or_else(|| Stdio::from(slave.try_clone().unwrap())))
             .stdout(Stdio::from(slave.try_clone().unwrap()))
             .stderr(Stdio::from(slave.try_clone().unwrap()));
         for (k, v) in env {
