@@ -102,9 +102,119 @@ impl ByteBuf {
     }
 }
 
+/// A fixed-capacity ring of bytes: what goes in at the back comes out at
+/// the front, and nothing is ever moved. Reads and writes see contiguous
+/// pieces, which stop where the ring wraps. For a buffer that holds a lot
+/// for long (resume's replay buffer), where [`ByteBuf`]'s compaction would
+/// copy its contents again and again.
+pub struct Ring {
+    buf: Box<[u8]>,
+    /// Where the data starts, and how much there is.
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    pub fn with_capacity(capacity: usize) -> Ring {
+        Ring {
+            buf: vec![0; capacity.max(1)].into_boxed_slice(),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Free space, in all.
+    pub fn room(&self) -> usize {
+        self.buf.len() - self.len
+    }
+
+    /// The contiguous data from `offset` bytes past the front, up to where
+    /// the ring wraps or the data ends.
+    pub fn data_from(&self, offset: usize) -> &[u8] {
+        if offset >= self.len {
+            return &[];
+        }
+        let cap = self.buf.len();
+        let at = (self.head + offset) % cap;
+        let stop = if self.head + offset < cap {
+            // Before the wrap: up to the data's end or the ring's.
+            (self.head + self.len).min(cap)
+        } else {
+            // Past the wrap: up to the data's end.
+            self.head + self.len - cap
+        };
+        &self.buf[at..stop]
+    }
+
+    /// Drops `n` bytes from the front.
+    pub fn consume(&mut self, n: usize) {
+        assert!(n <= self.len, "consume past the end of the ring");
+        self.head = (self.head + n) % self.buf.len();
+        self.len -= n;
+        if self.len == 0 {
+            self.head = 0;
+        }
+    }
+
+    /// The contiguous free space at the back (up to the wrap or the data's
+    /// front).
+    pub fn spare(&mut self) -> &mut [u8] {
+        let cap = self.buf.len();
+        let tail = self.head + self.len;
+        if tail < cap {
+            &mut self.buf[tail..]
+        } else {
+            let at = tail - cap;
+            &mut self.buf[at..self.head]
+        }
+    }
+
+    /// Marks `n` bytes written into [`Ring::spare`] as data.
+    pub fn commit(&mut self, n: usize) {
+        assert!(n <= self.room(), "commit past the spare space");
+        self.len += n;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ring_wraps_without_moving_anything() {
+        let mut r = Ring::with_capacity(8);
+        r.spare()[..6].copy_from_slice(b"abcdef");
+        r.commit(6);
+        r.consume(4);
+        assert_eq!(r.data_from(0), b"ef");
+        // Two free bytes to the end, then the wrap.
+        assert_eq!(r.spare().len(), 2);
+        r.spare().copy_from_slice(b"gh");
+        r.commit(2);
+        assert_eq!(r.spare().len(), 4);
+        r.spare().copy_from_slice(b"ijkl");
+        r.commit(4);
+        assert_eq!(r.room(), 0);
+        assert_eq!(r.spare().len(), 0);
+        assert_eq!(r.data_from(0), b"efgh");
+        assert_eq!(r.data_from(1), b"fgh");
+        assert_eq!(r.data_from(4), b"ijkl");
+        assert_eq!(r.data_from(6), b"kl");
+        assert_eq!(r.data_from(8), b"");
+        r.consume(5);
+        assert_eq!(r.data_from(0), b"jkl");
+        r.consume(3);
+        assert!(r.is_empty());
+        assert_eq!(r.spare().len(), 8);
+    }
 
     #[test]
     fn fifo_order_and_capacity_hold_across_compaction() {

@@ -301,6 +301,25 @@ pub struct Global {
     /// percent and time left when stdin is a file
     #[arg(long, global = true)]
     pub progress: bool,
+    /// When the connection drops, reconnect and carry on within SECS
+    /// seconds, nothing lost or doubled (0: off; not with --plain)
+    #[arg(long, value_name = "SECS", global = true, value_parser = parse_grace)]
+    pub resume: Option<Duration>,
+    /// With resume: keep up to MIB mebibytes we sent until the peer
+    /// confirms them; a transfer goes at most MIB per round trip
+    #[arg(long, value_name = "MIB", default_value = "2", global = true,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub resume_buffer: u32,
+}
+
+/// The default grace period for a lost connection to come back.
+pub const DEFAULT_RESUME: Duration = Duration::from_secs(60);
+
+fn parse_grace(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_secs(s)
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -375,6 +394,10 @@ pub struct Config {
     pub keep: bool,
     /// Report how a transfer is going (`--progress`).
     pub progress: bool,
+    /// Resume a lost connection within this grace period (None: off).
+    pub resume: Option<Duration>,
+    /// Bytes of ours kept until the peer confirms them (resume).
+    pub resume_buffer: usize,
 }
 
 impl Config {
@@ -413,10 +436,11 @@ impl Cli {
                     || g.ask_secret
                     || g.name.is_some()
                     || g.progress
+                    || g.resume.is_some()
                 {
                     return Err(Error::Usage(
-                        "a relay has no room of its own: --plain, --name, --progress and secrets \
-                         are for listen and dial"
+                        "a relay has no room of its own: --plain, --name, --progress, --resume and \
+                         secrets are for listen and dial"
                             .into(),
                     ));
                 }
@@ -523,6 +547,19 @@ impl Cli {
                 })?)
             }
         };
+        let resume = match (g.resume, &security) {
+            (Some(d), Security::Plain) if !d.is_zero() => {
+                return Err(Error::Usage(
+                    "--resume cannot be combined with --plain: nothing there can prove a \
+                     reconnection is the peer's"
+                        .into(),
+                ))
+            }
+            (_, Security::Plain) => None,
+            (Some(d), _) if d.is_zero() => None,
+            (Some(d), _) => Some(d),
+            (None, _) => Some(DEFAULT_RESUME),
+        };
         let name = match g.name {
             Some(n) => {
                 let clean = names::sanitize(n.as_bytes());
@@ -544,6 +581,8 @@ impl Cli {
             handshake_timeout: g.handshake_timeout,
             keep,
             progress: g.progress,
+            resume,
+            resume_buffer: g.resume_buffer as usize * 1024 * 1024,
         }))
     }
 }

@@ -200,6 +200,8 @@ pub fn run_room_script(steps: &[Step]) {
             handshake_timeout: Duration::from_secs(10),
             tries: 3,
             output_is_data: true,
+            resume: None,
+            resume_buffer: crate::session::room::REPLAY_CAP,
         },
         Box::new(DeterministicRng::new(1)),
     );

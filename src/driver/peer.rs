@@ -56,6 +56,8 @@ pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result
             handshake_timeout: cfg.handshake_timeout,
             tries: cfg.tries(),
             output_is_data: ui.output_is_data(),
+            resume: cfg.resume,
+            resume_buffer: cfg.resume_buffer,
         },
         Box::new(SystemRng::new()?),
     );
@@ -66,6 +68,8 @@ pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result
         dialer: None,
         relay: None,
         interrupts_seen: 0,
+        redials: 0,
+        reconnect_at: None,
         peer_name: None,
         input_open: true,
         we_left: false,
@@ -136,20 +140,7 @@ pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result
             peer.relay = Some(rc);
         }
         Endpoint::Dial { host, port, retry } => {
-            let now = Instant::now();
-            peer.dialer = Some(Dialer {
-                host: host.clone(),
-                port: *port,
-                retry: *retry,
-                give_up: now + retry.unwrap_or(Duration::ZERO),
-                addrs: Vec::new(),
-                next: 0,
-                backoff: FIRST_BACKOFF,
-                wait_until: None,
-                last: None,
-                waiting_why: None,
-                announced: false,
-            });
+            peer.dialer = Some(Dialer::new(host, *port, *retry, false, Instant::now()));
         }
     }
     let result = peer.run(reactor, ui);
@@ -183,9 +174,46 @@ struct Dialer {
     waiting_why: Option<String>,
     /// The waiting line was shown.
     announced: bool,
+    /// Reconnecting a room that lost its connection.
+    redial: bool,
+    /// Refused attempts in a row.
+    refused: u32,
 }
 
+/// A number in [0, 1) for jitter: the clock's nanoseconds, which is
+/// plenty to keep two peers' redials from marching in step.
+fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    f64::from(nanos % 1_000_000) / 1_000_000.0
+}
+
+/// Refused redials in a row after which the peer's process is taken for
+/// gone (its port is closed), rather than waiting out the grace period.
+const REFUSED_IS_GONE: u32 = 5;
+
 impl Dialer {
+    /// Dials `host:port`; with `retry`, keeps trying that long. A redial
+    /// (resume) keeps trying until the room's grace period says stop.
+    fn new(host: &str, port: u16, retry: Option<Duration>, redial: bool, now: Instant) -> Dialer {
+        Dialer {
+            host: host.to_string(),
+            port,
+            retry,
+            give_up: now + retry.unwrap_or(Duration::ZERO),
+            addrs: Vec::new(),
+            next: 0,
+            backoff: FIRST_BACKOFF,
+            wait_until: None,
+            last: None,
+            waiting_why: None,
+            announced: redial,
+            redial,
+            refused: 0,
+        }
+    }
+
     /// Waits out the next backoff step, or fails with `error` when the
     /// retry time would run out first.
     fn back_off(&mut self, now: Instant, why: String, error: Error) -> Result<bool, Error> {
@@ -227,6 +255,10 @@ struct Peer<'a> {
     /// Meeting through a transit relay.
     relay: Option<RelayClient>,
     interrupts_seen: usize,
+    /// Redials since the room last had a connection: each waits longer.
+    redials: u32,
+    /// A redial, or a return to the relay, waits until then.
+    reconnect_at: Option<Instant>,
     /// The peer's name once it joined (encrypted modes).
     peer_name: Option<String>,
     input_open: bool,
@@ -349,6 +381,24 @@ impl Peer<'_> {
                 .listener
                 .as_ref()
                 .is_some_and(|l| l.readable && l.paused_until.is_none())
+            || self.must_connect()
+    }
+
+    /// A dial or a relay connection is due and none is in flight (a redial
+    /// was just asked for): the next turn makes it.
+    fn must_connect(&self) -> bool {
+        let connecting = self
+            .conns
+            .iter()
+            .flatten()
+            .any(|c| matches!(c.state, ConnState::Connecting { .. }));
+        let dial_due = self.dialer.as_ref().is_some_and(|d| d.wait_until.is_none());
+        let relay_due = self.reconnect_at.is_none()
+            && self
+                .relay
+                .as_ref()
+                .is_some_and(|r| matches!(r.phase, Phase::Idle));
+        !connecting && (dial_due || relay_due) && !matches!(self.session.status(), Status::Ended(_))
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -356,6 +406,7 @@ impl Peer<'_> {
         let dial = self.dialer.as_ref().and_then(|d| d.wait_until);
         let relay = self.relay.as_ref().and_then(RelayClient::deadline);
         let pause = self.listener.as_ref().and_then(|l| l.paused_until);
+        let pause = pause.or(self.reconnect_at);
         let progress = self.progress.as_ref().and_then(Progress::deadline);
         conns
             .chain(self.session.poll_timeout())
@@ -579,6 +630,17 @@ impl Peer<'_> {
         if !net::is_retryable(&e) {
             return Err(error);
         }
+        if e.kind() == io::ErrorKind::ConnectionRefused {
+            d.refused += 1;
+        } else {
+            d.refused = 0;
+        }
+        if d.redial && d.refused >= REFUSED_IS_GONE {
+            return Err(Error::Lost(format!(
+                "connection lost, and {} now refuses connections: the peer's p2pchat has ended",
+                display_addr(addr)
+            )));
+        }
         d.back_off(now, describe_io(&e), error)
     }
 
@@ -592,7 +654,19 @@ impl Peer<'_> {
         let Some(mut rc) = self.relay.take() else {
             return Ok(());
         };
-        let result = self.meet_step(&mut rc, registry, ui, now);
+        if self.reconnect_at.is_some_and(|t| now < t) {
+            self.relay = Some(rc);
+            return Ok(());
+        }
+        self.reconnect_at = None;
+        let mut result = self.meet_step(&mut rc, registry, ui, now);
+        if result.is_err() && self.session.is_down() {
+            // The relay is out of reach too while the path is down: keep
+            // trying until the grace period says stop.
+            result = Ok(());
+            rc.phase = Phase::Idle;
+            self.redial();
+        }
         self.relay = Some(rc);
         result
     }
@@ -753,7 +827,42 @@ impl Peer<'_> {
                         c.state = ConnState::Lingering { flush, until };
                     }
                 }
+                Action::Redial => self.redial(),
             }
+        }
+    }
+
+    /// The room lost its connection: dial again, or go back to the relay.
+    /// (A listener keeps listening; its peer dials in.)
+    fn redial(&mut self) {
+        let now = Instant::now();
+        // The first try at once; after a failed resume, back off (0.1 s,
+        // doubling, at most 1 s) with up to a fifth of jitter, so a path
+        // that accepts and drops is not hammered.
+        let delay = match self.redials {
+            0 => Duration::ZERO,
+            n => {
+                let step = (FIRST_BACKOFF * 2u32.saturating_pow(n - 1)).min(MAX_BACKOFF);
+                step + step.mul_f64(jitter() * 0.2)
+            }
+        };
+        self.redials += 1;
+        self.reconnect_at = (!delay.is_zero()).then_some(now + delay);
+        match &self.cfg.endpoint {
+            Endpoint::Dial { host, port, .. } => {
+                // The session's grace period ends the trying; this is a
+                // backstop a little past it.
+                let grace = self.cfg.resume.unwrap_or(Duration::ZERO) + Duration::from_secs(5);
+                let mut d = Dialer::new(host, *port, Some(grace), true, now);
+                d.wait_until = self.reconnect_at.take();
+                self.dialer = Some(d);
+            }
+            Endpoint::Relay { .. } => {
+                if let Some(rc) = self.relay.as_mut() {
+                    rc.phase = Phase::Idle;
+                }
+            }
+            Endpoint::Listen { .. } => {}
         }
     }
 
@@ -819,6 +928,23 @@ impl Peer<'_> {
                     name: self.peer_name.as_deref(),
                 }),
                 Event::PeerLooksEncrypted => ui.notice(Notice::PeerLooksEncrypted),
+                Event::ConnectionLost { why, grace } => ui.notice(Notice::ConnectionLost {
+                    why: &why,
+                    grace,
+                    redialing: self.cfg.role() == Role::Dialer || self.relay.is_some(),
+                }),
+                Event::Reconnected {
+                    after,
+                    resent,
+                    connection,
+                } => {
+                    self.redials = 0;
+                    ui.notice(Notice::Reconnected {
+                        after,
+                        resent,
+                        connection,
+                    })
+                }
                 Event::PeerLeft => ui.notice(Notice::PeerLeft {
                     name: self.peer_name.as_deref(),
                 }),

@@ -90,6 +90,19 @@ pub enum Notice<'a> {
     PeerLeft {
         name: Option<&'a str>,
     },
+    /// The room's connection was lost; it may come back within `grace`.
+    ConnectionLost {
+        why: &'a str,
+        grace: std::time::Duration,
+        /// We make the new connection (else we wait for the peer's).
+        redialing: bool,
+    },
+    /// A new connection carries the room on.
+    Reconnected {
+        after: std::time::Duration,
+        resent: u64,
+        connection: u32,
+    },
 }
 
 impl Notice<'_> {

@@ -167,5 +167,27 @@ pub fn lines(notice: &Notice<'_>) -> Vec<String> {
         ],
         Notice::PeerDone { name } => vec![format!("{} stopped sending", who(*name))],
         Notice::PeerLeft { name } => vec![format!("{} left the room", who(*name))],
+        Notice::ConnectionLost {
+            why,
+            grace,
+            redialing,
+        } => {
+            let why = why.strip_prefix("connection lost: ").unwrap_or(why);
+            let secs = grace.as_secs_f64();
+            vec![if *redialing {
+                format!("connection lost ({why}); reconnecting for up to {secs} s")
+            } else {
+                format!("connection lost ({why}); waiting up to {secs} s for the peer to reconnect")
+            }]
+        }
+        Notice::Reconnected {
+            after,
+            resent,
+            connection,
+        } => vec![format!(
+            "reconnected after {} (connection #{connection}); {} re-sent, nothing lost",
+            crate::progress::duration(*after),
+            crate::progress::bytes(*resent)
+        )],
     }
 }

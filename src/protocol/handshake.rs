@@ -30,6 +30,7 @@ use crate::error::Error;
 const PREFIX: &[u8] = b"p2pchat/";
 const PREFACE_SAS: &[u8] = b"p2pchat/2 sas\n";
 const PREFACE_PAKE: &[u8] = b"p2pchat/2 pake\n";
+const PREFACE_RESUME: &[u8] = b"p2pchat/2 resume\n";
 /// A preface line longer than this is not one.
 const MAX_PREFACE: usize = 32;
 const KEY_BYTES: usize = 32;
@@ -41,6 +42,10 @@ pub enum Method {
     VerifyCode,
     /// SPAKE2 over a shared secret or a one-time code.
     Secret(Pake),
+    /// A later connection of an established room: fresh X25519 keys both
+    /// ways, mixed with the room's resume key. Both sides send their key
+    /// at once; the RESUME records that follow prove the key was held.
+    Resume(Zeroizing<[u8; KEY_BYTES]>),
 }
 
 /// What SPAKE2 runs on: the password, and for a one-time code the room,
@@ -85,6 +90,11 @@ enum State {
         public: [u8; KEY_BYTES],
         commit: [u8; 32],
     },
+    /// Resume: our key is sent; waiting for the peer's.
+    AwaitResumeKey {
+        secret: Box<StaticSecret>,
+        public: [u8; KEY_BYTES],
+    },
     /// SPAKE2: our message is sent; waiting for the peer's.
     AwaitPake {
         spake: Box<Spake2<Ed25519Group>>,
@@ -126,6 +136,7 @@ impl Handshake {
         match self.method {
             Method::VerifyCode => PREFACE_SAS,
             Method::Secret(_) => PREFACE_PAKE,
+            Method::Resume(_) => PREFACE_RESUME,
         }
     }
 
@@ -141,9 +152,10 @@ impl Handshake {
 
     /// Returns true if and only if we sent key material to the peer: a
     /// listener counts every such connection that does not end in key
-    /// confirmation as a failed attempt.
+    /// confirmation as a failed attempt. A resume never counts: its key
+    /// cannot be guessed online.
     pub fn revealed(&self) -> bool {
-        self.revealed
+        self.revealed && !matches!(self.method, Method::Resume(_))
     }
 
     /// Our key-exchange message: the dialer's commitment or SPAKE2 message
@@ -152,6 +164,11 @@ impl Handshake {
     fn key_flight(&mut self, rng: &mut dyn Random, tx: &mut ByteBuf) -> State {
         self.revealed = true;
         match &self.method {
+            Method::Resume(_) => {
+                let (secret, public) = ephemeral(rng);
+                tx.extend(&public);
+                State::AwaitResumeKey { secret, public }
+            }
             Method::VerifyCode => {
                 let (secret, public) = ephemeral(rng);
                 let commit = commitment(&public);
@@ -194,7 +211,7 @@ impl Handshake {
         rng: &mut dyn Random,
         may_reveal: bool,
     ) -> Result<Option<Established>, Error> {
-        if !self.preface_seen && !self.on_preface(rx, tx)? {
+        if !self.preface_seen && !self.on_preface(rx, tx, rng)? {
             return Ok(None);
         }
         loop {
@@ -222,6 +239,10 @@ impl Handshake {
                         false,
                     ),
                 },
+                State::AwaitResumeKey { secret, public } => match take::<KEY_BYTES>(rx) {
+                    Some(theirs) => return self.on_resume_key(*secret, public, theirs).map(Some),
+                    None => (State::AwaitResumeKey { secret, public }, false),
+                },
                 State::AwaitPake { spake, ours } => match take::<PAKE_MSG>(rx) {
                     Some(theirs) => return on_pake(self.role, *spake, &ours, &theirs).map(Some),
                     None => (State::AwaitPake { spake, ours }, false),
@@ -235,14 +256,20 @@ impl Handshake {
     }
 
     /// Takes the peer's preface line; returns true once it is in and ours.
-    fn on_preface(&mut self, rx: &mut ByteBuf, tx: &mut ByteBuf) -> Result<bool, Error> {
+    fn on_preface(
+        &mut self,
+        rx: &mut ByteBuf,
+        tx: &mut ByteBuf,
+        rng: &mut dyn Random,
+    ) -> Result<bool, Error> {
         let line = match take_preface(rx) {
             Ok(Some(line)) => line,
             Ok(None) => return Ok(false),
             Err(e) => {
-                if self.role == Role::Listener {
+                if self.role == Role::Listener && !matches!(self.method, Method::Resume(_)) {
                     // Tell a netcat user or a --plain p2pchat what it
-                    // reached; our preface carries nothing secret.
+                    // reached; our preface carries nothing secret. (A room
+                    // open for its resume only tells strangers nothing.)
                     tx.extend(self.preface());
                 }
                 return Err(e);
@@ -259,9 +286,40 @@ impl Handshake {
             self.state = match self.method {
                 Method::VerifyCode => State::AwaitCommit,
                 Method::Secret(_) => State::AwaitReveal,
+                // Nothing to guess: the key goes out with the preface.
+                Method::Resume(_) => self.key_flight(rng, tx),
             };
         }
         Ok(true)
+    }
+
+    fn on_resume_key(
+        &mut self,
+        secret: StaticSecret,
+        public: [u8; KEY_BYTES],
+        theirs: [u8; KEY_BYTES],
+    ) -> Result<Established, Error> {
+        let Method::Resume(psk) = &self.method else {
+            return Err(Error::Handshake("internal: not a resume".into()));
+        };
+        let z = secret.diffie_hellman(&PublicKey::from(theirs));
+        if !z.was_contributory() {
+            return Err(Error::Handshake(
+                "resume failed: the peer sent an invalid key".into(),
+            ));
+        }
+        let (dialer_key, listener_key) = match self.role {
+            Role::Dialer => (public, theirs),
+            Role::Listener => (theirs, public),
+        };
+        let th = keys::transcript_hash(
+            b"p2pchat/2 transcript resume",
+            &[PREFACE_RESUME, &dialer_key, &listener_key],
+        );
+        Ok(Established {
+            keys: keys::derive_resumed(&th, psk, z.as_bytes()),
+            verify_code: None,
+        })
     }
 
     fn on_commit(
@@ -336,6 +394,17 @@ impl Handshake {
     fn check_preface(&self, line: &[u8]) -> Result<(), Error> {
         if line == self.preface() {
             return Ok(());
+        }
+        if line == PREFACE_RESUME {
+            return Err(Error::Handshake(
+                "the peer tried to resume a room this one is not (it may have been restarted)"
+                    .into(),
+            ));
+        }
+        if matches!(self.method, Method::Resume(_)) {
+            return Err(Error::Handshake(
+                "the peer no longer has this room (it answered a resume with a new room)".into(),
+            ));
         }
         let peer_secret = line == PREFACE_PAKE;
         if peer_secret || line == PREFACE_SAS {
@@ -460,7 +529,7 @@ pub fn printable(bytes: &[u8]) -> String {
 /// `Some(false)` it cannot, `None` too few bytes to tell. A plain-mode
 /// session uses it to spot an encrypted peer.
 pub fn looks_like_preface(data: &[u8]) -> Option<bool> {
-    for p in [PREFACE_SAS, PREFACE_PAKE] {
+    for p in [PREFACE_SAS, PREFACE_PAKE, PREFACE_RESUME] {
         let n = data.len().min(p.len());
         if data[..n] == p[..n] {
             return if data.len() >= p.len() {

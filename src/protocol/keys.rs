@@ -25,6 +25,9 @@ pub struct Keys {
     pub listener_to_dialer: Zeroizing<[u8; KEY_LEN]>,
     /// Eight bytes both sides can compare; the verify code is made from it.
     pub verifier: [u8; 8],
+    /// The room's resume key: a later connection proves itself with it
+    /// (mixed with fresh ephemeral keys), so it must never leave memory.
+    pub resume: Zeroizing<[u8; KEY_LEN]>,
 }
 
 struct Len(usize);
@@ -50,6 +53,7 @@ pub fn derive(transcript: &[u8; 32], ikm: &[u8]) -> Keys {
         dialer_to_listener: Zeroizing::new([0; KEY_LEN]),
         listener_to_dialer: Zeroizing::new([0; KEY_LEN]),
         verifier: [0; 8],
+        resume: Zeroizing::new([0; KEY_LEN]),
     };
     expand(
         &prk,
@@ -62,7 +66,18 @@ pub fn derive(transcript: &[u8; 32], ikm: &[u8]) -> Keys {
         &mut keys.listener_to_dialer[..],
     );
     expand(&prk, b"p2pchat/1 verifier", &mut keys.verifier);
+    expand(&prk, b"p2pchat/2 resume psk", &mut keys.resume[..]);
     keys
+}
+
+/// The keys of a resumed connection: `PRK = HKDF-Extract(salt = TH_g,
+/// IKM = resume_psk || Z_g)` with fresh ephemeral keys on both sides, so
+/// every connection of a room has its own keys (and nonces start at 0
+/// under keys never used before), and only holders of the room's resume
+/// key can derive them.
+pub fn derive_resumed(transcript: &[u8; 32], psk: &[u8; KEY_LEN], z: &[u8]) -> Keys {
+    let ikm = Zeroizing::new([&psk[..], z].concat());
+    derive(transcript, &ikm)
 }
 
 /// Six digits in two groups, e.g. `482 913`.

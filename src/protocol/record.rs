@@ -41,6 +41,13 @@ pub enum Kind {
     /// big-endian. Sent just before BYE, so the one left behind knows
     /// whether everything it sent was read.
     Received = 7,
+    /// Resume: how many DATA bytes the sender has accepted from us so far,
+    /// a u64, big-endian; the peer's replay buffer frees what it covers.
+    Ack = 8,
+    /// Resume: the first record each way on a resumed connection: the
+    /// sender's accepted count (u64) and flags (u8: bit 0, our EOF
+    /// arrived; bit 1, our DONE arrived).
+    Resume = 9,
 }
 
 impl Kind {
@@ -53,6 +60,8 @@ impl Kind {
             5 => Kind::Ping,
             6 => Kind::Done,
             7 => Kind::Received,
+            8 => Kind::Ack,
+            9 => Kind::Resume,
             _ => return None,
         })
     }

@@ -6,6 +6,8 @@
 use std::time::{Duration, Instant};
 
 use super::LinkId;
+use zeroize::Zeroizing;
+
 use crate::buf::ByteBuf;
 use crate::error::Error;
 use crate::protocol::handshake::{Established, Handshake, Method};
@@ -56,6 +58,15 @@ pub struct Link {
     pub last_send: Instant,
     /// The verify code, held until the peer's HELLO confirms the keys.
     pub verify_code: Option<String>,
+    /// The room's resume key from this connection's handshake (the first
+    /// connection's is the room's).
+    pub resume_psk: Option<Zeroizing<[u8; 32]>>,
+    /// A later connection of the room: its first record is RESUME, not
+    /// HELLO, and nothing of the streams goes out before the peer's.
+    pub resuming: bool,
+    /// The stream offset of the next DATA byte the peer sends on this
+    /// connection (what we reported in RESUME, or 0 on the first).
+    pub recv_pos: u64,
 }
 
 impl Link {
@@ -70,6 +81,7 @@ impl Link {
     ) -> Link {
         let mut tx = ByteBuf::with_capacity(WIRE_CAP);
         let uses_secret = matches!(method, Method::Secret(_));
+        let resuming = matches!(method, Method::Resume(_));
         let hs = Handshake::start(role, method, rng, &mut tx);
         Link {
             id,
@@ -85,6 +97,9 @@ impl Link {
             last_recv: now,
             last_send: now,
             verify_code: None,
+            resume_psk: None,
+            resuming,
+            recv_pos: 0,
         }
     }
 
@@ -115,6 +130,9 @@ impl Link {
             Role::Listener => (keys.listener_to_dialer, keys.dialer_to_listener),
         };
         self.verify_code = verify_code;
+        self.resume_psk = Some(keys.resume.clone());
+        #[cfg(test)]
+        keys_used::record(&ours);
         self.phase = Phase::Keyed(Box::new(Channel {
             sealer: Sealer::new(&ours),
             opener: Opener::new(&theirs),
@@ -136,7 +154,8 @@ impl Link {
     pub fn revealed(&self) -> bool {
         match &self.phase {
             Phase::Handshaking(hs) => hs.revealed(),
-            _ => true,
+            // A resume's key cannot be guessed online: never an attempt.
+            _ => !self.resuming,
         }
     }
 
@@ -236,5 +255,26 @@ impl Link {
         Error::Handshake(format!(
             "the handshake did not finish in time ({secs} s); is the peer a p2pchat in the same mode?"
         ))
+    }
+}
+
+/// Every sealing key a test's sessions made, so a test can check that no
+/// key (and so no key and nonce pair: each sealer counts from 0) is used
+/// on two connections.
+#[cfg(test)]
+pub mod keys_used {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static KEYS: RefCell<Vec<[u8; 32]>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub fn record(key: &[u8; 32]) {
+        KEYS.with(|k| k.borrow_mut().push(*key));
+    }
+
+    /// The keys recorded on this thread so far, and forgets them.
+    pub fn take() -> Vec<[u8; 32]> {
+        KEYS.with(|k| std::mem::take(&mut *k.borrow_mut()))
     }
 }

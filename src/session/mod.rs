@@ -95,6 +95,11 @@ pub struct SessionConfig {
     /// a screen: a peer that leaves before its EOF leaves it incomplete,
     /// which is then an error, so `listen > file && ...` can be trusted.
     pub output_is_data: bool,
+    /// Resume a lost connection within this grace period (encrypted modes;
+    /// None: off). Both sides must offer it; the shorter period wins.
+    pub resume: Option<Duration>,
+    /// Resume: the most of our DATA kept until the peer acknowledges it.
+    pub resume_buffer: usize,
 }
 
 /// Why the user leaves the room.
@@ -136,6 +141,16 @@ pub enum Event {
     /// Plain mode: the stream began with a p2pchat preface line; the peer
     /// may be an encrypted p2pchat (the bytes were delivered anyway).
     PeerLooksEncrypted,
+    /// The room's connection was lost; it waits up to `grace` for a
+    /// resume (the dialer redials, the listener keeps listening).
+    ConnectionLost { why: String, grace: Duration },
+    /// A new connection carries the room on after `after`; `resent` bytes
+    /// of ours went again, and nothing was lost or doubled.
+    Reconnected {
+        after: Duration,
+        resent: u64,
+        connection: u32,
+    },
 }
 
 /// What the driver must do with a connection. After `Reset`, `Linger` or
@@ -157,6 +172,10 @@ pub enum Action {
     },
     /// Close at once (turned away, made way for another, superseded).
     Close(LinkId),
+    /// The room lost its connection: make a new one (dial again, or go
+    /// back to the relay) and hand it over with `connected` or `accept`.
+    /// A listener that still listens has nothing to do.
+    Redial,
 }
 
 /// Where the session stands.
@@ -197,6 +216,8 @@ impl Session {
                 // A one-time code allows one failed attempt, whatever asked.
                 tries: if one_time { 1 } else { cfg.tries.max(1) },
                 output_is_data: cfg.output_is_data,
+                resume: cfg.resume,
+                resume_buffer: cfg.resume_buffer,
             },
             rng,
         ))
@@ -379,6 +400,15 @@ impl Session {
         match self {
             Session::Plain(p) => p.output_finished(),
             Session::Secure(r) => r.output_finished(),
+        }
+    }
+
+    /// Returns true if and only if the room lost its connection and waits
+    /// for a resume.
+    pub fn is_down(&self) -> bool {
+        match self {
+            Session::Plain(_) => false,
+            Session::Secure(r) => r.is_down(),
         }
     }
 

@@ -14,7 +14,7 @@ use super::link::Link;
 use super::outbox::Outbox;
 use super::stream::{Farewell, Receiving, Sending};
 use super::{Action, Event, LeaveReason, LinkId, IO_CAP};
-use crate::buf::ByteBuf;
+use crate::buf::{ByteBuf, Ring};
 use crate::error::{describe_lost, Error, Signal};
 use crate::names;
 use crate::protocol::handshake::{Method, Pake};
@@ -33,6 +33,19 @@ pub const MAX_PENDING_PER_SOURCE: usize = 4;
 pub const LINGER: Duration = Duration::from_secs(2);
 /// The same after a failed handshake, so the peer gets our error cleanly.
 pub const ABORT_DRAIN: Duration = Duration::from_secs(1);
+/// Resume: our DATA the peer has not acknowledged is kept for a new
+/// connection to carry on from; when this much is waiting, input stops
+/// (backpressure, never loss). It caps a transfer at this much per round
+/// trip: 100 MB/s at 20 ms. `--resume-buffer` raises it.
+pub const REPLAY_CAP: usize = 2 * 1024 * 1024;
+/// Resume: a receiver acknowledges after this many new DATA bytes (and
+/// with every heartbeat), well before the sender's buffer fills.
+pub const ACK_EVERY: u64 = 128 * 1024;
+/// Resume: after both ends were confirmed, how long a side waits for the
+/// peer's FIN (which says the peer has our last DONE too) before it is
+/// done anyway. Until then a cut connection is resumed like any other, so
+/// a DONE lost with it is sent again.
+pub const FINAL_WAIT: Duration = Duration::from_secs(5);
 
 /// What an encrypted room needs to know.
 pub struct RoomConfig {
@@ -47,6 +60,24 @@ pub struct RoomConfig {
     pub tries: u32,
     /// A peer leaving before its EOF makes our output incomplete: an error.
     pub output_is_data: bool,
+    /// The grace period we offer for resuming a lost connection.
+    pub resume: Option<Duration>,
+    /// The most of our DATA kept for a resume.
+    pub resume_buffer: usize,
+}
+
+/// Resume, agreed in both HELLOs.
+struct Resume {
+    /// The room's resume key, from the first handshake.
+    psk: zeroize::Zeroizing<[u8; 32]>,
+    /// The shorter of the two offers.
+    grace: Duration,
+}
+
+/// The room lost its connection and waits for a new one.
+struct Down {
+    since: Instant,
+    why: String,
 }
 
 pub struct Room {
@@ -59,8 +90,6 @@ pub struct Room {
     current: Option<Link>,
     /// Plaintext for the user.
     out: ByteBuf,
-    /// User input waiting to be sealed into records.
-    to_seal: ByteBuf,
     sending: Sending,
     receiving: Receiving,
     farewell: Farewell,
@@ -71,6 +100,31 @@ pub struct Room {
     bytes_delivered: u64,
     /// What the peer said it delivered (its RECEIVED record), if it did.
     peer_received: Option<u64>,
+    /// Resume, once both HELLOs offered it.
+    resume: Option<Resume>,
+    /// Our DATA from offset `acked` on: the user's input is read straight
+    /// into it, sealed from it at `cursor` (the offset the current link
+    /// seals next), and kept until the peer acknowledges it while resume
+    /// may be agreed, or dropped once sealed otherwise. At most [`IO_CAP`]
+    /// of it waits unsealed: that is what stops stdin.
+    replay: Ring,
+    /// The most the replay buffer holds.
+    replay_limit: usize,
+    acked: u64,
+    cursor: u64,
+    /// Keep sealed DATA for a resume (until the HELLOs say otherwise).
+    retain: bool,
+    /// DATA bytes of the peer's we accepted, over all connections, and the
+    /// count our last ACK carried.
+    accepted: u64,
+    ack_sent: u64,
+    /// The connection was lost; waiting for a resume.
+    down: Option<Down>,
+    /// Connections the room has had.
+    connections: u32,
+    /// Resume: both ends are confirmed and our FIN is out; waiting for
+    /// the peer's since then.
+    clean_since: Option<Instant>,
     failed_attempts: u32,
     interrupts: u32,
     /// Events, actions and the outcome, waiting to be taken.
@@ -79,13 +133,18 @@ pub struct Room {
 
 impl Room {
     pub fn new(cfg: RoomConfig, rng: Box<dyn Random>) -> Room {
+        let retain = cfg.resume.is_some();
+        let replay_cap = if retain {
+            cfg.resume_buffer.max(IO_CAP)
+        } else {
+            IO_CAP
+        };
         Room {
             cfg,
             rng,
             pending: Vec::new(),
             current: None,
             out: ByteBuf::with_capacity(IO_CAP),
-            to_seal: ByteBuf::with_capacity(IO_CAP),
             sending: Sending::Open,
             receiving: Receiving::Open,
             farewell: Farewell::Staying,
@@ -93,6 +152,19 @@ impl Room {
             bytes_sent: 0,
             bytes_delivered: 0,
             peer_received: None,
+            resume: None,
+            // A ring: what it keeps is never moved, so keeping costs no
+            // copy beyond reading the input into it.
+            replay: Ring::with_capacity(replay_cap),
+            replay_limit: replay_cap,
+            acked: 0,
+            cursor: 0,
+            retain,
+            accepted: 0,
+            ack_sent: 0,
+            down: None,
+            connections: 0,
+            clean_since: None,
             failed_attempts: 0,
             interrupts: 0,
             outbox: Outbox::default(),
@@ -100,9 +172,119 @@ impl Room {
     }
 
     fn method(&self) -> Method {
+        if let Some(r) = &self.resume {
+            return Method::Resume(r.psk.clone());
+        }
         match &self.cfg.secret {
             Some(s) => Method::Secret(s.clone()),
             None => Method::VerifyCode,
+        }
+    }
+
+    /// Our HELLO: the name, and the resume offer after a NUL (names never
+    /// hold one): version 1, then the grace period in seconds (u16).
+    fn hello(&self) -> Vec<u8> {
+        let mut hello = self.cfg.name.as_bytes().to_vec();
+        if let Some(grace) = self.cfg.resume {
+            let secs = grace.as_secs().clamp(1, u64::from(u16::MAX)) as u16;
+            hello.push(0);
+            hello.push(1);
+            hello.extend_from_slice(&secs.to_be_bytes());
+        }
+        hello
+    }
+
+    /// Takes the peer's HELLO: its name, and whether resume is agreed.
+    fn take_hello(&mut self, link: &mut Link, payload: &[u8]) -> String {
+        let (name, offer) = match payload.iter().position(|&b| b == 0) {
+            Some(i) => (&payload[..i], &payload[i + 1..]),
+            None => (payload, &[][..]),
+        };
+        let theirs = match offer {
+            [1, hi, lo, ..] => Some(Duration::from_secs(u64::from(u16::from_be_bytes([
+                *hi, *lo,
+            ])))),
+            _ => None,
+        };
+        match (self.cfg.resume, theirs, link.resume_psk.take()) {
+            (Some(ours), Some(theirs), Some(psk)) if !theirs.is_zero() => {
+                self.resume = Some(Resume {
+                    psk,
+                    grace: ours.min(theirs),
+                });
+            }
+            _ => {
+                // No resume: sealed DATA need not be kept.
+                self.retain = false;
+                let sealed = (self.cursor - self.acked) as usize;
+                self.replay.consume(sealed);
+                self.acked = self.cursor;
+                self.replay_limit = IO_CAP;
+            }
+        }
+        self.connections = 1;
+        peer_name(name)
+    }
+
+    /// The flags of our RESUME: bit 0, the peer's EOF arrived; bit 1, its
+    /// DONE did (our EOF is confirmed).
+    fn resume_record(&self) -> [u8; 9] {
+        let mut r = [0u8; 9];
+        r[..8].copy_from_slice(&self.accepted.to_be_bytes());
+        r[8] =
+            u8::from(self.receiving.ended()) | (u8::from(self.sending == Sending::Confirmed) << 1);
+        r
+    }
+
+    /// The peer's RESUME: where its delivery of ours stopped, and flags.
+    fn parse_resume(&self, payload: &[u8]) -> Result<(u64, u8), Error> {
+        let Ok(r) = <[u8; 9]>::try_from(payload) else {
+            return Err(violation("a RESUME record of the wrong size"));
+        };
+        let mut n = [0u8; 8];
+        n.copy_from_slice(&r[..8]);
+        let at = u64::from_be_bytes(n);
+        if at < self.acked || at > self.bytes_sent {
+            return Err(violation("a RESUME from outside what we sent"));
+        }
+        Ok((at, r[8]))
+    }
+
+    /// A new connection carries the room on: resend from where the peer's
+    /// delivery stopped, and whatever end of stream it has not seen.
+    fn resumed(&mut self, link: Link, at: u64, flags: u8, now: Instant) {
+        if let Some(old) = self.current.take() {
+            if old.id != link.id {
+                self.outbox.actions.push_back(Action::Close(old.id));
+            }
+        }
+        self.ack_to(at);
+        let resent = self.bytes_sent - at;
+        self.cursor = at;
+        if matches!(self.sending, Sending::EofSent) && flags & 1 == 0 {
+            self.sending = Sending::Ending;
+        }
+        if self.receiving == Receiving::DoneSent && flags & 2 == 0 {
+            self.receiving = Receiving::Ended;
+        }
+        self.connections += 1;
+        self.clean_since = None;
+        let since = self.down.take().map_or(now, |d| d.since);
+        self.outbox.events.push_back(Event::Reconnected {
+            after: now.saturating_duration_since(since),
+            resent,
+            connection: self.connections,
+        });
+        self.current = Some(link);
+        self.seal_pending(now);
+    }
+
+    /// The peer has everything of ours before `at`: free it.
+    fn ack_to(&mut self, at: u64) {
+        if at > self.acked {
+            let n = (at - self.acked).min(self.replay.len() as u64);
+            self.replay.consume(n as usize);
+            self.acked = at;
         }
     }
 
@@ -125,7 +307,10 @@ impl Room {
     /// at once when the room is taken or the caps are reached and no silent
     /// connection can make way.
     pub fn accept(&mut self, id: LinkId, source: u128, now: Instant) {
-        if self.outbox.outcome.is_some() || self.current.is_some() {
+        // Once the room is up, only a resume of it may come in.
+        let taken = self.current.is_some() || self.down.is_some();
+        let resumable = self.resume.is_some() && self.farewell == Farewell::Staying;
+        if self.outbox.outcome.is_some() || (taken && !resumable) {
             return self.outbox.actions.push_back(Action::Close(id));
         }
         let same = self.pending.iter().filter(|l| l.source == source).count();
@@ -174,6 +359,7 @@ impl Room {
         if self.outbox.outcome.is_some() || self.current.is_some() {
             return self.outbox.actions.push_back(Action::Close(id));
         }
+        // While down this is a resume: its keys come from the room's.
         self.current = Some(self.start_link(id, 0, now));
     }
 
@@ -284,10 +470,12 @@ impl Room {
         if counted {
             self.failed_attempts += 1;
         }
-        let silent = !link.heard;
+        // A client that said nothing at all (a port scan, an idle
+        // connection) is dropped without a word; so is a failed resume,
+        // which while the room is up can only be a stranger's: a storm of
+        // them must not flood the user's screen.
+        let silent = !link.heard || link.resuming;
         if silent {
-            // A client that said nothing at all (a port scan, an idle
-            // connection) is dropped without a word.
             self.outbox.actions.push_back(Action::Close(link.id));
         } else {
             self.outbox.events.push_back(Event::FailedAttempt {
@@ -367,27 +555,51 @@ impl Room {
                 Ok(true) => {}
             }
         }
-        // The listener's key confirmation: the dialer's HELLO comes first
-        // and we seal nothing of ours before it verifies.
+        // The listener's key confirmation: the dialer's HELLO (or RESUME)
+        // comes first and we seal nothing of ours before it verifies.
         let opened = match link.open_next() {
             Err(e) => return self.drop_attempt(i, e, now),
             Ok(None) => return,
             Ok(Some(o)) => o,
         };
+        if link.resuming {
+            if opened.kind != Kind::Resume {
+                return self.drop_attempt(i, violation("a resume without RESUME"), now);
+            }
+            let parsed = self.parse_resume(&self.pending[i].rx.data()[opened.payload.clone()]);
+            let (at, flags) = match parsed {
+                Ok(p) => p,
+                Err(e) => return self.drop_attempt(i, e, now),
+            };
+            let mut link = self.pending.swap_remove(i);
+            link.rx.consume(opened.consumed);
+            link.confirm();
+            link.recv_pos = self.accepted;
+            let ours = self.resume_record();
+            if link.seal(Kind::Resume, &ours, now).is_err() {
+                return self.outbox.actions.push_back(Action::Close(link.id));
+            }
+            self.resumed(link, at, flags, now);
+            return self.process_current(now);
+        }
         if opened.kind != Kind::Hello {
             return self.drop_attempt(i, violation("the first record was not HELLO"), now);
         }
-        let name = peer_name(&link.rx.data()[opened.payload.clone()]);
+        let payload = link.rx.data()[opened.payload.clone()].to_vec();
         link.rx.consume(opened.consumed);
         link.confirm();
         let mut link = self.pending.swap_remove(i);
-        // One room, two people: everyone else is turned away.
+        let name = self.take_hello(&mut link, &payload);
+        // One room, two people: everyone else is turned away. With resume
+        // the port stays open, for resumes of this room only.
         for other in self.pending.drain(..) {
             self.outbox.actions.push_back(Action::Close(other.id));
         }
-        self.outbox.actions.push_back(Action::StopAccepting);
-        let ours = self.cfg.name.clone();
-        if let Err(e) = link.seal(Kind::Hello, ours.as_bytes(), now) {
+        if self.resume.is_none() {
+            self.outbox.actions.push_back(Action::StopAccepting);
+        }
+        let ours = self.hello();
+        if let Err(e) = link.seal(Kind::Hello, &ours, now) {
             self.current = Some(link);
             return self.fail(e, now);
         }
@@ -414,11 +626,26 @@ impl Room {
             match link.advance(self.cfg.role, &mut *self.rng, true) {
                 Err(e) => return self.fail(e, now),
                 Ok(false) => return,
+                Ok(true) if link.resuming => {
+                    // A resume: our RESUME first; the streams go on once
+                    // the listener's has verified.
+                    link.recv_pos = self.accepted;
+                    let ours = self.resume_record();
+                    let Some(link) = self.current.as_mut() else {
+                        return;
+                    };
+                    if let Err(e) = link.seal(Kind::Resume, &ours, now) {
+                        return self.fail(e, now);
+                    }
+                }
                 Ok(true) => {
                     // The dialer confirms first: its HELLO, then its data,
                     // in the same write as its last key message.
-                    let ours = self.cfg.name.clone();
-                    if let Err(e) = link.seal(Kind::Hello, ours.as_bytes(), now) {
+                    let ours = self.hello();
+                    let Some(link) = self.current.as_mut() else {
+                        return;
+                    };
+                    if let Err(e) = link.seal(Kind::Hello, &ours, now) {
                         return self.fail(e, now);
                     }
                     self.seal_pending(now);
@@ -444,28 +671,83 @@ impl Room {
                 Ok(None) => return,
                 Err(e) => return self.fail(e, now),
             };
-            let payload = &link.rx.data()[opened.payload.clone()];
             let confirmed = link.is_confirmed();
-            let outcome = match opened.kind {
-                Kind::Hello if !confirmed => {
-                    let name = peer_name(payload);
-                    link.confirm();
-                    self.outbox.events.push_back(Event::Joined {
-                        link: link.id,
-                        name: Some(name),
-                        verify_code: link.verify_code.take(),
-                        failed_attempts: 0,
-                    });
-                    Ok(())
+            if !confirmed && link.resuming {
+                // The dialer's resume: the listener's RESUME verifies it.
+                if opened.kind != Kind::Resume {
+                    return self.fail(violation("a resume answered without RESUME"), now);
                 }
+                let payload = link.rx.data()[opened.payload.clone()].to_vec();
+                link.rx.consume(opened.consumed);
+                let (at, flags) = match self.parse_resume(&payload) {
+                    Ok(p) => p,
+                    Err(e) => return self.fail(e, now),
+                };
+                let Some(mut link) = self.current.take() else {
+                    return;
+                };
+                link.confirm();
+                self.resumed(link, at, flags, now);
+                continue;
+            }
+            if !confirmed && opened.kind == Kind::Hello {
+                let payload = link.rx.data()[opened.payload.clone()].to_vec();
+                link.rx.consume(opened.consumed);
+                let Some(mut link) = self.current.take() else {
+                    return;
+                };
+                let name = self.take_hello(&mut link, &payload);
+                link.confirm();
+                self.outbox.events.push_back(Event::Joined {
+                    link: link.id,
+                    name: Some(name),
+                    verify_code: link.verify_code.take(),
+                    failed_attempts: 0,
+                });
+                self.current = Some(link);
+                self.seal_pending(now);
+                continue;
+            }
+            let Some(link) = self.current.as_mut() else {
+                return;
+            };
+            let payload = &link.rx.data()[opened.payload.clone()];
+            let resume = self.resume.is_some();
+            let outcome = match opened.kind {
                 _ if !confirmed => Err(violation("the first record was not HELLO")),
+                Kind::Resume => Err(violation("a RESUME on a running connection")),
+                Kind::Ack => match <[u8; 8]>::try_from(payload) {
+                    Ok(n) => {
+                        let at = u64::from_be_bytes(n);
+                        if at < self.acked || at > self.bytes_sent {
+                            Err(violation("an ACK from outside what we sent"))
+                        } else {
+                            let n = (at - self.acked).min(self.replay.len() as u64);
+                            self.replay.consume(n as usize);
+                            self.acked = at;
+                            Ok(())
+                        }
+                    }
+                    Err(_) => Err(violation("an ACK record of the wrong size")),
+                },
                 Kind::Hello => Err(violation("a second HELLO")),
                 Kind::Data if self.receiving.ended() => Err(violation("data after EOF")),
                 Kind::Data => {
-                    if !self.discard_output {
-                        self.out.extend(payload);
+                    // After a resume the old connection may have delivered
+                    // more than we reported: drop what we already have.
+                    let start = link.recv_pos;
+                    let n = payload.len() as u64;
+                    link.recv_pos += n;
+                    if start > self.accepted {
+                        Err(violation("data beyond what we received"))
+                    } else {
+                        let skip = (self.accepted - start).min(n) as usize;
+                        if !self.discard_output {
+                            self.out.extend(&payload[skip..]);
+                        }
+                        self.accepted += n - skip as u64;
+                        Ok(())
                     }
-                    Ok(())
                 }
                 Kind::Received => match <[u8; 8]>::try_from(payload) {
                     Ok(n) if self.peer_received.is_none() => {
@@ -476,17 +758,23 @@ impl Room {
                     Err(_) => Err(violation("a RECEIVED record of the wrong size")),
                 },
                 _ if !payload.is_empty() => Err(violation("a control record with a payload")),
+                // A resume may repeat an end the old connection delivered.
+                Kind::Eof if self.receiving.ended() && resume => Ok(()),
                 Kind::Eof if self.receiving.ended() => Err(violation("a second EOF")),
                 Kind::Eof => {
                     self.receiving = Receiving::Ended;
                     self.outbox.events.push_back(Event::PeerDone);
                     Ok(())
                 }
+                Kind::Done if self.sending == Sending::Confirmed && resume => Ok(()),
                 Kind::Done if self.sending != Sending::EofSent => {
                     Err(violation("an unexpected DONE"))
                 }
                 Kind::Done => {
                     self.sending = Sending::Confirmed;
+                    // The peer has all of it.
+                    self.replay.consume(self.replay.len());
+                    self.acked = self.bytes_sent;
                     Ok(())
                 }
                 Kind::Bye => {
@@ -512,19 +800,38 @@ impl Room {
         self.sending == Sending::Open
             && self.farewell == Farewell::Staying
             && self.outbox.outcome.is_none()
-            && self.current.as_ref().is_some_and(|l| l.is_keyed())
-            && self.to_seal.room() > 0
+            && self
+                .current
+                .as_ref()
+                .is_some_and(|l| l.is_keyed() && (!l.resuming || l.is_confirmed()))
+            && self.input_room() > 0
     }
 
     pub fn input_buf(&mut self) -> &mut [u8] {
         if !self.can_take_input() {
             return &mut [];
         }
-        self.to_seal.spare()
+        let n = self.input_room();
+        let spare = self.replay.spare();
+        let n = n.min(spare.len());
+        &mut spare[..n]
+    }
+
+    /// Our DATA read and not yet sealed.
+    fn unsealed(&self) -> usize {
+        self.replay.len() - (self.cursor - self.acked) as usize
+    }
+
+    /// How much more input may be taken now: unsealed input is bounded by
+    /// [`IO_CAP`], and everything kept by the replay limit.
+    fn input_room(&self) -> usize {
+        let unsealed = IO_CAP.saturating_sub(self.unsealed());
+        let kept = self.replay_limit.saturating_sub(self.replay.len());
+        unsealed.min(kept)
     }
 
     pub fn input_received(&mut self, n: usize, now: Instant) {
-        self.to_seal.commit(n);
+        self.replay.commit(n);
         self.seal_pending(now);
     }
 
@@ -534,6 +841,12 @@ impl Room {
         }
         self.seal_pending(now);
         self.check_end(now);
+    }
+
+    /// Returns true if and only if the connection was lost and a resume is
+    /// awaited.
+    pub fn is_down(&self) -> bool {
+        self.down.is_some() && self.outbox.outcome.is_none()
     }
 
     /// Returns true if and only if the room is up: the peer's HELLO arrived.
@@ -603,7 +916,7 @@ impl Room {
     /// delivered: leaving now cuts nothing short.
     pub fn all_delivered(&self) -> bool {
         let tx_empty = self.current.as_ref().is_none_or(|l| l.tx.is_empty());
-        self.sending.ended() && self.to_seal.is_empty() && tx_empty && self.output_finished()
+        self.sending.ended() && self.unsealed() == 0 && tx_empty && self.output_finished()
     }
 
     // ----- time and state --------------------------------------------------
@@ -612,6 +925,8 @@ impl Room {
         if self.outbox.outcome.is_some() {
             return None;
         }
+        let grace = self.resume.as_ref().map(|r| r.grace);
+        let resume_deadline = self.down.as_ref().zip(grace).map(|(d, g)| d.since + g);
         let role = self.cfg.role;
         let pending = self.pending.iter().map(|l| l.handshake_deadline(role));
         let current = self.current.as_ref().and_then(|l| {
@@ -626,7 +941,12 @@ impl Room {
                 .then(|| l.last_recv + self.cfg.idle_timeout);
             ping.into_iter().chain(dead).min()
         });
-        pending.chain(current).min()
+        let final_wait = self.clean_since.map(|t| t + FINAL_WAIT);
+        pending
+            .chain(current)
+            .chain(resume_deadline)
+            .chain(final_wait)
+            .min()
     }
 
     fn ping_interval(&self) -> Duration {
@@ -647,6 +967,15 @@ impl Room {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.outbox.outcome.is_some() {
             return;
+        }
+        let grace = self.resume.as_ref().map(|r| r.grace);
+        if let (Some(d), Some(g)) = (self.down.as_ref(), grace) {
+            if now >= d.since + g {
+                return self.give_up_resume(now);
+            }
+        }
+        if self.clean_since.is_some_and(|t| now >= t + FINAL_WAIT) && self.down.is_none() {
+            return self.finish(Ok(()), now);
         }
         let role = self.cfg.role;
         while let Some(i) = self
@@ -680,9 +1009,18 @@ impl Room {
             );
         }
         let due = self.sends_heartbeats() && now >= l.last_send + self.ping_interval();
+        let ack = (self.resume.is_some() && self.accepted > self.ack_sent).then_some(self.accepted);
         if let (true, Some(l)) = (due, self.current.as_mut()) {
             if let Err(e) = l.seal(Kind::Ping, &[], now) {
                 return self.fail(e, now);
+            }
+            // A heartbeat carries our acknowledgement along.
+            if let Some(n) = ack {
+                match l.seal(Kind::Ack, &n.to_be_bytes(), now) {
+                    Ok(true) => self.ack_sent = n,
+                    Ok(false) => {}
+                    Err(e) => return self.fail(e, now),
+                }
             }
             // If the record did not fit, data is queued anyway: the peer
             // hears from us as soon as the socket drains.
@@ -721,7 +1059,17 @@ impl Room {
                 }
                 _ => Ok(()),
             }),
-            _ if self.closed_cleanly() => Some(Ok(())),
+            _ if self.closed_cleanly() && (self.resume.is_none() || link.transport_eof) => {
+                Some(Ok(()))
+            }
+            _ if self.closed_cleanly() => {
+                // Our side is complete: FIN, then wait for the peer's.
+                if self.clean_since.is_none() {
+                    self.clean_since = Some(now);
+                    self.outbox.actions.push_back(Action::ShutdownWrite(link.id));
+                }
+                None
+            }
             _ if link.transport_eof && link.rx.is_empty() => Some(Err(Error::Lost(
                 if self.receiving.ended() {
                     "connection lost: the peer closed the connection before confirming it received everything"
@@ -748,7 +1096,7 @@ impl Room {
         let confirmed = self.sending == Sending::Confirmed;
         let read = self.peer_received.unwrap_or(0);
         if !confirmed && read < self.bytes_sent {
-            let lost = self.bytes_sent - read + self.to_seal.len() as u64;
+            let lost = self.acked_total_in().saturating_sub(read);
             return Err(Error::Lost(format!(
                 "the peer stopped reading; {lost} byte{} not delivered",
                 if lost == 1 { "" } else { "s" }
@@ -788,6 +1136,9 @@ impl Room {
         if self.outbox.outcome.is_some() {
             return;
         }
+        if self.may_go_down(&e) {
+            return self.go_down(e, now);
+        }
         if let Some(link) = self.current.as_ref() {
             let action = if link.is_confirmed() {
                 Action::Reset(link.id)
@@ -802,6 +1153,65 @@ impl Room {
         }
         self.outbox.outcome = Some(Err(e));
         self.close_the_rest();
+    }
+
+    /// A lost connection (not tampering, not a failed first handshake)
+    /// of a room that agreed on resume, and that nobody is leaving.
+    fn may_go_down(&self, e: &Error) -> bool {
+        if self.resume.is_none() || self.farewell != Farewell::Staying {
+            return false;
+        }
+        let Some(link) = self.current.as_ref() else {
+            return false;
+        };
+        if link.resuming && !link.is_confirmed() {
+            // A resume that failed: try again, unless the peer said it
+            // has no such room (it was restarted).
+            return !matches!(e, Error::Handshake(m) if m.contains("no longer has this room"));
+        }
+        link.is_confirmed() && matches!(e, Error::Lost(_))
+    }
+
+    /// The connection is gone but the room is not: close it, tell the
+    /// user, and wait for a new one (the dialer redials).
+    fn go_down(&mut self, e: Error, now: Instant) {
+        if let Some(link) = self.current.take() {
+            self.outbox.actions.push_back(Action::Reset(link.id));
+        }
+        let grace = self.resume.as_ref().map_or(Duration::ZERO, |r| r.grace);
+        if self.down.is_none() {
+            let why = e.to_string();
+            self.outbox.events.push_back(Event::ConnectionLost {
+                why: why.clone(),
+                grace,
+            });
+            self.down = Some(Down { since: now, why });
+        }
+        // The dialer dials again; through a relay both sides go back to
+        // it. (A direct listener is still listening: it ignores this.)
+        self.outbox.actions.push_back(Action::Redial);
+    }
+
+    /// The grace period ran out: the room ends, saying what was not
+    /// confirmed.
+    fn give_up_resume(&mut self, now: Instant) {
+        let Some(down) = self.down.take() else { return };
+        let grace = self.resume.as_ref().map_or(0.0, |r| r.grace.as_secs_f64());
+        let unconfirmed = self.acked_total_in() - self.acked;
+        let mut why = format!("{}; not resumed within {grace} s", down.why);
+        if unconfirmed > 0 {
+            why.push_str(&format!(
+                "; {unconfirmed} byte{} we sent were not confirmed",
+                if unconfirmed == 1 { "" } else { "s" }
+            ));
+        }
+        self.resume = None;
+        self.fail(Error::Lost(why), now);
+    }
+
+    /// All our DATA so far, sealed or not.
+    fn acked_total_in(&self) -> u64 {
+        self.acked + self.replay.len() as u64
     }
 
     fn close_the_rest(&mut self) {
@@ -819,18 +1229,24 @@ impl Room {
         let Some(link) = self.current.as_mut() else {
             return;
         };
-        if !link.is_keyed() {
+        if !link.is_keyed() || (link.resuming && !link.is_confirmed()) {
             return;
         }
         let result = seal_into(
             link,
             Sealing {
-                to_seal: &mut self.to_seal,
+                replay: &mut self.replay,
+                acked: &mut self.acked,
+                cursor: &mut self.cursor,
+                retain: self.retain,
                 sending: &mut self.sending,
                 receiving: &mut self.receiving,
                 farewell: &mut self.farewell,
                 bytes_sent: &mut self.bytes_sent,
                 bytes_delivered: self.bytes_delivered,
+                ack: (self.resume.is_some() && self.accepted >= self.ack_sent + ACK_EVERY)
+                    .then_some(self.accepted),
+                ack_sent: &mut self.ack_sent,
             },
             now,
         );
@@ -842,7 +1258,13 @@ impl Room {
 
 /// What sealing changes besides the link: the streams and the counts.
 struct Sealing<'a> {
-    to_seal: &'a mut ByteBuf,
+    replay: &'a mut Ring,
+    acked: &'a mut u64,
+    cursor: &'a mut u64,
+    retain: bool,
+    /// An acknowledgement that is due, and where the last one went.
+    ack: Option<u64>,
+    ack_sent: &'a mut u64,
     sending: &'a mut Sending,
     receiving: &'a mut Receiving,
     farewell: &'a mut Farewell,
@@ -853,13 +1275,29 @@ struct Sealing<'a> {
 /// Seals pending input as DATA, then, when due: DONE for the peer's EOF,
 /// our EOF, and on leaving RECEIVED (what we delivered) followed by BYE.
 fn seal_into(link: &mut Link, st: Sealing<'_>, now: Instant) -> Result<(), Error> {
-    while !st.to_seal.is_empty() {
-        let n = st.to_seal.len().min(MAX_PAYLOAD);
-        if !link.seal(Kind::Data, &st.to_seal.data()[..n], now)? {
+    if let Some(n) = st.ack {
+        if link.seal(Kind::Ack, &n.to_be_bytes(), now)? {
+            *st.ack_sent = n;
+        }
+    }
+    // DATA is sealed from the replay buffer at the cursor, so a resume can
+    // seal it again.
+    loop {
+        let from = (*st.cursor - *st.acked) as usize;
+        let waiting = st.replay.data_from(from);
+        if waiting.is_empty() {
+            break;
+        }
+        let n = waiting.len().min(MAX_PAYLOAD);
+        if !link.seal(Kind::Data, &waiting[..n], now)? {
             return Ok(());
         }
-        st.to_seal.consume(n);
-        *st.bytes_sent += n as u64;
+        *st.cursor += n as u64;
+        *st.bytes_sent = (*st.bytes_sent).max(*st.cursor);
+        if !st.retain {
+            st.replay.consume(n);
+            *st.acked += n as u64;
+        }
     }
     if matches!(st.farewell, Farewell::PeerLeft | Farewell::ByeSent(_)) {
         return Ok(());

@@ -411,8 +411,10 @@ fn a_sender_whose_receiver_lost_its_consumer_does_not_exit_0() {
 #[test]
 fn a_killed_sender_is_a_lost_connection_every_time_never_tampering() {
     for run in 0..5 {
-        let (mut l, port) = listen(&[], "127.0.0.1", In::Null);
-        let d = dial(&[], "127.0.0.1", port, In::Pipe);
+        // Without resume: with it the listener would wait for a redial.
+        let off = ["--resume", "0"];
+        let (mut l, port) = listen(&off, "127.0.0.1", In::Null);
+        let d = dial(&off, "127.0.0.1", port, In::Pipe);
         l.wait_stderr("connected to");
         let data = random_bytes(256 * 1024, run);
         let mut d = d;

@@ -37,3 +37,5 @@ mod relay_terminal;
 mod at_home;
 // --progress: lines in a log, one redrawn line at a terminal (issue 12).
 mod progress;
+// Resume: a room that survives its connection (issue 12).
+mod resume;

@@ -51,9 +51,16 @@ fn the_default_room_is_encrypted_and_both_sides_show_one_code() {
 fn assert_abort(fault: Fault, code: i32, why: &str) {
     let tmp = TempDir::new("fault");
     let data = random_bytes(2 * 1024 * 1024, 9);
-    let (mut l, port) = listen(&[], "127.0.0.1", In::Null);
+    // Without resume: a cut would be carried on over a new connection.
+    let off = ["--resume", "0"];
+    let (mut l, port) = listen(&off, "127.0.0.1", In::Null);
     let proxy = Proxy::start(port, Some(fault));
-    let mut d = dial(&[], "127.0.0.1", proxy.port, In::File(tmp.file("d", &data)));
+    let mut d = dial(
+        &off,
+        "127.0.0.1",
+        proxy.port,
+        In::File(tmp.file("d", &data)),
+    );
     assert_eq!(l.code(), code, "{}", l.stderr());
     assert!(l.stderr().contains(why), "{}", l.stderr());
     let got = l.stdout();
@@ -238,8 +245,10 @@ fn a_stalled_handshake_times_out() {
 
 #[test]
 fn a_killed_peer_is_reported_with_exit_1() {
-    let (mut l, port) = listen(&[], "127.0.0.1", In::Pipe);
-    let d = dial(&[], "127.0.0.1", port, In::Pipe);
+    // Without resume (with it, see resume.rs).
+    let off = ["--resume", "0"];
+    let (mut l, port) = listen(&off, "127.0.0.1", In::Pipe);
+    let d = dial(&off, "127.0.0.1", port, In::Pipe);
     l.wait_stderr("connected to");
     d.signal(libc::SIGKILL);
     assert_eq!(l.code(), 1, "{}", l.stderr());

@@ -10,6 +10,7 @@ mod transcript;
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::TryRecvError;
 use std::sync::Arc;
 
@@ -63,6 +64,9 @@ pub struct Terminal {
     quiet: bool,
     /// The peer left: the screen stays a moment before we exit.
     peer_left: bool,
+    /// The connection is down (resume): lines typed now are queued, and
+    /// marked so in our transcript.
+    down: Arc<AtomicBool>,
 }
 
 impl Terminal {
@@ -104,6 +108,7 @@ impl Terminal {
             saved_termios,
             quiet,
             peer_left: false,
+            down: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -132,8 +137,16 @@ impl Terminal {
         if let Keyboard::Editor(prepared, running) = &mut self.keyboard {
             if let Some(p) = prepared.take() {
                 let (style, name) = (self.style, self.our_name.clone());
+                let down = self.down.clone();
                 let transcript = move |line: &str| {
-                    style.message(&clock(), &name, line.as_bytes(), true, columns())
+                    let mut shown =
+                        style.message(&clock(), &name, line.as_bytes(), true, columns());
+                    if down.load(Ordering::SeqCst) {
+                        shown.push_str(
+                            &style.notice("  (queued: sent when the connection is back)"),
+                        );
+                    }
+                    shown
                 };
                 let (r, printer) = p.start(
                     Style::prompt(&self.our_name),
@@ -340,8 +353,11 @@ impl UserSide for Terminal {
                 self.start_editor();
             }
             other => {
-                if let Notice::PeerLeft { .. } = other {
-                    self.peer_left = true;
+                match other {
+                    Notice::PeerLeft { .. } => self.peer_left = true,
+                    Notice::ConnectionLost { .. } => self.down.store(true, Ordering::SeqCst),
+                    Notice::Reconnected { .. } => self.down.store(false, Ordering::SeqCst),
+                    _ => {}
                 }
                 // What the peer does is part of the chat, even with -q.
                 let chat = matches!(other, Notice::PeerDone { .. } | Notice::PeerLeft { .. });

@@ -1,0 +1,372 @@
+//! Resume: a room that survives its connection. Through a proxy that cuts
+//! every connection mid-transfer, then forwards the next one, every byte
+//! arrives exactly once, both ways; a peer that is really gone is still
+//! reported.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::util::*;
+
+/// Forwards each connection to `target`; the first `max_cuts` of them are
+/// cut (both ways, bytes in flight dropped) once `cut_after` bytes have
+/// passed through them.
+struct CuttingProxy {
+    port: u16,
+    cuts: Arc<AtomicUsize>,
+}
+
+impl CuttingProxy {
+    fn start(target: u16, cut_after: usize, max_cuts: usize) -> CuttingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
+        let port = listener.local_addr().expect("addr").port();
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let done = cuts.clone();
+        std::thread::spawn(move || {
+            for (i, client) in listener.incoming().enumerate() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    return;
+                };
+                let passed = Arc::new(AtomicUsize::new(0));
+                let cut = i < max_cuts;
+                for (from, to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server.try_clone().unwrap(), client.try_clone().unwrap()),
+                ] {
+                    let (passed, done) = (passed.clone(), done.clone());
+                    let (c, s) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        pump(from, to, &passed, cut.then_some(cut_after), &done, (c, s))
+                    });
+                }
+            }
+        });
+        CuttingProxy { port, cuts }
+    }
+
+    fn cuts(&self) -> usize {
+        self.cuts.load(Ordering::SeqCst)
+    }
+}
+
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    passed: &AtomicUsize,
+    cut_after: Option<usize>,
+    cuts: &AtomicUsize,
+    both: (TcpStream, TcpStream),
+) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => {
+                let _ = to.shutdown(Shutdown::Write);
+                return;
+            }
+            Ok(n) => n,
+        };
+        let total = passed.fetch_add(n, Ordering::SeqCst) + n;
+        if cut_after.is_some_and(|c| total >= c) {
+            // Cut: what this read got is dropped, and both ends see the
+            // connection end without a goodbye.
+            if passed.swap(usize::MAX / 2, Ordering::SeqCst) < usize::MAX / 2 {
+                cuts.fetch_add(1, Ordering::SeqCst);
+            }
+            let _ = both.0.shutdown(Shutdown::Both);
+            let _ = both.1.shutdown(Shutdown::Both);
+            return;
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn cuts_in_the_middle_of_a_transfer_lose_and_double_nothing() {
+    let tmp = TempDir::new("resume");
+    let a = random_bytes(8 << 20, 71);
+    let b = random_bytes(6 << 20, 72);
+    let (mut l, port) = listen(&[], "127.0.0.1", In::File(tmp.file("b", &b)));
+    let proxy = CuttingProxy::start(port, 3 << 20, 3);
+    let mut d = dial(&[], "127.0.0.1", proxy.port, In::File(tmp.file("a", &a)));
+    assert_both_ok(&mut l, &mut d);
+    assert_same_bytes(&l.stdout(), &a, "dialer to listener");
+    assert_same_bytes(&d.stdout(), &b, "listener to dialer");
+    assert_eq!(proxy.cuts(), 3, "the proxy cut three connections");
+    for (who, p) in [("listener", &l), ("dialer", &d)] {
+        let err = p.stderr();
+        assert_eq!(err.matches("reconnected after").count(), 3, "{who}:\n{err}");
+        assert!(err.contains("nothing lost"), "{who}:\n{err}");
+    }
+    assert!(
+        d.stderr().contains("reconnecting for up to 60 s"),
+        "{}",
+        d.stderr()
+    );
+    assert!(
+        l.stderr()
+            .contains("waiting up to 60 s for the peer to reconnect"),
+        "{}",
+        l.stderr()
+    );
+}
+
+/// A listener killed outright: the dialer's redials are refused, and it
+/// says the peer is gone without waiting out the grace period.
+#[test]
+fn a_killed_listener_is_reported_soon() {
+    let (mut l, port) = listen(&[], "127.0.0.1", In::Pipe);
+    let mut d = dial(&[], "127.0.0.1", port, In::Pipe);
+    d.wait_stderr("connected to");
+    l.signal(libc::SIGKILL);
+    let _ = l.wait();
+    assert_eq!(d.code(), 1, "{}", d.stderr());
+    assert!(
+        d.stderr()
+            .contains("refuses connections: the peer's p2pchat has ended"),
+        "{}",
+        d.stderr()
+    );
+}
+
+/// A dialer killed outright cannot come back: the listener reports it
+/// once the grace period is over, with what was not confirmed.
+#[test]
+fn a_killed_dialer_is_reported_after_the_grace_period() {
+    let grace = ["--resume", "2"];
+    let (mut l, port) = listen(&grace, "127.0.0.1", In::Pipe);
+    let mut d = dial(&grace, "127.0.0.1", port, In::Pipe);
+    l.wait_stderr("connected to");
+    d.signal(libc::SIGKILL);
+    let _ = d.wait();
+    assert_eq!(l.code(), 1, "{}", l.stderr());
+    let err = l.stderr();
+    assert!(err.contains("waiting up to 2 s for the peer"), "{err}");
+    assert!(err.contains("not resumed within 2 s"), "{err}");
+}
+
+#[test]
+fn resume_cannot_be_combined_with_plain() {
+    let mut p = Proc::p2p(&["--plain", "--resume", "5", "listen", "0"], In::Null);
+    assert_eq!(p.code(), 2);
+    assert!(p
+        .stderr()
+        .contains("--resume cannot be combined with --plain"));
+    // --resume 0 is no resume at all, which plain mode is anyway.
+    let (mut l, port) = listen(&["--plain", "--resume", "0"], "127.0.0.1", In::Null);
+    let mut d = dial(&["--plain"], "127.0.0.1", port, In::Null);
+    assert_both_ok(&mut l, &mut d);
+}
+
+/// Through `p2pchat relay`, with the path to the relay cut mid-transfer:
+/// both sides go back to the relay with the same room and carry on.
+#[test]
+fn through_a_relay_both_sides_come_back_to_the_same_room() {
+    let tmp = TempDir::new("resume-relay");
+    let a = random_bytes(6 << 20, 81);
+    let b = random_bytes(4 << 20, 82);
+    let (_relay, relay_port) = crate::relay::p2p_relay();
+    let proxy = CuttingProxy::start(relay_port, 2 << 20, 1);
+    let relay = format!("127.0.0.1:{}", proxy.port);
+    let mut l = Proc::p2p(&["listen", "--relay", &relay], In::File(tmp.file("b", &b)));
+    let code = stderr_after(&l, "code: ");
+    let mut d = Proc::p2p_env(
+        &["dial", "--relay", &relay],
+        In::File(tmp.file("a", &a)),
+        &[("P2PCHAT_CODE", code.trim())],
+    );
+    assert_both_ok(&mut l, &mut d);
+    assert_same_bytes(&l.stdout(), &a, "dialer to listener");
+    assert_same_bytes(&d.stdout(), &b, "listener to dialer");
+    assert_eq!(proxy.cuts(), 1);
+    for p in [&l, &d] {
+        assert!(p.stderr().contains("reconnected after"), "{}", p.stderr());
+    }
+}
+
+/// Runs `cmd` inside namespace `ns`; it must succeed.
+fn in_ns(ns: &str, cmd: &[&str]) {
+    let mut args = vec!["netns", "exec", ns];
+    args.extend_from_slice(cmd);
+    let ok = std::process::Command::new("ip")
+        .args(&args)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{cmd:?} in {ns} failed");
+}
+
+/// Two hosts on a veth pair; 100 MiB each way while the path is broken
+/// three ways: a middlebox reset (REJECT with tcp-reset), the dialer's
+/// address changing under the connection (roaming), and a black hole both
+/// ways longer than the idle timeout. Each fault waits for data to flow
+/// past a mark and is lifted once the dialer has noticed it.
+#[test]
+fn a_transfer_survives_resets_roaming_and_a_black_hole() {
+    let Some(lab) = crate::netns::Namespaces::create("r", &["a", "b"], "the resume rig") else {
+        return;
+    };
+    let (a, b) = (lab.name("a"), lab.name("b"));
+    lab.ip(&[
+        "link", "add", "ra", "netns", &a, "type", "veth", "peer", "name", "rb", "netns", &b,
+    ]);
+    lab.ip(&["-n", &a, "addr", "add", "10.78.0.1/24", "dev", "ra"]);
+    lab.ip(&["-n", &b, "addr", "add", "10.78.0.2/24", "dev", "rb"]);
+    lab.ip(&["-n", &a, "link", "set", "ra", "up"]);
+    lab.ip(&["-n", &b, "link", "set", "rb", "up"]);
+    let tmp = TempDir::new("resume-ns");
+    let mib = 1 << 20;
+    let up = random_bytes(100 * mib, 91);
+    let down = random_bytes(100 * mib, 92);
+    let flags = ["--idle-timeout", "3"];
+    let mut largs = flags.to_vec();
+    largs.extend(["listen", "0", "--bind", "10.78.0.1"]);
+    let mut l = lab.p2p("a", &largs, In::File(tmp.file("down", &down)), &[]);
+    let port = wait_port(&l).to_string();
+    let mut dargs = flags.to_vec();
+    dargs.extend(["dial", "10.78.0.1", &port]);
+    let mut d = lab.p2p("b", &dargs, In::File(tmp.file("up", &up)), &[]);
+    let lost = |n: usize| move |p: &Proc| p.stderr().matches("connection lost").count() >= n;
+    let flowed = |p: &Proc, n: usize| p.stdout_len() >= n * mib;
+
+    // 1. A middlebox resets the dialer's connection.
+    wait_until("20 MiB", DEADLINE, || flowed(&l, 20));
+    let reset = [
+        "iptables",
+        "-A",
+        "OUTPUT",
+        "-p",
+        "tcp",
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "tcp-reset",
+    ];
+    in_ns(&b, &reset);
+    wait_until("the reset noticed", DEADLINE, || lost(1)(&d));
+    in_ns(&b, &["iptables", "-F", "OUTPUT"]);
+
+    // 2. The dialer's address changes under the connection.
+    wait_until("45 MiB", DEADLINE, || flowed(&l, 45));
+    // (Deleted first: deleting a primary address takes its secondaries.)
+    lab.ip(&["-n", &b, "addr", "del", "10.78.0.2/24", "dev", "rb"]);
+    lab.ip(&["-n", &b, "addr", "add", "10.78.0.3/24", "dev", "rb"]);
+    wait_until("the roaming noticed", DEADLINE, || lost(2)(&d));
+
+    // 3. A black hole both ways, longer than the idle timeout.
+    wait_until_lazy(
+        || format!("70 MiB; stderr:\n{}\n---\n{}", l.stderr(), d.stderr()),
+        DEADLINE,
+        || flowed(&l, 70),
+    );
+    in_ns(&b, &["iptables", "-A", "INPUT", "-j", "DROP"]);
+    in_ns(&b, &["iptables", "-A", "OUTPUT", "-j", "DROP"]);
+    wait_until("the black hole noticed", DEADLINE, || lost(3)(&d));
+    in_ns(&b, &["iptables", "-F"]);
+
+    assert_both_ok(&mut l, &mut d);
+    assert_same_bytes(&l.stdout(), &up, "dialer to listener");
+    assert_same_bytes(&d.stdout(), &down, "listener to dialer");
+    let reconnects = d.stderr().matches("reconnected after").count();
+    assert!(reconnects >= 3, "{}", d.stderr());
+}
+
+/// Forwards connections to `target` until told to cut: then it drops the
+/// connection and turns every new one away until released.
+struct HoldProxy {
+    port: u16,
+    held: Arc<std::sync::atomic::AtomicBool>,
+    live: Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl HoldProxy {
+    fn start(target: u16) -> HoldProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
+        let port = listener.local_addr().expect("addr").port();
+        let held = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let live = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (h, l) = (held.clone(), live.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                if h.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    return;
+                };
+                l.lock()
+                    .unwrap()
+                    .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                let never = Arc::new(AtomicUsize::new(0));
+                for (from, to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let (n, c) = (never.clone(), Arc::new(AtomicUsize::new(0)));
+                    let both = (from.try_clone().unwrap(), to.try_clone().unwrap());
+                    std::thread::spawn(move || pump(from, to, &n, None, &c, both));
+                }
+            }
+        });
+        HoldProxy { port, held, live }
+    }
+
+    fn cut_and_hold(&self) {
+        self.held.store(true, Ordering::SeqCst);
+        for s in self.live.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn release(&self) {
+        self.held.store(false, Ordering::SeqCst);
+    }
+}
+
+/// At a terminal: the connection goes down, a line typed meanwhile is
+/// marked as queued, and it arrives once the connection is back.
+#[test]
+fn at_a_terminal_lines_typed_while_down_are_queued_and_delivered() {
+    use crate::pty::Pty;
+    let mut alice = Pty::spawn(
+        &["--name", "alice", "listen", "0", "--bind", "127.0.0.1"],
+        &[],
+        24,
+        100,
+    );
+    alice.wait_for("listening on 127.0.0.1:");
+    let text = alice.rows().concat();
+    let port: u16 = text
+        .split("listening on 127.0.0.1:")
+        .nth(1)
+        .and_then(|r| {
+            r.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
+        .expect("port");
+    let proxy = HoldProxy::start(port);
+    let mut bob = dial(&["--name", "bob"], "127.0.0.1", proxy.port, In::Pipe);
+    alice.wait_for("\"bob\" joined");
+    alice.type_text("before\r");
+    bob.wait_stdout(7);
+    proxy.cut_and_hold();
+    alice.wait_for("waiting up to 60 s");
+    alice.type_text("while down\r");
+    alice.wait_for("(queued: sent when the connection is back)");
+    assert_eq!(bob.stdout(), b"before\n", "nothing gets through while down");
+    proxy.release();
+    alice.wait_for("reconnected after");
+    bob.wait_stdout(18);
+    assert_eq!(bob.stdout(), b"before\nwhile down\n");
+    alice.type_text("/quit\r");
+    assert_eq!(alice.code(), 0, "{}", alice.text());
+    assert_eq!(bob.code(), 0, "{}", bob.stderr());
+}
