@@ -142,3 +142,43 @@ fn behind_two_nats_a_direct_dial_fails_and_a_relay_room_works() {
         d.stderr()
     );
 }
+
+/// A NAT that forgets its mappings in the middle of a relay room (its
+/// conntrack table flushed, and mid-stream packets not picked up again):
+/// the room stalls, both sides go back to the relay, and it carries on,
+/// byte-exact both ways (issue 12).
+#[test]
+fn a_nat_that_forgets_its_mapping_costs_the_room_nothing() {
+    let Some(lab) = lab() else { return };
+    if !have("conntrack") {
+        return;
+    }
+    lab.exec(
+        "nata",
+        "sysctl",
+        &["-qw", "net.netfilter.nf_conntrack_tcp_loose=0"],
+    );
+    let relay = lab.p2p("pub", &["relay", "4001", "--bind", RELAY], In::Null, &[]);
+    relay.wait_stderr("relaying on");
+    let dir = TempDir::new("nat-forgets");
+    let (a, b) = (random_bytes(60 << 20, 21), random_bytes(40 << 20, 22));
+    let (fa, fb) = (dir.file("a", &a), dir.file("b", &b));
+    let flags = ["--idle-timeout", "3"];
+    let mut largs = flags.to_vec();
+    largs.extend(["listen", "--relay", RELAY]);
+    let mut l = lab.p2p("ha", &largs, In::File(fa), &[]);
+    let code = stderr_after(&l, "code: ").trim().to_string();
+    let mut dargs = flags.to_vec();
+    dargs.extend(["dial", "--relay", RELAY]);
+    let mut d = lab.p2p("hb", &dargs, In::File(fb), &[("P2PCHAT_CODE", &code)]);
+    wait_until("10 MiB through the relay", DEADLINE, || {
+        d.stdout_len() >= 10 << 20
+    });
+    lab.exec("nata", "conntrack", &["-F"]);
+    assert_both_ok(&mut l, &mut d);
+    assert_same_bytes(&d.stdout(), &a, "listener to dialer");
+    assert_same_bytes(&l.stdout(), &b, "dialer to listener");
+    for p in [&l, &d] {
+        assert!(p.stderr().contains("reconnected after"), "{}", p.stderr());
+    }
+}
