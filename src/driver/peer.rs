@@ -180,6 +180,17 @@ struct Dialer {
     refused: u32,
 }
 
+/// How long the `n`th redial since the room had a connection waits:
+/// nothing for the first, then 0.1 s doubling to at most 1 s, plus up to a
+/// fifth more (`jitter` in [0, 1)).
+fn redial_delay(n: u32, jitter: f64) -> Duration {
+    if n == 0 {
+        return Duration::ZERO;
+    }
+    let step = (FIRST_BACKOFF * 2u32.saturating_pow(n - 1)).min(MAX_BACKOFF);
+    step + step.mul_f64(jitter.clamp(0.0, 1.0) * 0.2)
+}
+
 /// A number in [0, 1) for jitter: the clock's nanoseconds, which is
 /// plenty to keep two peers' redials from marching in step.
 fn jitter() -> f64 {
@@ -839,13 +850,7 @@ impl Peer<'_> {
         // The first try at once; after a failed resume, back off (0.1 s,
         // doubling, at most 1 s) with up to a fifth of jitter, so a path
         // that accepts and drops is not hammered.
-        let delay = match self.redials {
-            0 => Duration::ZERO,
-            n => {
-                let step = (FIRST_BACKOFF * 2u32.saturating_pow(n - 1)).min(MAX_BACKOFF);
-                step + step.mul_f64(jitter() * 0.2)
-            }
-        };
+        let delay = redial_delay(self.redials, jitter());
         self.redials += 1;
         self.reconnect_at = (!delay.is_zero()).then_some(now + delay);
         match &self.cfg.endpoint {
@@ -1065,3 +1070,20 @@ const _: () = assert!(
         && super::SIGNALS.0 != USER_TOKENS.stdin.0
         && super::SIGNALS.0 != USER_TOKENS.stdout.0
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redials_back_off_with_jitter_and_a_cap() {
+        assert_eq!(redial_delay(0, 0.5), Duration::ZERO, "the first at once");
+        assert_eq!(redial_delay(1, 0.0), Duration::from_millis(100));
+        assert_eq!(redial_delay(2, 0.0), Duration::from_millis(200));
+        assert_eq!(redial_delay(4, 0.0), Duration::from_millis(800));
+        assert_eq!(redial_delay(5, 0.0), Duration::from_secs(1), "capped");
+        assert_eq!(redial_delay(60, 0.0), Duration::from_secs(1));
+        assert_eq!(redial_delay(1, 0.5), Duration::from_millis(110));
+        assert!(redial_delay(9, 0.999) < Duration::from_millis(1200));
+    }
+}

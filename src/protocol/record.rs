@@ -46,7 +46,7 @@ pub enum Kind {
     Ack = 8,
     /// Resume: the first record each way on a resumed connection: the
     /// sender's accepted count (u64) and flags (u8: bit 0, our EOF
-    /// arrived; bit 1, our DONE arrived).
+    /// arrived; bit 1, our DONE arrived; bit 2, our BYE arrived).
     Resume = 9,
 }
 

@@ -227,12 +227,13 @@ impl Room {
     }
 
     /// The flags of our RESUME: bit 0, the peer's EOF arrived; bit 1, its
-    /// DONE did (our EOF is confirmed).
+    /// DONE did (our EOF is confirmed); bit 2, its BYE did.
     fn resume_record(&self) -> [u8; 9] {
         let mut r = [0u8; 9];
         r[..8].copy_from_slice(&self.accepted.to_be_bytes());
-        r[8] =
-            u8::from(self.receiving.ended()) | (u8::from(self.sending == Sending::Confirmed) << 1);
+        r[8] = u8::from(self.receiving.ended())
+            | (u8::from(self.sending == Sending::Confirmed) << 1)
+            | (u8::from(self.farewell == Farewell::PeerLeft) << 2);
         r
     }
 
@@ -266,6 +267,12 @@ impl Room {
         }
         if self.receiving == Receiving::DoneSent && flags & 2 == 0 {
             self.receiving = Receiving::Ended;
+        }
+        if let Farewell::ByeSent(reason) = self.farewell {
+            if flags & 4 == 0 {
+                // Our goodbye was lost with the connection: say it again.
+                self.farewell = Farewell::Leaving(reason);
+            }
         }
         self.connections += 1;
         self.clean_since = None;
@@ -309,7 +316,7 @@ impl Room {
     pub fn accept(&mut self, id: LinkId, source: u128, now: Instant) {
         // Once the room is up, only a resume of it may come in.
         let taken = self.current.is_some() || self.down.is_some();
-        let resumable = self.resume.is_some() && self.farewell == Farewell::Staying;
+        let resumable = self.resume.is_some() && self.farewell != Farewell::PeerLeft;
         if self.outbox.outcome.is_some() || (taken && !resumable) {
             return self.outbox.actions.push_back(Action::Close(id));
         }
@@ -750,8 +757,10 @@ impl Room {
                     }
                 }
                 Kind::Received => match <[u8; 8]>::try_from(payload) {
-                    Ok(n) if self.peer_received.is_none() => {
-                        self.peer_received = Some(u64::from_be_bytes(n));
+                    // A resume may bring it again, with the BYE it precedes.
+                    Ok(n) if self.peer_received.is_none() || resume => {
+                        let n = u64::from_be_bytes(n);
+                        self.peer_received = Some(self.peer_received.map_or(n, |p| p.max(n)));
                         Ok(())
                     }
                     Ok(_) => Err(violation("a second RECEIVED")),
@@ -975,7 +984,11 @@ impl Room {
             }
         }
         if self.clean_since.is_some_and(|t| now >= t + FINAL_WAIT) && self.down.is_none() {
-            return self.finish(Ok(()), now);
+            let result = match self.farewell {
+                Farewell::ByeSent(reason) => self.bye_outcome(reason),
+                _ => Ok(()),
+            };
+            return self.finish(result, now);
         }
         let role = self.cfg.role;
         while let Some(i) = self
@@ -1053,12 +1066,19 @@ impl Room {
         let flushed = link.tx.is_empty();
         let end = match self.farewell {
             Farewell::PeerLeft => Some(self.peer_left_outcome()),
-            Farewell::ByeSent(reason) if flushed => Some(match reason {
-                LeaveReason::Interrupted(signal) if !self.all_delivered() => {
-                    Err(Error::Interrupted(signal))
+            Farewell::ByeSent(reason) if flushed && (self.resume.is_none() || link.transport_eof) => {
+                Some(self.bye_outcome(reason))
+            }
+            Farewell::ByeSent(_) if flushed => {
+                // Our BYE is out: FIN, then wait for the peer's (it ends
+                // when our BYE arrives). A cut meanwhile is resumed and
+                // the BYE sent again, so the peer never waits in vain.
+                if self.clean_since.is_none() {
+                    self.clean_since = Some(now);
+                    self.outbox.actions.push_back(Action::ShutdownWrite(link.id));
                 }
-                _ => Ok(()),
-            }),
+                None
+            }
             _ if self.closed_cleanly() && (self.resume.is_none() || link.transport_eof) => {
                 Some(Ok(()))
             }
@@ -1086,6 +1106,16 @@ impl Room {
             Some(Err(e)) if self.farewell == Farewell::PeerLeft => self.finish(Err(e), now),
             Some(Err(e)) => self.fail(e, now),
             None => {}
+        }
+    }
+
+    /// How leaving ends for us: cut short by a signal, or fine.
+    fn bye_outcome(&self, reason: LeaveReason) -> Result<(), Error> {
+        match reason {
+            LeaveReason::Interrupted(signal) if !self.all_delivered() => {
+                Err(Error::Interrupted(signal))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -1158,7 +1188,7 @@ impl Room {
     /// A lost connection (not tampering, not a failed first handshake)
     /// of a room that agreed on resume, and that nobody is leaving.
     fn may_go_down(&self, e: &Error) -> bool {
-        if self.resume.is_none() || self.farewell != Farewell::Staying {
+        if self.resume.is_none() || self.farewell == Farewell::PeerLeft {
             return false;
         }
         let Some(link) = self.current.as_ref() else {

@@ -49,14 +49,17 @@ fn the_default_room_is_encrypted_and_both_sides_show_one_code() {
 /// with exit `code` saying `why`, having shown only an exact prefix, and
 /// the dialer fails too.
 fn assert_abort(fault: Fault, code: i32, why: &str) {
+    // Without resume: a cut would be carried on over a new connection.
+    assert_abort_with(&["--resume", "0"], fault, code, why);
+}
+
+fn assert_abort_with(flags: &[&str], fault: Fault, code: i32, why: &str) {
     let tmp = TempDir::new("fault");
     let data = random_bytes(2 * 1024 * 1024, 9);
-    // Without resume: a cut would be carried on over a new connection.
-    let off = ["--resume", "0"];
-    let (mut l, port) = listen(&off, "127.0.0.1", In::Null);
+    let (mut l, port) = listen(flags, "127.0.0.1", In::Null);
     let proxy = Proxy::start(port, Some(fault));
     let mut d = dial(
-        &off,
+        flags,
         "127.0.0.1",
         proxy.port,
         In::File(tmp.file("d", &data)),
@@ -72,6 +75,13 @@ fn assert_abort(fault: Fault, code: i32, why: &str) {
 #[test]
 fn a_flipped_byte_ends_the_room_with_exit_4_and_nothing_corrupt() {
     assert_abort(Fault::Flip(100_000), 4, "integrity");
+}
+
+/// Resume covers lost connections, not forged records: tampering ends a
+/// room that could resume just the same.
+#[test]
+fn a_flipped_byte_ends_a_resumable_room_too() {
+    assert_abort_with(&[], Fault::Flip(100_000), 4, "integrity");
 }
 
 #[test]

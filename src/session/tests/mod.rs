@@ -298,7 +298,17 @@ impl Pair {
 /// into `to`'s receive buffer. Returns whether anything moved.
 pub fn flow(from: &mut Side, to: &mut Side, wire: &mut Vec<u8>, now: Instant, up: bool) -> bool {
     let mut moved = false;
-    let tx = from.s.to_send(from.link);
+    // Once a link lingers its last bytes travel as the linger's flush,
+    // as the driver does it, never from the session again.
+    let lingering = from
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Linger { link, .. } if *link == from.link));
+    let tx = if lingering {
+        &[][..]
+    } else {
+        from.s.to_send(from.link)
+    };
     // Like a socket, the wire holds a bounded amount in flight.
     let n = tx.len().min(WIRE_LIMIT.saturating_sub(wire.len()));
     if n > 0 && up {

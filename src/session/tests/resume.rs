@@ -218,6 +218,31 @@ fn resume_needs_both_sides() {
     assert!(!p.dialer.actions.contains(&Action::Redial));
 }
 
+/// The leaver's BYE is lost with the connection: the leaver waits for
+/// the peer's FIN, resumes, and says goodbye again; both end well.
+#[test]
+fn a_goodbye_lost_with_the_connection_is_said_again() {
+    let mut p = resume_pair(41);
+    p.run();
+    let now = p.now;
+    p.dialer.input(b"last words\n", now);
+    p.run();
+    p.dialer.s.input_ended(now);
+    p.dialer.s.leave(LeaveReason::User, now);
+    // RECEIVED and BYE are sealed, and die with the connection.
+    p.cut(0, 0);
+    assert_eq!(p.listener.s.status(), Status::Running, "no BYE yet");
+    p.reconnect(LinkId(17));
+    assert!(
+        p.listener.events.contains(&Event::PeerLeft),
+        "{:?}",
+        p.listener.events
+    );
+    p.deliver_ends();
+    assert_eq!(p.listener.shown, b"last words\n");
+    p.assert_both(Status::Ended(Ok(())));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
