@@ -1166,6 +1166,15 @@ impl Room {
         if self.outbox.outcome.is_some() {
             return;
         }
+        if let (Farewell::ByeSent(reason), Some(_), Error::Lost(_)) =
+            (self.farewell, self.clean_since, &e)
+        {
+            // Our BYE was in the peer's kernel before the connection ended:
+            // a peer that got it closes, with a reset if our data was still
+            // unread. That is leaving, done.
+            let result = self.bye_outcome(reason);
+            return self.finish(result, now);
+        }
         if self.may_go_down(&e) {
             return self.go_down(e, now);
         }
