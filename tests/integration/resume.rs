@@ -31,15 +31,30 @@ impl CuttingProxy {
                     return;
                 };
                 let passed = Arc::new(AtomicUsize::new(0));
+                let down = Arc::new(AtomicUsize::new(0));
                 let cut = i < max_cuts;
-                for (from, to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server.try_clone().unwrap(), client.try_clone().unwrap()),
+                for (from, to, is_down) in [
+                    (
+                        client.try_clone().unwrap(),
+                        server.try_clone().unwrap(),
+                        false,
+                    ),
+                    (
+                        server.try_clone().unwrap(),
+                        client.try_clone().unwrap(),
+                        true,
+                    ),
                 ] {
-                    let (passed, done) = (passed.clone(), done.clone());
+                    let (passed, down, done) = (passed.clone(), down.clone(), done.clone());
                     let (c, s) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                     std::thread::spawn(move || {
-                        pump(from, to, &passed, cut.then_some(cut_after), &done, (c, s))
+                        let counts = Counts {
+                            passed: &passed,
+                            down: &down,
+                            is_down,
+                            cuts: &done,
+                        };
+                        pump(from, to, &counts, cut.then_some(cut_after), (c, s))
                     });
                 }
             }
@@ -52,14 +67,27 @@ impl CuttingProxy {
     }
 }
 
+/// What one connection's two pumps share: the bytes both ways, those
+/// going down (listener to dialer), and the cuts made.
+struct Counts<'a> {
+    passed: &'a AtomicUsize,
+    down: &'a AtomicUsize,
+    is_down: bool,
+    cuts: &'a AtomicUsize,
+}
+
+/// Forwards `from` to `to`; with `cut_after`, cuts the connection once
+/// that many bytes passed both ways and the down direction carried some
+/// too (so the dialer has the listener's HELLO: a cut before that is a
+/// failed handshake, not a resume).
 fn pump(
     mut from: TcpStream,
     mut to: TcpStream,
-    passed: &AtomicUsize,
+    counts: &Counts<'_>,
     cut_after: Option<usize>,
-    cuts: &AtomicUsize,
     both: (TcpStream, TcpStream),
 ) {
+    let (passed, cuts) = (counts.passed, counts.cuts);
     let mut buf = [0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf) {
@@ -70,7 +98,11 @@ fn pump(
             Ok(n) => n,
         };
         let total = passed.fetch_add(n, Ordering::SeqCst) + n;
-        if cut_after.is_some_and(|c| total >= c) {
+        if counts.is_down {
+            counts.down.fetch_add(n, Ordering::SeqCst);
+        }
+        let down_ok = counts.down.load(Ordering::SeqCst) >= 256 * 1024;
+        if cut_after.is_some_and(|c| total >= c) && down_ok {
             // Cut: what this read got is dropped, and both ends see the
             // connection end without a goodbye.
             if passed.swap(usize::MAX / 2, Ordering::SeqCst) < usize::MAX / 2 {
@@ -163,27 +195,41 @@ fn resume_cannot_be_combined_with_plain() {
     assert_both_ok(&mut l, &mut d);
 }
 
-/// Through `p2pchat relay`, with the path to the relay cut mid-transfer:
-/// both sides go back to the relay with the same room and carry on.
+/// Through `p2pchat relay`, with the path to the relay cut mid-transfer
+/// (once both sides are in the room: a cut before the dialer has the
+/// listener's HELLO is a failed handshake, not a resume): both sides go
+/// back to the relay with the same room and carry on.
 #[test]
 fn through_a_relay_both_sides_come_back_to_the_same_room() {
-    let tmp = TempDir::new("resume-relay");
-    let a = random_bytes(6 << 20, 81);
-    let b = random_bytes(4 << 20, 82);
+    let (a, b) = (random_bytes(4 << 20, 81), random_bytes(3 << 20, 82));
     let (_relay, relay_port) = crate::relay::p2p_relay();
-    let proxy = CuttingProxy::start(relay_port, 2 << 20, 1);
+    let proxy = HoldProxy::start(relay_port);
     let relay = format!("127.0.0.1:{}", proxy.port);
-    let mut l = Proc::p2p(&["listen", "--relay", &relay], In::File(tmp.file("b", &b)));
+    let mut l = Proc::p2p(&["listen", "--relay", &relay], In::Pipe);
     let code = stderr_after(&l, "code: ");
     let mut d = Proc::p2p_env(
         &["dial", "--relay", &relay],
-        In::File(tmp.file("a", &a)),
+        In::Pipe,
         &[("P2PCHAT_CODE", code.trim())],
     );
+    l.wait_stderr("connected to");
+    d.wait_stderr("connected to");
+    let (ha, hb) = (a.len() / 2, b.len() / 2);
+    d.write(&a[..ha]);
+    l.write(&b[..hb]);
+    l.wait_stdout(ha);
+    d.wait_stdout(hb);
+    proxy.cut_and_hold();
+    l.wait_stderr("connection lost");
+    d.wait_stderr("connection lost");
+    proxy.release();
+    d.write(&a[ha..]);
+    l.write(&b[hb..]);
+    d.close_stdin();
+    l.close_stdin();
     assert_both_ok(&mut l, &mut d);
     assert_same_bytes(&l.stdout(), &a, "dialer to listener");
     assert_same_bytes(&d.stdout(), &b, "listener to dialer");
-    assert_eq!(proxy.cuts(), 1);
     for p in [&l, &d] {
         assert!(p.stderr().contains("reconnected after"), "{}", p.stderr());
     }
@@ -302,14 +348,22 @@ impl HoldProxy {
                 l.lock()
                     .unwrap()
                     .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
-                let never = Arc::new(AtomicUsize::new(0));
                 for (from, to) in [
                     (client.try_clone().unwrap(), server.try_clone().unwrap()),
                     (server, client),
                 ] {
-                    let (n, c) = (never.clone(), Arc::new(AtomicUsize::new(0)));
                     let both = (from.try_clone().unwrap(), to.try_clone().unwrap());
-                    std::thread::spawn(move || pump(from, to, &n, None, &c, both));
+                    std::thread::spawn(move || {
+                        let zero = || AtomicUsize::new(0);
+                        let (p, d, c) = (zero(), zero(), zero());
+                        let counts = Counts {
+                            passed: &p,
+                            down: &d,
+                            is_down: false,
+                            cuts: &c,
+                        };
+                        pump(from, to, &counts, None, both)
+                    });
                 }
             }
         });
