@@ -1,93 +1,67 @@
 //! Resume: a room that survives its connection. Through a proxy that cuts
-//! every connection mid-transfer, then forwards the next one, every byte
-//! arrives exactly once, both ways; a peer that is really gone is still
-//! reported.
+//! the connection mid-transfer and forwards the next one when told, every
+//! byte arrives exactly once, both ways, directly and through a relay, at a
+//! pipe and at a terminal; a peer that is really gone is still reported.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::util::*;
 
-/// Forwards each connection to `target`; the first `max_cuts` of them are
-/// cut (both ways, bytes in flight dropped) once `cut_after` bytes have
-/// passed through them.
-struct CuttingProxy {
+/// Forwards connections to `target` until told to cut: then it drops the
+/// connection and turns every new one away until released.
+struct HoldProxy {
     port: u16,
-    cuts: Arc<AtomicUsize>,
+    held: Arc<AtomicBool>,
+    live: Arc<std::sync::Mutex<Vec<TcpStream>>>,
 }
 
-impl CuttingProxy {
-    fn start(target: u16, cut_after: usize, max_cuts: usize) -> CuttingProxy {
+impl HoldProxy {
+    fn start(target: u16) -> HoldProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
         let port = listener.local_addr().expect("addr").port();
-        let cuts = Arc::new(AtomicUsize::new(0));
-        let done = cuts.clone();
+        let held = Arc::new(AtomicBool::new(false));
+        let live = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (h, l) = (held.clone(), live.clone());
         std::thread::spawn(move || {
-            for (i, client) in listener.incoming().enumerate() {
+            for client in listener.incoming() {
                 let Ok(client) = client else { return };
+                if h.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
                 let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
                     return;
                 };
-                let passed = Arc::new(AtomicUsize::new(0));
-                let down = Arc::new(AtomicUsize::new(0));
-                let cut = i < max_cuts;
-                for (from, to, is_down) in [
-                    (
-                        client.try_clone().unwrap(),
-                        server.try_clone().unwrap(),
-                        false,
-                    ),
-                    (
-                        server.try_clone().unwrap(),
-                        client.try_clone().unwrap(),
-                        true,
-                    ),
+                l.lock()
+                    .unwrap()
+                    .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                for (from, to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
                 ] {
-                    let (passed, down, done) = (passed.clone(), down.clone(), done.clone());
-                    let (c, s) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                    std::thread::spawn(move || {
-                        let counts = Counts {
-                            passed: &passed,
-                            down: &down,
-                            is_down,
-                            cuts: &done,
-                        };
-                        pump(from, to, &counts, cut.then_some(cut_after), (c, s))
-                    });
+                    std::thread::spawn(move || pump(from, to));
                 }
             }
         });
-        CuttingProxy { port, cuts }
+        HoldProxy { port, held, live }
     }
 
-    fn cuts(&self) -> usize {
-        self.cuts.load(Ordering::SeqCst)
+    fn cut_and_hold(&self) {
+        self.held.store(true, Ordering::SeqCst);
+        for s in self.live.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn release(&self) {
+        self.held.store(false, Ordering::SeqCst);
     }
 }
 
-/// What one connection's two pumps share: the bytes both ways, those
-/// going down (listener to dialer), and the cuts made.
-struct Counts<'a> {
-    passed: &'a AtomicUsize,
-    down: &'a AtomicUsize,
-    is_down: bool,
-    cuts: &'a AtomicUsize,
-}
-
-/// Forwards `from` to `to`; with `cut_after`, cuts the connection once
-/// that many bytes passed both ways and the down direction carried some
-/// too (so the dialer has the listener's HELLO: a cut before that is a
-/// failed handshake, not a resume).
-fn pump(
-    mut from: TcpStream,
-    mut to: TcpStream,
-    counts: &Counts<'_>,
-    cut_after: Option<usize>,
-    both: (TcpStream, TcpStream),
-) {
-    let (passed, cuts) = (counts.passed, counts.cuts);
+/// Forwards `from` to `to` until either end goes.
+fn pump(mut from: TcpStream, mut to: TcpStream) {
     let mut buf = [0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf) {
@@ -97,39 +71,47 @@ fn pump(
             }
             Ok(n) => n,
         };
-        let total = passed.fetch_add(n, Ordering::SeqCst) + n;
-        if counts.is_down {
-            counts.down.fetch_add(n, Ordering::SeqCst);
-        }
-        let down_ok = counts.down.load(Ordering::SeqCst) >= 256 * 1024;
-        if cut_after.is_some_and(|c| total >= c) && down_ok {
-            // Cut: what this read got is dropped, and both ends see the
-            // connection end without a goodbye.
-            if passed.swap(usize::MAX / 2, Ordering::SeqCst) < usize::MAX / 2 {
-                cuts.fetch_add(1, Ordering::SeqCst);
-            }
-            let _ = both.0.shutdown(Shutdown::Both);
-            let _ = both.1.shutdown(Shutdown::Both);
-            return;
-        }
         if to.write_all(&buf[..n]).is_err() {
             return;
         }
     }
 }
 
+/// Three cuts, each while data flows both ways (some of it in flight,
+/// so it is lost and must be sent again), each once both sides are in the
+/// room.
 #[test]
 fn cuts_in_the_middle_of_a_transfer_lose_and_double_nothing() {
-    let tmp = TempDir::new("resume");
     let a = random_bytes(8 << 20, 71);
     let b = random_bytes(6 << 20, 72);
-    let (mut l, port) = listen(&[], "127.0.0.1", In::File(tmp.file("b", &b)));
-    let proxy = CuttingProxy::start(port, 3 << 20, 3);
-    let mut d = dial(&[], "127.0.0.1", proxy.port, In::File(tmp.file("a", &a)));
+    let (mut l, port) = listen(&[], "127.0.0.1", In::Pipe);
+    let proxy = HoldProxy::start(port);
+    let mut d = dial(&[], "127.0.0.1", proxy.port, In::Pipe);
+    l.wait_stderr("connected to");
+    d.wait_stderr("connected to");
+    let (ca, cb) = (a.len() / 4, b.len() / 4);
+    for k in 0..4 {
+        d.write(&a[k * ca..(k + 1) * ca]);
+        l.write(&b[k * cb..(k + 1) * cb]);
+        if k == 3 {
+            break;
+        }
+        // Cut with part of this quarter still on its way.
+        wait_until("half a quarter through", DEADLINE, || {
+            l.stdout_len() >= k * ca + ca / 2 && d.stdout_len() >= k * cb + cb / 2
+        });
+        proxy.cut_and_hold();
+        let lost = |p: &Proc| p.stderr().matches("connection lost").count() > k;
+        wait_until("both notice the cut", DEADLINE, || lost(&l) && lost(&d));
+        proxy.release();
+        let back = |p: &Proc| p.stderr().matches("reconnected after").count() > k;
+        wait_until("both reconnected", DEADLINE, || back(&l) && back(&d));
+    }
+    d.close_stdin();
+    l.close_stdin();
     assert_both_ok(&mut l, &mut d);
     assert_same_bytes(&l.stdout(), &a, "dialer to listener");
     assert_same_bytes(&d.stdout(), &b, "listener to dialer");
-    assert_eq!(proxy.cuts(), 3, "the proxy cut three connections");
     for (who, p) in [("listener", &l), ("dialer", &d)] {
         let err = p.stderr();
         assert_eq!(err.matches("reconnected after").count(), 3, "{who}:\n{err}");
@@ -319,67 +301,6 @@ fn a_transfer_survives_resets_roaming_and_a_black_hole() {
     assert_same_bytes(&d.stdout(), &down, "listener to dialer");
     let reconnects = d.stderr().matches("reconnected after").count();
     assert!(reconnects >= 3, "{}", d.stderr());
-}
-
-/// Forwards connections to `target` until told to cut: then it drops the
-/// connection and turns every new one away until released.
-struct HoldProxy {
-    port: u16,
-    held: Arc<std::sync::atomic::AtomicBool>,
-    live: Arc<std::sync::Mutex<Vec<TcpStream>>>,
-}
-
-impl HoldProxy {
-    fn start(target: u16) -> HoldProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
-        let port = listener.local_addr().expect("addr").port();
-        let held = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let live = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (h, l) = (held.clone(), live.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { return };
-                if h.load(Ordering::SeqCst) {
-                    continue; // dropped: closed at once
-                }
-                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
-                    return;
-                };
-                l.lock()
-                    .unwrap()
-                    .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
-                for (from, to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    let both = (from.try_clone().unwrap(), to.try_clone().unwrap());
-                    std::thread::spawn(move || {
-                        let zero = || AtomicUsize::new(0);
-                        let (p, d, c) = (zero(), zero(), zero());
-                        let counts = Counts {
-                            passed: &p,
-                            down: &d,
-                            is_down: false,
-                            cuts: &c,
-                        };
-                        pump(from, to, &counts, None, both)
-                    });
-                }
-            }
-        });
-        HoldProxy { port, held, live }
-    }
-
-    fn cut_and_hold(&self) {
-        self.held.store(true, Ordering::SeqCst);
-        for s in self.live.lock().unwrap().drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-    }
-
-    fn release(&self) {
-        self.held.store(false, Ordering::SeqCst);
-    }
 }
 
 /// At a terminal: the connection goes down, a line typed meanwhile is
