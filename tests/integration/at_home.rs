@@ -572,19 +572,7 @@ fn two_sides_with_the_same_name_are_told_apart() {
         24,
         80,
     );
-    alice.wait_for("listening on 127.0.0.1:");
-    let text = alice.rows().concat();
-    let port: u16 = text
-        .split("listening on 127.0.0.1:")
-        .nth(1)
-        .and_then(|r| {
-            r.chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-                .parse()
-                .ok()
-        })
-        .expect("port");
+    let port = alice.listening_port();
     let mut bob = dial(&["--name", "sam"], "127.0.0.1", port, In::Pipe);
     alice.wait_for("\"sam@127.0.0.1\" joined from 127.0.0.1:");
     bob.write(b"it is me\n");

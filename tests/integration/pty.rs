@@ -128,6 +128,20 @@ impl Pty {
         self.raw.lock().unwrap().clone()
     }
 
+    /// Waits for `listening on 127.0.0.1:PORT` and returns the port.
+    pub fn listening_port(&self) -> u16 {
+        const LINE: &str = "listening on 127.0.0.1:";
+        self.wait_for(LINE);
+        // Rows joined without breaks: on a narrow terminal the line wraps.
+        let text = self.rows().concat();
+        let rest = text.split(LINE).nth(1).expect("listening line");
+        rest.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .expect("port")
+    }
+
     pub fn wait_for(&self, needle: &str) {
         wait_until_lazy(
             || format!("{needle:?} on the screen:\n{}", self.text()),

@@ -314,19 +314,7 @@ fn at_a_terminal_lines_typed_while_down_are_queued_and_delivered() {
         24,
         100,
     );
-    alice.wait_for("listening on 127.0.0.1:");
-    let text = alice.rows().concat();
-    let port: u16 = text
-        .split("listening on 127.0.0.1:")
-        .nth(1)
-        .and_then(|r| {
-            r.chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-                .parse()
-                .ok()
-        })
-        .expect("port");
+    let port = alice.listening_port();
     let proxy = HoldProxy::start(port);
     let mut bob = dial(&["--name", "bob"], "127.0.0.1", proxy.port, In::Pipe);
     alice.wait_for("\"bob\" joined");

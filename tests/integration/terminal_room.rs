@@ -10,8 +10,7 @@ fn room(extra: &[&str], env: &[(&str, &str)]) -> (Pty, Proc) {
     args.extend_from_slice(extra);
     args.extend(["listen", "0", "--bind", "127.0.0.1"]);
     let alice = Pty::spawn(&args, env, 24, 80);
-    alice.wait_for("listening on 127.0.0.1:");
-    let port = port_on_screen(&alice);
+    let port = alice.listening_port();
     let bob = dial_env(&["--name", "bob"], "127.0.0.1", port, In::Pipe, env);
     alice.wait_for("\"bob\" joined from 127.0.0.1:");
     (alice, bob)
@@ -32,23 +31,8 @@ fn alice_listening(rows: u16, cols: u16) -> (Pty, u16) {
         rows,
         cols,
     );
-    alice.wait_for("listening on 127.0.0.1:");
-    let port = port_on_screen(&alice);
+    let port = alice.listening_port();
     (alice, port)
-}
-
-fn port_on_screen(p: &Pty) -> u16 {
-    // Rows joined without breaks: on a narrow terminal the line wraps.
-    let text = p.rows().concat();
-    let rest = text
-        .split("listening on 127.0.0.1:")
-        .nth(1)
-        .expect("listening line");
-    rest.chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect::<String>()
-        .parse()
-        .expect("port")
 }
 
 #[test]
@@ -205,7 +189,7 @@ fn ask_secret_prompts_without_echo() {
         "the secret was echoed:\n{}",
         alice.text()
     );
-    let port = port_on_screen(&alice);
+    let port = alice.listening_port();
     let mut bob = dial_env(
         &["--name", "bob"],
         "127.0.0.1",
@@ -233,8 +217,7 @@ fn a_dumb_terminal_still_never_loses_a_typed_line() {
 #[test]
 fn a_terminal_stdout_in_pipe_mode_is_sanitised_too() {
     let alice = Pty::spawn_stdin(&["listen", "0", "--bind", "127.0.0.1"], &[], 24, 80, false);
-    alice.wait_for("listening on 127.0.0.1:");
-    let port = port_on_screen(&alice);
+    let port = alice.listening_port();
     let mut bob = dial(&[], "127.0.0.1", port, In::Pipe);
     bob.write(b"\x1b[31mred\x1b[0m \xe2\x9c\x93\n");
     alice.wait_for("^[[31mred^[[0m ✓");
@@ -394,8 +377,7 @@ fn a_draft_typed_while_waiting_is_kept_when_the_peer_joins() {
         24,
         80,
     );
-    alice.wait_for("listening on 127.0.0.1:");
-    let port = port_on_screen(&alice);
+    let port = alice.listening_port();
     alice.type_text("early dra");
     let mut bob = dial(&["--name", "bob"], "127.0.0.1", port, In::Pipe);
     alice.wait_for("\"bob\" joined from");
