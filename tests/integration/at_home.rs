@@ -342,11 +342,7 @@ fn public_addresses_come_first_and_private_only_points_at_the_relay() {
         return;
     };
     let (p, q) = (ns.name("pub"), ns.name("priv"));
-    ns.ip(&[
-        "-n", &p, "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", &q,
-    ]);
-    ns.ip(&["-n", &p, "link", "set", "v0", "up"]);
-    ns.ip(&["-n", &q, "link", "set", "v1", "up"]);
+    ns.veth(("pub", "v0"), ("priv", "v1"));
     for (n, dev, addr) in [
         (&p, "v0", "10.77.0.1/24"),
         (&p, "v0", "198.51.100.7/24"),

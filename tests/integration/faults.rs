@@ -25,13 +25,9 @@ impl Netns {
     fn create() -> Option<Netns> {
         let lab = Namespaces::create("f", &["a", "b"], "the fault tests")?;
         let (a, b) = (lab.name("a"), lab.name("b"));
-        lab.ip(&[
-            "link", "add", "va", "netns", &a, "type", "veth", "peer", "name", "vb", "netns", &b,
-        ]);
+        lab.veth(("a", "va"), ("b", "vb"));
         lab.ip(&["-n", &a, "addr", "add", "10.77.0.1/30", "dev", "va"]);
         lab.ip(&["-n", &b, "addr", "add", "10.77.0.2/30", "dev", "vb"]);
-        lab.ip(&["-n", &a, "link", "set", "va", "up"]);
-        lab.ip(&["-n", &b, "link", "set", "vb", "up"]);
         Some(Netns { _lab: lab, a, b })
     }
 

@@ -75,6 +75,17 @@ impl Namespaces {
         assert!(ip(args), "ip {args:?} failed");
     }
 
+    /// Joins two hosts with a veth pair, `(host, interface)` at each end,
+    /// both ends up (addresses are the caller's).
+    pub fn veth(&self, (a, if_a): (&str, &str), (b, if_b): (&str, &str)) {
+        let (na, nb) = (self.name(a), self.name(b));
+        self.ip(&[
+            "link", "add", if_a, "netns", &na, "type", "veth", "peer", "name", if_b, "netns", &nb,
+        ]);
+        self.ip(&["-n", &na, "link", "set", if_a, "up"]);
+        self.ip(&["-n", &nb, "link", "set", if_b, "up"]);
+    }
+
     /// `PROGRAM ARGS` inside `host`'s namespace, which must succeed.
     pub fn exec(&self, host: &str, program: &str, args: &[&str]) {
         let name = self.name(host);

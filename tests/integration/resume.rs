@@ -217,17 +217,6 @@ fn through_a_relay_both_sides_come_back_to_the_same_room() {
     }
 }
 
-/// Runs `cmd` inside namespace `ns`; it must succeed.
-fn in_ns(ns: &str, cmd: &[&str]) {
-    let mut args = vec!["netns", "exec", ns];
-    args.extend_from_slice(cmd);
-    let ok = std::process::Command::new("ip")
-        .args(&args)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "{cmd:?} in {ns} failed");
-}
-
 /// Two hosts on a veth pair; 100 MiB each way while the path is broken
 /// three ways: a middlebox reset (REJECT with tcp-reset), the dialer's
 /// address changing under the connection (roaming), and a black hole both
@@ -239,13 +228,9 @@ fn a_transfer_survives_resets_roaming_and_a_black_hole() {
         return;
     };
     let (a, b) = (lab.name("a"), lab.name("b"));
-    lab.ip(&[
-        "link", "add", "ra", "netns", &a, "type", "veth", "peer", "name", "rb", "netns", &b,
-    ]);
+    lab.veth(("a", "ra"), ("b", "rb"));
     lab.ip(&["-n", &a, "addr", "add", "10.78.0.1/24", "dev", "ra"]);
     lab.ip(&["-n", &b, "addr", "add", "10.78.0.2/24", "dev", "rb"]);
-    lab.ip(&["-n", &a, "link", "set", "ra", "up"]);
-    lab.ip(&["-n", &b, "link", "set", "rb", "up"]);
     let tmp = TempDir::new("resume-ns");
     let mib = 1 << 20;
     let up = random_bytes(100 * mib, 91);
@@ -264,7 +249,6 @@ fn a_transfer_survives_resets_roaming_and_a_black_hole() {
     // 1. A middlebox resets the dialer's connection.
     wait_until("20 MiB", DEADLINE, || flowed(&l, 20));
     let reset = [
-        "iptables",
         "-A",
         "OUTPUT",
         "-p",
@@ -274,9 +258,9 @@ fn a_transfer_survives_resets_roaming_and_a_black_hole() {
         "--reject-with",
         "tcp-reset",
     ];
-    in_ns(&b, &reset);
+    lab.exec("b", "iptables", &reset);
     wait_until("the reset noticed", DEADLINE, || lost(1)(&d));
-    in_ns(&b, &["iptables", "-F", "OUTPUT"]);
+    lab.exec("b", "iptables", &["-F", "OUTPUT"]);
 
     // 2. The dialer's address changes under the connection.
     wait_until("45 MiB", DEADLINE, || flowed(&l, 45));
@@ -291,10 +275,10 @@ fn a_transfer_survives_resets_roaming_and_a_black_hole() {
         DEADLINE,
         || flowed(&l, 70),
     );
-    in_ns(&b, &["iptables", "-A", "INPUT", "-j", "DROP"]);
-    in_ns(&b, &["iptables", "-A", "OUTPUT", "-j", "DROP"]);
+    lab.exec("b", "iptables", &["-A", "INPUT", "-j", "DROP"]);
+    lab.exec("b", "iptables", &["-A", "OUTPUT", "-j", "DROP"]);
     wait_until("the black hole noticed", DEADLINE, || lost(3)(&d));
-    in_ns(&b, &["iptables", "-F"]);
+    lab.exec("b", "iptables", &["-F"]);
 
     assert_both_ok(&mut l, &mut d);
     assert_same_bytes(&l.stdout(), &up, "dialer to listener");
