@@ -181,9 +181,19 @@ impl Pair {
     }
 
     pub fn with_names(d: Security, l: Security, dn: &str, ln: &str) -> Pair {
+        Pair::from_configs(
+            config(Role::Dialer, d, dn),
+            config(Role::Listener, l, ln),
+            1,
+        )
+    }
+
+    /// Both sides from their configs, connected; the listener's generator
+    /// is seeded with `seed + 1`.
+    pub fn from_configs(d: SessionConfig, l: SessionConfig, seed: u64) -> Pair {
         let now = Instant::now();
-        let mut dialer = Side::new(session(config(Role::Dialer, d, dn), 1), LINK);
-        let mut listener = Side::new(session(config(Role::Listener, l, ln), 2), LINK);
+        let mut dialer = Side::new(session(d, seed), LINK);
+        let mut listener = Side::new(session(l, seed + 1), LINK);
         listener.s.accept(LINK, 1, now);
         dialer.s.connected(LINK, now);
         Pair {

@@ -8,23 +8,11 @@ use super::*;
 const GRACE: Duration = Duration::from_secs(60);
 
 fn resume_pair(seed: u64) -> Pair {
-    let now = Instant::now();
     let mut dc = config(Role::Dialer, Security::VerifyCode, "dana");
     let mut lc = config(Role::Listener, Security::VerifyCode, "lee");
     dc.resume = Some(GRACE);
     lc.resume = Some(GRACE);
-    let mut dialer = Side::new(session(dc, seed), LINK);
-    let mut listener = Side::new(session(lc, seed + 1), LINK);
-    listener.s.accept(LINK, 1, now);
-    dialer.s.connected(LINK, now);
-    Pair {
-        dialer,
-        listener,
-        now,
-        d2l: Vec::new(),
-        l2d: Vec::new(),
-        connected: true,
-    }
+    Pair::from_configs(dc, lc, seed)
 }
 
 impl Pair {
@@ -198,20 +186,10 @@ fn a_forged_resume_costs_the_room_nothing() {
 /// ends the room as before.
 #[test]
 fn resume_needs_both_sides() {
-    let now = Instant::now();
     let mut dc = config(Role::Dialer, Security::VerifyCode, "dana");
     dc.resume = Some(GRACE);
     let lc = config(Role::Listener, Security::VerifyCode, "lee");
-    let mut p = Pair {
-        dialer: Side::new(session(dc, 1), LINK),
-        listener: Side::new(session(lc, 2), LINK),
-        now,
-        d2l: Vec::new(),
-        l2d: Vec::new(),
-        connected: true,
-    };
-    p.listener.s.accept(LINK, 1, now);
-    p.dialer.s.connected(LINK, now);
+    let mut p = Pair::from_configs(dc, lc, 1);
     p.run();
     p.cut(0, 0);
     assert!(matches!(p.dialer.failure(), Error::Lost(_)));
