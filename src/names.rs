@@ -1,7 +1,7 @@
 //! Display names: our default name, sanitising names a peer sends us, and
 //! addresses as people write them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The longest name, in characters, that we send or show.
 pub const MAX_NAME_CHARS: usize = 32;
@@ -32,12 +32,28 @@ pub fn is_invisible(c: char) -> bool {
 
 /// An address as people write it: IPv4-mapped IPv6 shown as IPv4.
 pub fn display_addr(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(v4.into(), v6.port()).to_string(),
-            None => addr.to_string(),
-        },
-        SocketAddr::V4(_) => addr.to_string(),
+    match unmapped(addr.ip()) {
+        // Rebuilt only when mapped: a link-local address keeps its zone.
+        ip @ IpAddr::V4(_) if addr.is_ipv6() => SocketAddr::new(ip, addr.port()).to_string(),
+        _ => addr.to_string(),
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is; others as they
+/// are.
+pub fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// `host:port`, with an IPv6 address in brackets: `[2001:db8::7]:51423`.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 

@@ -4,6 +4,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::names::unmapped;
+
 /// The most addresses a listener prints besides the one in the command.
 pub const MAX_SHOWN: usize = 4;
 
@@ -20,7 +22,7 @@ pub enum Scope {
 }
 
 pub fn scope(ip: IpAddr) -> Scope {
-    match ip {
+    match unmapped(ip) {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();
             if v4.is_loopback()
@@ -37,9 +39,6 @@ pub fn scope(ip: IpAddr) -> Scope {
             }
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return scope(v4.into());
-            }
             let first = v6.segments()[0];
             if v6.is_loopback()
                 || v6.is_unspecified()
@@ -79,10 +78,7 @@ impl Reach {
         };
         let mut addrs: Vec<IpAddr> = candidates
             .into_iter()
-            .map(|ip| match ip {
-                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-                v4 => v4,
-            })
+            .map(unmapped)
             .filter(|ip| scope(*ip) != Scope::Local)
             .collect();
         addrs.sort_by_key(|ip| (scope(*ip), ip.is_ipv6()));

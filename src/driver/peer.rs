@@ -245,11 +245,7 @@ impl Dialer {
 
     /// `waiting for 192.0.2.7:51423… (connection refused; retrying for 30 s)`
     fn waiting_line(&self) -> String {
-        let target = if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        };
+        let target = crate::names::host_port(&self.host, self.port);
         let why = self.waiting_why.as_deref().unwrap_or("not there yet");
         let secs = self.retry.unwrap_or(Duration::ZERO).as_secs_f64();
         format!("waiting for {target}\u{2026} ({why}; retrying for {secs} s)")
@@ -1055,11 +1051,7 @@ fn tell_apart(name: String, ours: &str, peer: SocketAddr, via_relay: bool) -> St
     if via_relay {
         return format!("{name} (peer)");
     }
-    let ip = match peer.ip() {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer.ip(), Into::into),
-        v4 => v4,
-    };
-    format!("{name}@{ip}")
+    format!("{name}@{}", crate::names::unmapped(peer.ip()))
 }
 
 // The front-end's tokens are lent, not shared: keep the ranges apart.

@@ -49,11 +49,7 @@ pub struct RelayClient {
 
 impl RelayClient {
     pub fn new(host: &str, port: u16, role: Role, room: &str, wait: Duration) -> RelayClient {
-        let shown = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
+        let shown = crate::names::host_port(host, port);
         RelayClient {
             host: host.to_string(),
             port,
