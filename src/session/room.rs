@@ -244,10 +244,12 @@ impl Room {
         };
         let mut n = [0u8; 8];
         n.copy_from_slice(&r[..8]);
-        let at = u64::from_be_bytes(n);
-        if at < self.acked || at > self.bytes_sent {
-            return Err(violation("a RESUME from outside what we sent"));
-        }
+        let at = sent_offset(
+            u64::from_be_bytes(n),
+            self.acked,
+            self.bytes_sent,
+            "a RESUME",
+        )?;
         Ok((at, r[8]))
     }
 
@@ -288,11 +290,7 @@ impl Room {
 
     /// The peer has everything of ours before `at`: free it.
     fn ack_to(&mut self, at: u64) {
-        if at > self.acked {
-            let n = (at - self.acked).min(self.replay.len() as u64);
-            self.replay.consume(n as usize);
-            self.acked = at;
-        }
+        free_acked(&mut self.replay, &mut self.acked, at);
     }
 
     fn start_link(&mut self, id: LinkId, source: u128, now: Instant) -> Link {
@@ -725,15 +723,8 @@ impl Room {
                 Kind::Resume => Err(violation("a RESUME on a running connection")),
                 Kind::Ack => match <[u8; 8]>::try_from(payload) {
                     Ok(n) => {
-                        let at = u64::from_be_bytes(n);
-                        if at < self.acked || at > self.bytes_sent {
-                            Err(violation("an ACK from outside what we sent"))
-                        } else {
-                            let n = (at - self.acked).min(self.replay.len() as u64);
-                            self.replay.consume(n as usize);
-                            self.acked = at;
-                            Ok(())
-                        }
+                        sent_offset(u64::from_be_bytes(n), self.acked, self.bytes_sent, "an ACK")
+                            .map(|at| free_acked(&mut self.replay, &mut self.acked, at))
                     }
                     Err(_) => Err(violation("an ACK record of the wrong size")),
                 },
@@ -782,8 +773,7 @@ impl Room {
                 Kind::Done => {
                     self.sending = Sending::Confirmed;
                     // The peer has all of it.
-                    self.replay.consume(self.replay.len());
-                    self.acked = self.bytes_sent;
+                    free_acked(&mut self.replay, &mut self.acked, self.bytes_sent);
                     Ok(())
                 }
                 Kind::Bye => {
@@ -1360,6 +1350,25 @@ fn seal_into(link: &mut Link, st: Sealing<'_>, now: Instant) -> Result<(), Error
         *st.farewell = Farewell::ByeSent(reason);
     }
     Ok(())
+}
+
+/// A stream offset of ours the peer reports (in ACK or RESUME): it must
+/// lie between what it already acknowledged and what we sent.
+fn sent_offset(at: u64, acked: u64, sent: u64, record: &str) -> Result<u64, Error> {
+    if at < acked || at > sent {
+        return Err(violation(&format!("{record} from outside what we sent")));
+    }
+    Ok(at)
+}
+
+/// The peer has everything of ours before `at`: free it from the replay
+/// buffer.
+fn free_acked(replay: &mut Ring, acked: &mut u64, at: u64) {
+    if at > *acked {
+        let n = (at - *acked).min(replay.len() as u64);
+        replay.consume(n as usize);
+        *acked = at;
+    }
 }
 
 fn peer_name(payload: &[u8]) -> String {

@@ -300,3 +300,35 @@ fn a_replayed_resume_flight_is_refused() {
     assert_eq!(p.listener.shown, b"before\nafter\n");
     p.assert_both(Status::Running);
 }
+
+/// An ACK or a RESUME that names an offset we never sent is the peer
+/// breaking the protocol: the room ends with an integrity error, and no
+/// buffer is freed on its say.
+#[test]
+fn an_offset_beyond_what_we_sent_is_a_protocol_violation() {
+    use crate::protocol::record::Kind;
+    use crate::testkit::ScriptedDialer;
+    for (kind, payload) in [
+        (Kind::Ack, 1000u64.to_be_bytes().to_vec()),
+        (Kind::Ack, vec![0u8; 7]),
+    ] {
+        let mut lc = config(Role::Listener, Security::VerifyCode, "lee");
+        lc.resume = Some(GRACE);
+        let mut l = Side::new(session(lc, 3), LINK);
+        let now = Instant::now();
+        l.s.accept(LINK, 1, now);
+        let mut a = ScriptedDialer::new(LINK, None, 5);
+        assert!(a.exchange_keys(&mut l.s, now));
+        let mut hello = b"dana".to_vec();
+        hello.extend_from_slice(&[0, 1, 0, 60]);
+        let hello = a.record(Kind::Hello, &hello);
+        a.push_to(&mut l.s, &hello, now);
+        l.drain(now);
+        assert_eq!(l.s.status(), Status::Running, "the room is up");
+        let bad = a.record(kind, &payload);
+        a.push_to(&mut l.s, &bad, now);
+        l.drain(now);
+        let e = l.failure().to_string();
+        assert!(e.contains("protocol violation"), "{e}");
+    }
+}
