@@ -1116,7 +1116,7 @@ impl Room {
         let confirmed = self.sending == Sending::Confirmed;
         let read = self.peer_received.unwrap_or(0);
         if !confirmed && read < self.bytes_sent {
-            let lost = self.acked_total_in().saturating_sub(read);
+            let lost = self.data_taken().saturating_sub(read);
             return Err(Error::Lost(format!(
                 "the peer stopped reading; {lost} byte{} not delivered",
                 if lost == 1 { "" } else { "s" }
@@ -1226,7 +1226,7 @@ impl Room {
     fn give_up_resume(&mut self, now: Instant) {
         let Some(down) = self.down.take() else { return };
         let grace = self.resume.as_ref().map_or(0.0, |r| r.grace.as_secs_f64());
-        let unconfirmed = self.acked_total_in() - self.acked;
+        let unconfirmed = self.data_taken() - self.acked;
         let mut why = format!("{}; not resumed within {grace} s", down.why);
         if unconfirmed > 0 {
             why.push_str(&format!(
@@ -1239,7 +1239,7 @@ impl Room {
     }
 
     /// All our DATA so far, sealed or not.
-    fn acked_total_in(&self) -> u64 {
+    fn data_taken(&self) -> u64 {
         self.acked + self.replay.len() as u64
     }
 
