@@ -855,12 +855,11 @@ impl Room {
 
     pub fn leave(&mut self, reason: LeaveReason, now: Instant) {
         if !self.is_established() {
-            // No room yet: nothing to say goodbye to.
             let signal = match reason {
                 LeaveReason::Interrupted(s) => s,
                 _ => Signal::Int,
             };
-            return self.fail(Error::Interrupted(signal), now);
+            return self.abandon(signal, now);
         }
         if self.farewell == Farewell::Staying {
             self.farewell = Farewell::Leaving(reason);
@@ -873,10 +872,26 @@ impl Room {
     /// before the room is up, ends the program at once.
     pub fn interrupted(&mut self, signal: Signal, now: Instant) {
         self.interrupts += 1;
-        if self.interrupts >= 2 || !self.is_established() {
+        if self.interrupts >= 2 {
             return self.fail(Error::Interrupted(signal), now);
         }
         self.leave(LeaveReason::Interrupted(signal), now);
+    }
+
+    /// Leaving before the peer's HELLO has been verified ends at once. Once
+    /// our keys are in, though, the peer may already be in the room and
+    /// showing our data: BYE goes out with our last bytes, so it hears that
+    /// we left instead of waiting out a resume of a room nobody returns to.
+    fn abandon(&mut self, signal: Signal, now: Instant) {
+        let keyed = self
+            .current
+            .as_ref()
+            .is_some_and(|l| l.is_keyed() && !l.resuming);
+        if keyed && self.farewell == Farewell::Staying {
+            self.farewell = Farewell::Leaving(LeaveReason::Interrupted(signal));
+            self.seal_pending(now);
+        }
+        self.fail(Error::Interrupted(signal), now);
     }
 
     pub fn output(&self) -> &[u8] {

@@ -392,7 +392,7 @@ fn a_blocked_reader_does_not_blame_the_peer() {
 }
 
 #[test]
-fn interrupting_the_handshake_fails_at_once() {
+fn interrupting_the_handshake_fails_at_once_and_a_keyed_side_says_bye() {
     let mut p = Pair::default_mode();
     p.dialer.s.leave(LeaveReason::User, p.now);
     assert_eq!(p.dialer.failure(), Error::Interrupted(Signal::Int));
@@ -402,6 +402,17 @@ fn interrupting_the_handshake_fails_at_once() {
     assert!(p.listener.s.is_established() && !p.dialer.s.is_established());
     p.dialer.s.interrupted(Signal::Int, p.now);
     assert_eq!(p.dialer.failure(), Error::Interrupted(Signal::Int));
+    // The listener is in the room already: it hears that the dialer left,
+    // and does not wait for a resume.
+    p.dialer.drain(p.now);
+    p.run();
+    p.deliver_ends();
+    assert!(p.listener.events.contains(&Event::PeerLeft));
+    assert!(
+        matches!(p.listener.failure(), Error::Lost(m) if m.contains("left before it finished sending")),
+        "{:?}",
+        p.listener.s.status()
+    );
 }
 
 #[test]
