@@ -94,6 +94,7 @@ enum State {
     AwaitResumeKey {
         secret: Box<StaticSecret>,
         public: [u8; KEY_BYTES],
+        psk: Zeroizing<[u8; KEY_BYTES]>,
     },
     /// SPAKE2: our message is sent; waiting for the peer's.
     AwaitPake {
@@ -164,10 +165,14 @@ impl Handshake {
     fn key_flight(&mut self, rng: &mut dyn Random, tx: &mut ByteBuf) -> State {
         self.revealed = true;
         match &self.method {
-            Method::Resume(_) => {
+            Method::Resume(psk) => {
                 let (secret, public) = ephemeral(rng);
                 tx.extend(&public);
-                State::AwaitResumeKey { secret, public }
+                State::AwaitResumeKey {
+                    secret,
+                    public,
+                    psk: psk.clone(),
+                }
             }
             Method::VerifyCode => {
                 let (secret, public) = ephemeral(rng);
@@ -239,9 +244,22 @@ impl Handshake {
                         false,
                     ),
                 },
-                State::AwaitResumeKey { secret, public } => match take::<KEY_BYTES>(rx) {
-                    Some(theirs) => return self.on_resume_key(*secret, public, theirs).map(Some),
-                    None => (State::AwaitResumeKey { secret, public }, false),
+                State::AwaitResumeKey {
+                    secret,
+                    public,
+                    psk,
+                } => match take::<KEY_BYTES>(rx) {
+                    Some(theirs) => {
+                        return on_resume_key(self.role, &psk, *secret, public, theirs).map(Some)
+                    }
+                    None => (
+                        State::AwaitResumeKey {
+                            secret,
+                            public,
+                            psk,
+                        },
+                        false,
+                    ),
                 },
                 State::AwaitPake { spake, ours } => match take::<PAKE_MSG>(rx) {
                     Some(theirs) => return on_pake(self.role, *spake, &ours, &theirs).map(Some),
@@ -291,35 +309,6 @@ impl Handshake {
             };
         }
         Ok(true)
-    }
-
-    fn on_resume_key(
-        &mut self,
-        secret: StaticSecret,
-        public: [u8; KEY_BYTES],
-        theirs: [u8; KEY_BYTES],
-    ) -> Result<Established, Error> {
-        let Method::Resume(psk) = &self.method else {
-            return Err(Error::Handshake("internal: not a resume".into()));
-        };
-        let z = secret.diffie_hellman(&PublicKey::from(theirs));
-        if !z.was_contributory() {
-            return Err(Error::Handshake(
-                "resume failed: the peer sent an invalid key".into(),
-            ));
-        }
-        let (dialer_key, listener_key) = match self.role {
-            Role::Dialer => (public, theirs),
-            Role::Listener => (theirs, public),
-        };
-        let th = keys::transcript_hash(
-            b"p2pchat/2 transcript resume",
-            &[PREFACE_RESUME, &dialer_key, &listener_key],
-        );
-        Ok(Established {
-            keys: keys::derive_resumed(&th, psk, z.as_bytes()),
-            verify_code: None,
-        })
     }
 
     fn on_commit(
@@ -439,6 +428,35 @@ impl Handshake {
             "authentication failed: someone tampered with the handshake".into()
         })
     }
+}
+
+/// The peer's resume key: X25519 with ours, mixed with the room's resume
+/// key, so only a side that holds it derives the same keys.
+fn on_resume_key(
+    role: Role,
+    psk: &[u8; KEY_BYTES],
+    secret: StaticSecret,
+    public: [u8; KEY_BYTES],
+    theirs: [u8; KEY_BYTES],
+) -> Result<Established, Error> {
+    let z = secret.diffie_hellman(&PublicKey::from(theirs));
+    if !z.was_contributory() {
+        return Err(Error::Handshake(
+            "resume failed: the peer sent an invalid key".into(),
+        ));
+    }
+    let (dialer_key, listener_key) = match role {
+        Role::Dialer => (public, theirs),
+        Role::Listener => (theirs, public),
+    };
+    let th = keys::transcript_hash(
+        b"p2pchat/2 transcript resume",
+        &[PREFACE_RESUME, &dialer_key, &listener_key],
+    );
+    Ok(Established {
+        keys: keys::derive_resumed(&th, psk, z.as_bytes()),
+        verify_code: None,
+    })
 }
 
 fn on_pake(

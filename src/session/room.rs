@@ -859,7 +859,7 @@ impl Room {
                 LeaveReason::Interrupted(s) => s,
                 _ => Signal::Int,
             };
-            return self.abandon(signal, now);
+            return self.abandon(reason, signal, now);
         }
         if self.farewell == Farewell::Staying {
             self.farewell = Farewell::Leaving(reason);
@@ -882,13 +882,13 @@ impl Room {
     /// our keys are in, though, the peer may already be in the room and
     /// showing our data: BYE goes out with our last bytes, so it hears that
     /// we left instead of waiting out a resume of a room nobody returns to.
-    fn abandon(&mut self, signal: Signal, now: Instant) {
+    fn abandon(&mut self, reason: LeaveReason, signal: Signal, now: Instant) {
         let keyed = self
             .current
             .as_ref()
             .is_some_and(|l| l.is_keyed() && !l.resuming);
         if keyed && self.farewell == Farewell::Staying {
-            self.farewell = Farewell::Leaving(LeaveReason::Interrupted(signal));
+            self.farewell = Farewell::Leaving(reason);
             self.seal_pending(now);
         }
         self.fail(Error::Interrupted(signal), now);
