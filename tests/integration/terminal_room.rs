@@ -109,6 +109,12 @@ fn ctrl_c_leaves_politely_and_the_piped_peer_exits_0() {
         "{}",
         bob.stderr()
     );
+    // The prompt is not left behind on the screen of a finished chat.
+    wait_until_lazy(
+        || format!("the prompt to go:\n{}", alice.text()),
+        DEADLINE,
+        || !alice.rows().iter().any(|r| r.starts_with("alice>")),
+    );
 }
 
 #[test]
@@ -400,6 +406,13 @@ fn when_the_peer_leaves_the_screen_stays_and_an_unsent_draft_is_reported() {
     alice.type_text(" ");
     assert_eq!(alice.code(), 0, "{}", alice.text());
     alice.wait_for("not delivered: unsent words");
+    // The prompt and the draft were taken off the screen before that line
+    // was written, so the space pressed to leave does not look typed.
+    assert!(
+        !alice.rows().iter().any(|r| r.starts_with("alice>")),
+        "{}",
+        alice.text()
+    );
 }
 
 #[test]

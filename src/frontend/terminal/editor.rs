@@ -95,10 +95,9 @@ pub struct Running {
 }
 
 impl Prepared {
-    /// Starts prompting with `prompt` on the editor thread.
-    /// Starts prompting on the editor thread. Each accepted line replaces its
-    /// prompt echo with `transcript(line)`, drawn by this thread before the
-    /// next prompt, so it can never race the printer.
+    /// Starts prompting with `prompt` on the editor thread. Each accepted
+    /// line replaces its prompt echo with `transcript(line)`, drawn by this
+    /// thread before the next prompt, so it can never race the printer.
     pub fn start(
         self,
         prompt: String,
@@ -136,6 +135,14 @@ impl Prepared {
                 Err(ReadlineError::Io(e)) if e.raw_os_error() == Some(libc::EIO) => Typed::Eof,
                 Err(e) => Typed::Failed(e.to_string()),
             };
+            if matches!(typed, Typed::Interrupt | Typed::Eof) {
+                // The prompt is not asked again: take it off the screen, so
+                // the last lines read as the transcript ends and a key
+                // pressed to leave does not look typed into the room. A
+                // draft is reported as not delivered.
+                let left = draft.lock().map(|d| d.clone()).unwrap_or_default();
+                replace_echo(&prompt, &left, None);
+            }
             if stopping.load(Ordering::SeqCst) {
                 return;
             }
@@ -160,9 +167,9 @@ impl Prepared {
     }
 }
 
-/// Replaces the prompt line the editor leaves behind after Enter with the
-/// transcript line (or with nothing), so the screen reads as a transcript
-/// without doubles.
+/// Replaces the prompt line the editor leaves behind when `readline`
+/// returns with the transcript line (or with nothing), so the screen reads
+/// as a transcript without doubles.
 fn replace_echo(prompt: &str, line: &str, shown: Option<&str>) {
     use std::io::Write;
     let cols = super::transcript::columns().max(1);
