@@ -269,45 +269,49 @@ fn split_host_port(s: &str) -> Result<(String, Option<u16>), Error> {
     Ok((host.to_string(), port))
 }
 
+/// The heading of the options that shape a room: given to `relay` (or any
+/// other command) they are refused, and the help says so by their heading.
+const ROOM_OPTIONS: &str = "Room options (listen and dial)";
+
 #[derive(Args, Debug)]
 pub struct Global {
     /// No status lines on stderr (errors are still shown)
     #[arg(short, long, global = true)]
     pub quiet: bool,
     /// The name the peer sees [default: your login name]
-    #[arg(long, value_name = "NAME", global = true)]
+    #[arg(long, value_name = "NAME", global = true, help_heading = ROOM_OPTIONS)]
     pub name: Option<String>,
     /// Raw, unencrypted TCP: interoperates with nc and socat
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = ROOM_OPTIONS)]
     pub plain: bool,
     /// Declare the peer dead after SECS seconds without a sign of life
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs, global = true)]
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs, global = true, help_heading = ROOM_OPTIONS)]
     pub idle_timeout: Duration,
     /// Give up a handshake that does not finish within SECS seconds
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs, global = true)]
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs, global = true, help_heading = ROOM_OPTIONS)]
     pub handshake_timeout: Duration,
     /// Read the shared secret from the first line of PATH
     #[arg(
         long,
         value_name = "PATH",
-        global = true,
+        global = true, help_heading = ROOM_OPTIONS,
         conflicts_with = "ask_secret"
     )]
     pub secret_file: Option<PathBuf>,
     /// Prompt for the shared secret on the terminal (no echo)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = ROOM_OPTIONS)]
     pub ask_secret: bool,
     /// Show how a transfer in a pipe is going on stderr: bytes, rate, and
     /// percent and time left when stdin is a file
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = ROOM_OPTIONS)]
     pub progress: bool,
     /// When the connection drops, reconnect and carry on within SECS
     /// seconds, nothing lost or doubled (0: off; not with --plain)
-    #[arg(long, value_name = "SECS", global = true, value_parser = parse_grace)]
+    #[arg(long, value_name = "SECS", global = true, help_heading = ROOM_OPTIONS, value_parser = parse_grace)]
     pub resume: Option<Duration>,
     /// With resume: keep up to MIB mebibytes we sent until the peer
     /// confirms them; a transfer goes at most MIB per round trip
-    #[arg(long, value_name = "MIB", default_value = "2", global = true,
+    #[arg(long, value_name = "MIB", default_value = "2", global = true, help_heading = ROOM_OPTIONS,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub resume_buffer: u32,
 }
