@@ -101,12 +101,22 @@ pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result
                 _ => None,
             };
             if let Some(code) = code {
-                let command = reach
-                    .command(" --code")
-                    .unwrap_or_else(|| format!("p2pchat dial localhost {} --code", local.port()));
+                // No address another machine could dial: the command is for
+                // this one, as the listener's other lines say without a code.
+                let (command, only_here) = match reach.command(" --code") {
+                    Some(command) => (command, false),
+                    None => {
+                        let host = match local.ip() {
+                            ip if ip.is_loopback() => ip.to_string(),
+                            _ => "localhost".to_string(),
+                        };
+                        (format!("p2pchat dial {host} {} --code", local.port()), true)
+                    }
+                };
                 ui.notice(Notice::Code {
                     code: &code.to_string(),
                     command: &command,
+                    only_here,
                 });
             }
             ui.notice(Notice::HowToReach {
@@ -135,6 +145,7 @@ pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result
                 ui.notice(Notice::Code {
                     code: &code.to_string(),
                     command: &command,
+                    only_here: false,
                 });
             }
             peer.relay = Some(rc);

@@ -44,10 +44,12 @@ pub enum Notice<'a> {
         reach: &'a Reach,
         with_command: bool,
     },
-    /// A one-time code to pass on, and the command the other side runs.
+    /// A one-time code to pass on, and the command the other side runs
+    /// (on this machine, when only it can dial us).
     Code {
         code: &'a str,
         command: &'a str,
+        only_here: bool,
     },
     /// Connected to the relay; waiting in the room.
     AtRelay {

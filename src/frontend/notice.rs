@@ -124,9 +124,17 @@ pub fn lines(notice: &Notice<'_>) -> Vec<String> {
             reach,
             with_command,
         } => reach_lines(*local, reach, *with_command),
-        Notice::Code { code, command } => vec![
+        Notice::Code {
+            code,
+            command,
+            only_here,
+        } => vec![
             format!("code: {code}"),
-            format!("on the other machine run: {command}"),
+            if *only_here {
+                format!("only this machine can dial it: run {command}")
+            } else {
+                format!("on the other machine run: {command}")
+            },
             "and type the code there (or pass it in P2PCHAT_CODE); it works once".into(),
         ],
         Notice::AtRelay { room, relay } => {

@@ -334,6 +334,31 @@ fn a_listener_says_how_to_reach_it_and_the_command_works() {
     assert_eq!(l.stdout(), b"hello over the printed address\n");
 }
 
+/// A code listener only this machine can reach says so, and the command
+/// it prints, run as printed with the code, joins it.
+#[test]
+fn a_loopback_code_listener_prints_a_command_for_this_machine() {
+    let mut l = Proc::p2p(&["listen", "0", "--bind", "127.0.0.1", "--code"], In::Pipe);
+    let code = stderr_after(&l, "code: ");
+    let line = stderr_after(&l, "only this machine can dial it: run ");
+    let command: Vec<&str> = line.split_whitespace().collect();
+    assert!(
+        !l.stderr().contains("on the other machine"),
+        "{}",
+        l.stderr()
+    );
+    assert_eq!(command.len(), 5, "{line}");
+    assert_eq!(command[..3], ["p2pchat", "dial", "127.0.0.1"], "{line}");
+    assert_eq!(command[4], "--code", "{line}");
+    let mut d = Proc::p2p_env(&command[1..], In::Pipe, &[("P2PCHAT_CODE", code.trim())]);
+    d.write(b"typed the code\n");
+    d.close_stdin();
+    l.close_stdin();
+    l.wait_stdout(15);
+    assert_both_ok(&mut l, &mut d);
+    assert_eq!(l.stdout(), b"typed the code\n");
+}
+
 /// In namespaces with chosen addresses: public before private, IPv4 first;
 /// a machine with private addresses only is told to use a relay.
 #[test]
