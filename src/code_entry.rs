@@ -5,7 +5,7 @@
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::history::MemHistory;
-use rustyline::{Behavior, Config, Context, Editor};
+use rustyline::{Behavior, CompletionType, Config, Context, Editor};
 
 use crate::error::{Error, Signal};
 use crate::protocol::code::{self, Code};
@@ -42,8 +42,12 @@ fn ask(prompt: &str) -> Result<Code, Error> {
     {
         return Err(no_tty());
     }
+    // Tab as in a shell: a prefix shared by several words completes no
+    // further and a second Tab lists them (cycling would put the first in
+    // silently, and what is typed next would join onto it).
     let config = Config::builder()
         .behavior(Behavior::PreferTerm)
+        .completion_type(CompletionType::List)
         .auto_add_history(false)
         .build();
     let mut editor: Editor<WordCompleter, MemHistory> =

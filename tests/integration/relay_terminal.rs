@@ -57,6 +57,23 @@ fn the_code_is_typed_at_the_prompt_with_tab_completing_each_word() {
     bob.type_text("123456-zzzz-qqqq-xxxx\r");
     bob.wait_for("not one of the code words");
     bob.wait_cursor_row("code:");
+    // A prefix of several words completes no further; a second Tab lists
+    // them, as a shell does, and the line is left as typed.
+    bob.type_text("123456-tow\t");
+    bob.wait_cursor_row("code: 123456-tow");
+    bob.type_text("\t");
+    wait_until_lazy(
+        || format!("the words of \"tow\" listed:\n{}", bob.text()),
+        DEADLINE,
+        || {
+            bob.rows()
+                .iter()
+                .any(|r| r.split_whitespace().eq(["toward", "tower", "town"]))
+        },
+    );
+    bob.wait_cursor_row("code: 123456-tow");
+    bob.type_text("\x15"); // Ctrl-U: start again
+    bob.wait_cursor_row("code:");
     bob.type_text(&keys_with_tab(&code));
     bob.wait_cursor_row(&format!("code: {code}"));
     bob.type_text("\r");
