@@ -309,8 +309,9 @@ pub struct Global {
     /// seconds, nothing lost or doubled (0: off; not with --plain)
     #[arg(long, value_name = "SECS", global = true, help_heading = ROOM_OPTIONS, value_parser = parse_grace)]
     pub resume: Option<Duration>,
-    /// With resume: keep up to MIB mebibytes we sent until the peer
-    /// confirms them; a transfer goes at most MIB per round trip
+    /// With resume and stdin not a regular file: keep up to MIB mebibytes
+    /// we sent until the peer confirms them; a transfer goes at most MIB
+    /// per round trip (a file is read again instead)
     #[arg(long, value_name = "MIB", default_value = "2", global = true, help_heading = ROOM_OPTIONS,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub resume_buffer: u32,

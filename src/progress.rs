@@ -44,6 +44,15 @@ impl Progress {
         self.sent += n as u64;
     }
 
+    /// A resume reads our input again from `at`: what was read past it is
+    /// counted again as it is read again.
+    pub fn rewound(&mut self, at: u64) {
+        self.sent = self.sent.min(at);
+        if let Some((t, sent, received)) = self.last {
+            self.last = Some((t, sent.min(at), received));
+        }
+    }
+
     /// `n` bytes of the peer's were written out.
     pub fn received(&mut self, n: usize, now: Instant) {
         self.start(now);

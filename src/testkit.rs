@@ -202,6 +202,7 @@ pub fn run_room_script(steps: &[Step]) {
             output_is_data: true,
             resume: None,
             resume_buffer: crate::session::room::REPLAY_CAP,
+            input_rewindable: false,
         },
         Box::new(DeterministicRng::new(1)),
     );

@@ -58,6 +58,7 @@ pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result
             output_is_data: ui.output_is_data(),
             resume: cfg.resume,
             resume_buffer: cfg.resume_buffer,
+            input_rewindable: ui.input_rewindable(),
         },
         Box::new(SystemRng::new()?),
     );
@@ -392,7 +393,9 @@ impl Peer<'_> {
 
     fn busy(&self, ui: &dyn UserSide) -> bool {
         let s = &self.session;
-        (ui.input_ready() && s.can_take_input())
+        // A resume asked for our input again: the next turn rewinds it.
+        s.rewind_needed().is_some()
+            || (ui.input_ready() && s.can_take_input())
             || (ui.output_ready() && !s.output().is_empty())
             || self.conns.iter().flatten().any(|c| c.busy(s))
             || self
@@ -979,6 +982,20 @@ impl Peer<'_> {
         reg: &Registry,
         now: Instant,
     ) -> Result<(), Error> {
+        if let Some(at) = self.session.rewind_needed() {
+            // A resume resends from the file itself: read it again there.
+            ui.rewind_input(at).map_err(|e| {
+                Error::Local(format!(
+                    "cannot read stdin again from byte {at} to resend it: {}",
+                    describe_io(&e)
+                ))
+            })?;
+            self.input_open = true;
+            if let Some(p) = self.progress.as_mut() {
+                p.rewound(at);
+            }
+            self.session.input_rewound(now);
+        }
         while self.input_open && ui.input_ready() {
             let buf = self.session.input_buf();
             if buf.is_empty() {

@@ -153,6 +153,16 @@ pub trait UserSide {
     }
     /// Leaves the screen as the user had it; called before every exit.
     fn finish(&mut self) {}
+    /// Whether our input can be read again from an earlier offset (a
+    /// regular file): a resume then resends from it, keeping no copy.
+    fn input_rewindable(&self) -> bool {
+        false
+    }
+    /// Reads our input again from `at` bytes past where it started (also
+    /// after its end was reached).
+    fn rewind_input(&mut self, _at: u64) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
     /// The bytes our input has left when it is a regular file (the 100 %
     /// of `--progress`), else None.
     fn input_len(&self) -> Option<u64> {

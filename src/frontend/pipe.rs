@@ -125,6 +125,14 @@ impl UserSide for Pipe {
         }
     }
 
+    fn input_rewindable(&self) -> bool {
+        self.stdin.rewindable()
+    }
+
+    fn rewind_input(&mut self, at: u64) -> io::Result<()> {
+        self.stdin.rewind(at)
+    }
+
     fn input_len(&self) -> Option<u64> {
         stdio::regular_file_left(0)
     }

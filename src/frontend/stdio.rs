@@ -72,13 +72,23 @@ fn enlarge_pipe(fd: RawFd) {
 /// The bytes left to read in standard fd `fd` when it is a regular file
 /// (its size less the offset already read), else None.
 pub fn regular_file_left(fd: RawFd) -> Option<u64> {
+    let at = regular_file_offset(fd)?;
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as in kind_of.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return None;
+    }
+    u64::try_from(st.st_size).ok()?.checked_sub(at)
+}
+
+/// Where regular file `fd` stands, if it is one and can seek.
+fn regular_file_offset(fd: RawFd) -> Option<u64> {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: as in kind_of; lseek with SEEK_CUR only reports the offset.
     if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return None;
     }
-    let at = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) }.max(0);
-    u64::try_from(st.st_size - at).ok()
+    u64::try_from(unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) }).ok()
 }
 
 fn is_fifo(fd: RawFd) -> bool {
@@ -122,6 +132,9 @@ pub struct Stdin {
     short_read_drains: bool,
     /// The writer hung up: read on until EOF whatever the read sizes.
     hup: bool,
+    /// fd 0 is a regular file and this is where it stood when we began:
+    /// what we read of it can be read again.
+    file_start: Option<u64>,
 }
 
 impl Stdin {
@@ -132,6 +145,7 @@ impl Stdin {
             registered: None,
             short_read_drains: false,
             hup: false,
+            file_start: None,
         };
         let reader = match kind_of(0) {
             FdKind::Stream => {
@@ -152,7 +166,10 @@ impl Stdin {
                 input.short_read_drains = true;
                 Reader::Socket
             }
-            FdKind::Always => Reader::Direct,
+            FdKind::Always => {
+                input.file_start = regular_file_offset(0);
+                Reader::Direct
+            }
         };
         input.reader = Some(reader);
         Ok(input)
@@ -177,6 +194,32 @@ impl Stdin {
 
     pub fn is_open(&self) -> bool {
         self.reader.is_some()
+    }
+
+    /// Returns true if and only if fd 0 is a regular file we can seek in.
+    pub fn rewindable(&self) -> bool {
+        self.file_start.is_some()
+    }
+
+    /// Reads again from `at` bytes past where fd 0 stood when we began,
+    /// also after EOF closed it. The offset is shared with whoever else
+    /// has the file open through the same description (the shell): it is
+    /// where a plain reader would be, having read that far.
+    pub fn rewind(&mut self, at: u64) -> io::Result<()> {
+        let start = self
+            .file_start
+            .ok_or_else(|| io::Error::from(io::ErrorKind::Unsupported))?;
+        let to = start
+            .checked_add(at)
+            .and_then(|o| libc::off_t::try_from(o).ok())
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: lseek on fd 0, a regular file; it fails or moves.
+        if unsafe { libc::lseek(0, to, libc::SEEK_SET) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.reader = Some(Reader::Direct);
+        self.ready = true;
+        Ok(())
     }
 
     fn read_raw(&mut self, buf: &mut [u8]) -> io::Result<usize> {

@@ -100,6 +100,9 @@ pub struct SessionConfig {
     pub resume: Option<Duration>,
     /// Resume: the most of our DATA kept until the peer acknowledges it.
     pub resume_buffer: usize,
+    /// Our input can be read again from an earlier offset (stdin is a
+    /// regular file): resume then resends from it, keeping no copy.
+    pub input_rewindable: bool,
 }
 
 /// Why the user leaves the room.
@@ -218,6 +221,7 @@ impl Session {
                 output_is_data: cfg.output_is_data,
                 resume: cfg.resume,
                 resume_buffer: cfg.resume_buffer,
+                input_rewindable: cfg.input_rewindable,
             },
             rng,
         ))
@@ -341,6 +345,24 @@ impl Session {
         match self {
             Session::Plain(p) => p.input_received(n),
             Session::Secure(r) => r.input_received(n, now),
+        }
+    }
+
+    /// After a resume with a rewindable input: the offset (from where the
+    /// input started) to read it again from. Until [`Session::input_rewound`]
+    /// no input is taken.
+    #[must_use]
+    pub fn rewind_needed(&self) -> Option<u64> {
+        match self {
+            Session::Plain(_) => None,
+            Session::Secure(r) => r.rewind_needed(),
+        }
+    }
+
+    /// The input now reads from [`Session::rewind_needed`] again.
+    pub fn input_rewound(&mut self, now: Instant) {
+        if let Session::Secure(r) = self {
+            r.input_rewound(now);
         }
     }
 

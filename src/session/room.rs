@@ -64,6 +64,9 @@ pub struct RoomConfig {
     pub resume: Option<Duration>,
     /// The most of our DATA kept for a resume.
     pub resume_buffer: usize,
+    /// Our input can be read again from an earlier offset (a regular
+    /// file): a resume resends from it, and nothing is kept in memory.
+    pub input_rewindable: bool,
 }
 
 /// Resume, agreed in both HELLOs.
@@ -105,13 +108,21 @@ pub struct Room {
     /// Our DATA from offset `acked` on: the user's input is read straight
     /// into it, sealed from it at `cursor` (the offset the current link
     /// seals next), and kept until the peer acknowledges it while resume
-    /// may be agreed, or dropped once sealed otherwise. At most [`IO_CAP`]
+    /// may be agreed, or dropped once sealed otherwise (also when the
+    /// input is rewindable: a resume reads it again). At most [`IO_CAP`]
     /// of it waits unsealed: that is what stops stdin.
     replay: Ring,
     /// The most the replay buffer holds.
     replay_limit: usize,
     acked: u64,
     cursor: u64,
+    /// The offset of ours the peer acknowledged (ACK, RESUME, DONE). Equal
+    /// to `acked` while the replay buffer keeps sealed DATA; ahead of it
+    /// when the input itself is read again instead.
+    peer_acked: u64,
+    /// Resume from a rewindable input: it must be read again from this
+    /// offset before any more of it is taken.
+    rewind: Option<u64>,
     /// Keep sealed DATA for a resume (until the HELLOs say otherwise).
     retain: bool,
     /// DATA bytes of the peer's we accepted, over all connections, and the
@@ -133,7 +144,8 @@ pub struct Room {
 
 impl Room {
     pub fn new(cfg: RoomConfig, rng: Box<dyn Random>) -> Room {
-        let retain = cfg.resume.is_some();
+        // A rewindable input is its own replay buffer.
+        let retain = cfg.resume.is_some() && !cfg.input_rewindable;
         let replay_cap = if retain {
             cfg.resume_buffer.max(IO_CAP)
         } else {
@@ -159,6 +171,8 @@ impl Room {
             replay_limit: replay_cap,
             acked: 0,
             cursor: 0,
+            peer_acked: 0,
+            rewind: None,
             retain,
             accepted: 0,
             ack_sent: 0,
@@ -246,7 +260,7 @@ impl Room {
         n.copy_from_slice(&r[..8]);
         let at = sent_offset(
             u64::from_be_bytes(n),
-            self.acked,
+            self.peer_acked,
             self.bytes_sent,
             "a RESUME",
         )?;
@@ -263,10 +277,23 @@ impl Room {
         }
         self.ack_to(at);
         let resent = self.bytes_sent - at;
-        self.cursor = at;
         if matches!(self.sending, Sending::EofSent) && flags & 1 == 0 {
             self.sending = Sending::Ending;
         }
+        if !self.retain {
+            // Nothing sealed was kept: the input is read again from `at`,
+            // and what was read past it and not sealed goes with it.
+            let taken = self.data_taken();
+            self.replay.consume(self.replay.len());
+            self.acked = at;
+            if at < taken {
+                self.rewind = Some(at);
+                if matches!(self.sending, Sending::Ending | Sending::EofSent) {
+                    self.sending = Sending::Open; // it ends again when read
+                }
+            }
+        }
+        self.cursor = at;
         if self.receiving == Receiving::DoneSent && flags & 2 == 0 {
             self.receiving = Receiving::Ended;
         }
@@ -290,7 +317,13 @@ impl Room {
 
     /// The peer has everything of ours before `at`: free it.
     fn ack_to(&mut self, at: u64) {
-        free_acked(&mut self.replay, &mut self.acked, at);
+        acknowledge(
+            self.retain,
+            &mut self.peer_acked,
+            &mut self.replay,
+            &mut self.acked,
+            at,
+        );
     }
 
     fn start_link(&mut self, id: LinkId, source: u128, now: Instant) -> Link {
@@ -722,10 +755,22 @@ impl Room {
                 _ if !confirmed => Err(violation("the first record was not HELLO")),
                 Kind::Resume => Err(violation("a RESUME on a running connection")),
                 Kind::Ack => match <[u8; 8]>::try_from(payload) {
-                    Ok(n) => {
-                        sent_offset(u64::from_be_bytes(n), self.acked, self.bytes_sent, "an ACK")
-                            .map(|at| free_acked(&mut self.replay, &mut self.acked, at))
-                    }
+                    Ok(n) => sent_offset(
+                        u64::from_be_bytes(n),
+                        self.peer_acked,
+                        self.bytes_sent,
+                        "an ACK",
+                    )
+                    .map(|at| {
+                        let retain = self.retain;
+                        acknowledge(
+                            retain,
+                            &mut self.peer_acked,
+                            &mut self.replay,
+                            &mut self.acked,
+                            at,
+                        );
+                    }),
                     Err(_) => Err(violation("an ACK record of the wrong size")),
                 },
                 Kind::Hello => Err(violation("a second HELLO")),
@@ -773,7 +818,14 @@ impl Room {
                 Kind::Done => {
                     self.sending = Sending::Confirmed;
                     // The peer has all of it.
-                    free_acked(&mut self.replay, &mut self.acked, self.bytes_sent);
+                    let (retain, all) = (self.retain, self.bytes_sent);
+                    acknowledge(
+                        retain,
+                        &mut self.peer_acked,
+                        &mut self.replay,
+                        &mut self.acked,
+                        all,
+                    );
                     Ok(())
                 }
                 Kind::Bye => {
@@ -797,6 +849,7 @@ impl Room {
     /// Returns true if and only if [`Room::input_buf`] is not empty.
     pub fn can_take_input(&self) -> bool {
         self.sending == Sending::Open
+            && self.rewind.is_none()
             && self.farewell == Farewell::Staying
             && self.outbox.outcome.is_none()
             && self
@@ -829,12 +882,29 @@ impl Room {
         unsealed.min(kept)
     }
 
+    /// The offset our input must be read again from before more of it is
+    /// given (see [`RoomConfig::input_rewindable`]).
+    pub fn rewind_needed(&self) -> Option<u64> {
+        self.rewind
+    }
+
+    /// Our input was rewound to [`Room::rewind_needed`]: take it again.
+    pub fn input_rewound(&mut self, now: Instant) {
+        self.rewind = None;
+        self.seal_pending(now);
+    }
+
     pub fn input_received(&mut self, n: usize, now: Instant) {
         self.replay.commit(n);
         self.seal_pending(now);
     }
 
     pub fn input_ended(&mut self, now: Instant) {
+        if self.rewind.is_some() {
+            // An end read before the rewind: the input is read again from
+            // an earlier offset, and ends again there.
+            return;
+        }
         if self.sending == Sending::Open {
             self.sending = Sending::Ending;
         }
@@ -1241,7 +1311,7 @@ impl Room {
     fn give_up_resume(&mut self, now: Instant) {
         let Some(down) = self.down.take() else { return };
         let grace = self.resume.as_ref().map_or(0.0, |r| r.grace.as_secs_f64());
-        let unconfirmed = self.data_taken() - self.acked;
+        let unconfirmed = self.data_taken().saturating_sub(self.peer_acked);
         let mut why = format!("{}; not resumed within {grace} s", down.why);
         if unconfirmed > 0 {
             why.push_str(&format!(
@@ -1376,8 +1446,18 @@ fn sent_offset(at: u64, acked: u64, sent: u64, record: &str) -> Result<u64, Erro
     Ok(at)
 }
 
-/// The peer has everything of ours before `at`: free it from the replay
-/// buffer.
+/// The peer has everything of ours before `at` (an ACK, RESUME or DONE
+/// says so): note it, and free it from the replay buffer when that keeps
+/// sealed DATA. (A rewindable input keeps none: its ring holds only what
+/// is not sealed yet, which an acknowledgement never covers.)
+fn acknowledge(retain: bool, peer_acked: &mut u64, replay: &mut Ring, acked: &mut u64, at: u64) {
+    *peer_acked = (*peer_acked).max(at);
+    if retain {
+        free_acked(replay, acked, at);
+    }
+}
+
+/// Frees what the peer has from the replay buffer.
 fn free_acked(replay: &mut Ring, acked: &mut u64, at: u64) {
     if at > *acked {
         let n = (at - *acked).min(replay.len() as u64);

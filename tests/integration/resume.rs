@@ -130,6 +130,41 @@ fn cuts_in_the_middle_of_a_transfer_lose_and_double_nothing() {
     );
 }
 
+/// With files for input nothing sent is kept in memory: each resume reads
+/// the file again from where the peer's delivery stopped. Three cuts with
+/// data in flight, both ways and one way; every byte arrives once.
+#[test]
+fn a_file_for_input_is_read_again_after_each_cut() {
+    for b_len in [40 << 20, 0] {
+        let a = random_bytes(48 << 20, 81);
+        let b = random_bytes(b_len, 82);
+        let tmp = TempDir::new("resume-files");
+        let (fa, fb) = (tmp.file("a", &a), tmp.file("b", &b));
+        // No heartbeat for minutes: one way, nothing else wakes the
+        // sender, and the rewind must not wait for a timer.
+        let slow = ["--idle-timeout", "600"];
+        let (mut l, port) = listen(&slow, "127.0.0.1", In::File(fb));
+        let proxy = HoldProxy::start(port);
+        let mut d = dial(&slow, "127.0.0.1", proxy.port, In::File(fa));
+        for k in 1..=3 {
+            wait_until("a quarter more through", DEADLINE, || {
+                l.stdout_len() >= k * a.len() / 4 && d.stdout_len() >= k * b.len() / 4
+            });
+            proxy.cut_and_hold();
+            let lost = |p: &Proc| p.stderr().matches("connection lost").count() >= k;
+            wait_until("both notice the cut", DEADLINE, || lost(&l) && lost(&d));
+            proxy.release();
+        }
+        assert_both_ok(&mut l, &mut d);
+        assert_same_bytes(&l.stdout(), &a, "dialer to listener");
+        assert_same_bytes(&d.stdout(), &b, "listener to dialer");
+        for (who, p) in [("listener", &l), ("dialer", &d)] {
+            let err = p.stderr();
+            assert_eq!(err.matches("reconnected after").count(), 3, "{who}:\n{err}");
+        }
+    }
+}
+
 /// A listener killed outright: the dialer's redials are refused, and it
 /// says the peer is gone without waiting out the grace period.
 #[test]

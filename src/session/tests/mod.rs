@@ -40,6 +40,7 @@ pub fn config(role: Role, security: Security, name: &str) -> SessionConfig {
         output_is_data: true,
         resume: None,
         resume_buffer: crate::session::room::REPLAY_CAP,
+        input_rewindable: false,
     }
 }
 
@@ -62,6 +63,9 @@ pub struct Side {
     pub sent: Vec<u8>,
     /// Whether its output is being read (false simulates a stalled stdout).
     pub reading: bool,
+    /// Times its input was read again from an earlier offset (resume with
+    /// a rewindable input).
+    pub rewinds: usize,
     /// Last bytes a linger asked to flush, not yet on the wire.
     flushed: Vec<u8>,
 }
@@ -76,6 +80,7 @@ impl Side {
             actions: Vec::new(),
             sent: Vec::new(),
             reading: true,
+            rewinds: 0,
             flushed: Vec::new(),
         }
     }
