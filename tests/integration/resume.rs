@@ -58,6 +58,17 @@ impl HoldProxy {
     fn release(&self) {
         self.held.store(false, Ordering::SeqCst);
     }
+
+    /// Cuts, waits until both sides report their `nth` lost connection,
+    /// and lets them back in.
+    fn cut_noticed(&self, sides: [&Proc; 2], nth: usize) {
+        self.cut_and_hold();
+        let lost = |p: &Proc| p.stderr().matches("connection lost").count() >= nth;
+        wait_until("both notice the cut", DEADLINE, || {
+            sides.iter().all(|p| lost(p))
+        });
+        self.release();
+    }
 }
 
 /// Forwards `from` to `to` until either end goes.
@@ -100,10 +111,7 @@ fn cuts_in_the_middle_of_a_transfer_lose_and_double_nothing() {
         wait_until("half a quarter through", DEADLINE, || {
             l.stdout_len() >= k * ca + ca / 2 && d.stdout_len() >= k * cb + cb / 2
         });
-        proxy.cut_and_hold();
-        let lost = |p: &Proc| p.stderr().matches("connection lost").count() > k;
-        wait_until("both notice the cut", DEADLINE, || lost(&l) && lost(&d));
-        proxy.release();
+        proxy.cut_noticed([&l, &d], k + 1);
         let back = |p: &Proc| p.stderr().matches("reconnected after").count() > k;
         wait_until("both reconnected", DEADLINE, || back(&l) && back(&d));
     }
@@ -150,10 +158,7 @@ fn a_file_for_input_is_read_again_after_each_cut() {
             wait_until("a quarter more through", DEADLINE, || {
                 l.stdout_len() >= k * a.len() / 4 && d.stdout_len() >= k * b.len() / 4
             });
-            proxy.cut_and_hold();
-            let lost = |p: &Proc| p.stderr().matches("connection lost").count() >= k;
-            wait_until("both notice the cut", DEADLINE, || lost(&l) && lost(&d));
-            proxy.release();
+            proxy.cut_noticed([&l, &d], k);
         }
         assert_both_ok(&mut l, &mut d);
         assert_same_bytes(&l.stdout(), &a, "dialer to listener");
