@@ -159,8 +159,12 @@ fn a_wide_character_line_at_the_wrap_edge_leaves_no_stale_prompt() {
     for (sent, count) in [37, 76, 116].into_iter().enumerate() {
         let line = "字".repeat(count);
         alice.keys(&[&line, "Enter"]);
-        alice.wait_for("the sent line", |t| {
+        // The transcript line, then the next prompt drawn under it.
+        alice.wait_for("the sent line and the next prompt", |t| {
             t.matches("alice: ").count() == sent + 1
+                && t.lines()
+                    .rfind(|l| !l.trim().is_empty())
+                    .is_some_and(|l| l.starts_with("alice>"))
         });
         let screen = alice.screen();
         let prompts = screen.lines().filter(|l| l.starts_with("alice>")).count();
