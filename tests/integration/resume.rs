@@ -71,6 +71,22 @@ impl HoldProxy {
     }
 }
 
+/// Both sides exit 0, each got the other's stream (`sent.0` the dialer's,
+/// `sent.1` the listener's) byte for byte, and each reconnected `times`.
+fn assert_resumed_intact(l: &mut Proc, d: &mut Proc, sent: (&[u8], &[u8]), times: usize) {
+    assert_both_ok(l, d);
+    assert_same_bytes(&l.stdout(), sent.0, "dialer to listener");
+    assert_same_bytes(&d.stdout(), sent.1, "listener to dialer");
+    for (who, p) in [("listener", &*l), ("dialer", &*d)] {
+        let err = p.stderr();
+        assert_eq!(
+            err.matches("reconnected after").count(),
+            times,
+            "{who}:\n{err}"
+        );
+    }
+}
+
 /// Forwards `from` to `to` until either end goes.
 fn pump(mut from: TcpStream, mut to: TcpStream) {
     let mut buf = [0u8; 16 * 1024];
@@ -117,12 +133,9 @@ fn cuts_in_the_middle_of_a_transfer_lose_and_double_nothing() {
     }
     d.close_stdin();
     l.close_stdin();
-    assert_both_ok(&mut l, &mut d);
-    assert_same_bytes(&l.stdout(), &a, "dialer to listener");
-    assert_same_bytes(&d.stdout(), &b, "listener to dialer");
+    assert_resumed_intact(&mut l, &mut d, (&a, &b), 3);
     for (who, p) in [("listener", &l), ("dialer", &d)] {
         let err = p.stderr();
-        assert_eq!(err.matches("reconnected after").count(), 3, "{who}:\n{err}");
         assert!(err.contains("nothing lost"), "{who}:\n{err}");
     }
     assert!(
@@ -160,13 +173,7 @@ fn a_file_for_input_is_read_again_after_each_cut() {
             });
             proxy.cut_noticed([&l, &d], k);
         }
-        assert_both_ok(&mut l, &mut d);
-        assert_same_bytes(&l.stdout(), &a, "dialer to listener");
-        assert_same_bytes(&d.stdout(), &b, "listener to dialer");
-        for (who, p) in [("listener", &l), ("dialer", &d)] {
-            let err = p.stderr();
-            assert_eq!(err.matches("reconnected after").count(), 3, "{who}:\n{err}");
-        }
+        assert_resumed_intact(&mut l, &mut d, (&a, &b), 3);
     }
 }
 
