@@ -72,23 +72,20 @@ fn enlarge_pipe(fd: RawFd) {
 /// The bytes left to read in standard fd `fd` when it is a regular file
 /// (its size less the offset already read), else None.
 pub fn regular_file_left(fd: RawFd) -> Option<u64> {
-    let at = regular_file_offset(fd)?;
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: as in kind_of.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return None;
-    }
-    u64::try_from(st.st_size).ok()?.checked_sub(at)
+    let (at, size) = regular_file_position(fd)?;
+    size.checked_sub(at)
 }
 
-/// Where regular file `fd` stands, if it is one and can seek.
-fn regular_file_offset(fd: RawFd) -> Option<u64> {
+/// Where regular file `fd` stands and how long it is, if it is one and
+/// can seek.
+fn regular_file_position(fd: RawFd) -> Option<(u64, u64)> {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: as in kind_of; lseek with SEEK_CUR only reports the offset.
     if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return None;
     }
-    u64::try_from(unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) }).ok()
+    let at = u64::try_from(unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) }).ok()?;
+    Some((at, u64::try_from(st.st_size).ok()?))
 }
 
 fn is_fifo(fd: RawFd) -> bool {
@@ -167,7 +164,7 @@ impl Stdin {
                 Reader::Socket
             }
             FdKind::Always => {
-                input.file_start = regular_file_offset(0);
+                input.file_start = regular_file_position(0).map(|(at, _)| at);
                 Reader::Direct
             }
         };
