@@ -34,12 +34,7 @@ fn ask(prompt: &str) -> Result<Code, Error> {
         ))
     };
     // Without a controlling terminal there is nobody to ask.
-    if std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .is_err()
-    {
+    if crate::sys::terminal::Tty::open().is_err() {
         return Err(no_tty());
     }
     // Tab as in a shell: a prefix shared by several words completes no

@@ -24,6 +24,9 @@
 //! * [`progress`]: the words of `--progress`.
 //! * [`manual`]: the man page and shell completions, generated from the
 //!   clap definition.
+//! * [`sys`]: the platform area, the only place that calls the operating
+//!   system beyond std (Linux, macOS, FreeBSD, Windows), each part marked
+//!   with `#[cfg]`; `P2PCHAT_PORTABLE=1` turns Linux's fast paths off.
 //! * [`buf`]: the one bounded byte buffer; [`error`]: the one error type and
 //!   its exit codes, which `main` maps.
 //!
@@ -32,10 +35,7 @@
 //! every `expect` names the local invariant that makes it unreachable, and
 //! peer-controlled lengths and indices are checked before use.
 
-#[cfg(not(target_os = "linux"))]
-compile_error!(
-    "p2pchat runs on Linux only: it uses /proc/self/fd, F_SETPIPE_SZ, MSG_NOSIGNAL and TCP_USER_TIMEOUT"
-);
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod buf;
 pub mod cli;
@@ -51,5 +51,6 @@ pub mod reach;
 pub mod relay;
 pub mod secret;
 pub mod session;
+pub mod sys;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

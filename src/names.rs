@@ -70,16 +70,9 @@ pub fn login_name() -> String {
 }
 
 fn passwd_name() -> Option<String> {
-    // SAFETY: getpwuid returns a pointer into static storage or null; we copy
-    // the name out at once and this program calls it from one thread only.
-    unsafe {
-        let pw = libc::getpwuid(libc::getuid());
-        if pw.is_null() || (*pw).pw_name.is_null() {
-            return None;
-        }
-        let name = std::ffi::CStr::from_ptr((*pw).pw_name);
-        Some(sanitize(name.to_bytes())).filter(|n| !n.is_empty())
-    }
+    crate::sys::process::login_name()
+        .map(|name| sanitize(&name))
+        .filter(|n| !n.is_empty())
 }
 
 #[cfg(test)]

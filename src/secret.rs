@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
 use zeroize::Zeroizing;
@@ -87,10 +86,10 @@ impl Source {
     }
 }
 
-/// A warning if others may read or change the secret file.
-fn permissive(path: &PathBuf) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+/// A warning if others may read or change the secret file (Unix; Windows
+/// has no mode bits to look at).
+fn permissive(path: &std::path::Path) -> Option<String> {
+    let mode = crate::sys::process::file_mode(path)?;
     (mode & 0o077 != 0).then(|| {
         format!(
             "warning: secret file {} can be read or changed by other users (mode {:o}); \
@@ -101,46 +100,16 @@ fn permissive(path: &PathBuf) -> Option<String> {
     })
 }
 
-/// Removes `name` from the environment, and first overwrites its value
-/// where the kernel shows it: `/proc/PID/environ` reads the process's
-/// original environment block, which `remove_var` alone leaves intact.
-/// Called while the program is still single-threaded.
+/// Removes `name` from the environment, overwriting its value first where
+/// other processes could read it (`sys::process::scrub_env`).
 pub fn scrub_env(name: &str) {
-    // Linux: the initial environment lives in the process's memory and
-    // `environ` points into it until something replaces it.
-    extern "C" {
-        static mut environ: *mut *mut libc::c_char;
-    }
-    let prefix = format!("{name}=");
-    // SAFETY: single-threaded at this point; each entry is a NUL-terminated
-    // string we only overwrite in place, within its own length.
-    unsafe {
-        let mut p = environ;
-        while !p.is_null() && !(*p).is_null() {
-            let entry = *p;
-            let bytes = std::ffi::CStr::from_ptr(entry).to_bytes();
-            if bytes.starts_with(prefix.as_bytes()) {
-                let value = entry.add(prefix.len());
-                std::ptr::write_bytes(value, 0, bytes.len() - prefix.len());
-            }
-            p = p.add(1);
-        }
-        std::env::remove_var(name);
-    }
+    crate::sys::process::scrub_env(name);
 }
 
-/// While a secret is in memory: no core file, and no ptrace or
-/// /proc/PID/mem reading by other processes of the same user.
+/// While a secret is in memory: no core file, and no debugger or memory
+/// reading by other processes, as far as the system allows.
 fn protect_memory() {
-    let zero = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain syscalls on our own process with valid arguments.
-    unsafe {
-        libc::setrlimit(libc::RLIMIT_CORE, &zero);
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-    }
+    crate::sys::process::protect_memory();
 }
 
 fn read_first_line(path: &PathBuf) -> Result<Zeroizing<Vec<u8>>, Error> {
@@ -168,40 +137,23 @@ fn read_first_line(path: &PathBuf) -> Result<Zeroizing<Vec<u8>>, Error> {
 /// Prompts on the controlling terminal with echo off. Stdin is never used:
 /// it may carry the data to send.
 fn prompt_no_echo(prompt: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let no_tty = |_| Error::Usage("--ask-secret needs a terminal to prompt on".into());
-    let mut tty = File::options()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .map_err(no_tty)?;
-    let fd = tty.as_raw_fd();
-    // SAFETY: termios is plain data; tcgetattr fills it or fails.
-    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-    if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
-        return Err(Error::Usage(
-            "--ask-secret needs a terminal to prompt on".into(),
-        ));
-    }
-    let mut quiet = saved;
-    // No echo, and Ctrl-C read as a key (not a signal) so the terminal is
-    // always put back before we leave.
-    quiet.c_lflag &= !(libc::ECHO | libc::ECHONL | libc::ICANON | libc::ISIG);
-    quiet.c_cc[libc::VMIN] = 1;
-    quiet.c_cc[libc::VTIME] = 0;
-    let _ = tty.write_all(prompt.as_bytes());
-    // SAFETY: fd is an open terminal; the termios came from tcgetattr.
-    unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &quiet) };
-    let result = read_secret_keys(&mut tty);
-    // SAFETY: as above; restores what the user had.
-    unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &saved) };
-    let _ = tty.write_all(b"\n");
+    let no_tty = || Error::Usage("--ask-secret needs a terminal to prompt on".into());
+    let tty = crate::sys::terminal::Tty::open().map_err(|_| no_tty())?;
+    let result = {
+        // No echo, and Ctrl-C read as a key (not a signal) so the terminal
+        // is always put back (when the guard drops) before we leave.
+        let _quiet = tty.quiet_keys().ok_or_else(no_tty)?;
+        let _ = (&tty.output).write_all(prompt.as_bytes());
+        read_secret_keys(&tty.input)
+    };
+    let _ = (&tty.output).write_all(b"\n");
     let line = result?;
     Ok(line)
 }
 
 /// Reads keys up to Enter: Backspace and Ctrl-U edit, Ctrl-C interrupts
 /// (exit 130), Ctrl-D on an empty line gives up.
-fn read_secret_keys(tty: &mut File) -> Result<Zeroizing<Vec<u8>>, Error> {
+fn read_secret_keys(mut tty: &File) -> Result<Zeroizing<Vec<u8>>, Error> {
     let mut line = Zeroizing::new(Vec::new());
     let mut byte = [0u8; 1];
     loop {

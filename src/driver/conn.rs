@@ -49,6 +49,9 @@ pub struct Conn {
     read_eof: bool,
     /// Our bytes the peer's TCP had acknowledged at the last look.
     acked: u64,
+    /// Every byte we wrote to the socket: less the send queue, what the
+    /// peer acknowledged, where the system has no `TCP_INFO`.
+    written: u64,
 }
 
 impl Conn {
@@ -67,6 +70,7 @@ impl Conn {
             write_shut: false,
             read_eof: false,
             acked: 0,
+            written: 0,
         }
     }
 
@@ -117,7 +121,10 @@ impl Conn {
     pub fn to_socket(&mut self, s: &mut Session, now: Instant) {
         while self.ready.write && !s.to_send(self.link).is_empty() {
             match self.sock.write(s.to_send(self.link)) {
-                Ok(n) => s.sent(self.link, n, now),
+                Ok(n) => {
+                    self.written += n as u64;
+                    s.sent(self.link, n, now);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.ready.write = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -175,6 +182,7 @@ impl Conn {
         while self.ready.write && !unsent.is_empty() {
             match self.sock.write(unsent) {
                 Ok(n) => {
+                    self.written += n as u64;
                     unsent.drain(..n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.ready.write = false,
@@ -234,6 +242,7 @@ impl Conn {
         while !flush.is_empty() && self.ready.write {
             match self.sock.write(flush) {
                 Ok(n) => {
+                    self.written += n as u64;
                     flush.drain(..n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.ready.write = false,
@@ -267,7 +276,7 @@ impl Conn {
     /// alive and taking our data, even if its own packets are stuck behind
     /// a backed-off retransmission.
     pub fn acked_progress(&mut self, threshold: u64) -> bool {
-        let Some(now) = super::net::bytes_acked(&self.sock) else {
+        let Some(now) = crate::sys::net::bytes_acked(&self.sock, self.written) else {
             return false;
         };
         let moved = now.saturating_sub(self.acked) >= threshold;

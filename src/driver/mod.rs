@@ -56,7 +56,7 @@ pub struct Reactor {
     events: Events,
     waker: Arc<Waker>,
     interrupts: Interrupts,
-    signal_pipe: signals::SignalPipe,
+    signal_pipe: crate::sys::process::SignalPipe,
 }
 
 impl Reactor {
@@ -66,17 +66,9 @@ impl Reactor {
         let poll = Poll::new().map_err(loop_error)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(loop_error)?);
         let (interrupts, signal_pipe) = Interrupts::install(waker.clone())?;
-        {
-            use std::os::fd::AsRawFd;
-            let fd = signal_pipe.0.as_raw_fd();
-            poll.registry()
-                .register(
-                    &mut mio::unix::SourceFd(&fd),
-                    SIGNALS,
-                    mio::Interest::READABLE,
-                )
-                .map_err(loop_error)?;
-        }
+        signal_pipe
+            .register(poll.registry(), SIGNALS)
+            .map_err(loop_error)?;
         Ok(Reactor {
             poll,
             events: Events::with_capacity(EVENTS),

@@ -30,11 +30,12 @@ pub fn listen_with_backlog(
             true,
             backlog,
         )
-        .or_else(|e| match e.raw_os_error() {
-            Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) => {
+        .or_else(|e| {
+            if crate::sys::net::is_family_unavailable(&e) {
                 bind_one(SocketAddr::new([0, 0, 0, 0].into(), port), false, backlog)
+            } else {
+                Err(e)
             }
-            _ => Err(e),
         }),
     };
     result.map_err(|e| {
@@ -106,10 +107,7 @@ pub fn is_transient_accept_error(e: &io::Error) -> bool {
 /// Out of file descriptors (`EMFILE`, `ENFILE`) or memory: pause accepting
 /// for a moment instead of ending the program.
 pub fn is_resource_exhaustion(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
+    crate::sys::net::is_resource_exhaustion(e)
 }
 
 /// The address as a number, for per-source accounting in the core (which
@@ -137,7 +135,7 @@ pub fn tune(stream: &TcpStream, idle: Duration) {
     // A backstop only: the room's own idle timeout decides (it counts acks
     // of our data as a sign of life), so on a lossy but live link TCP must
     // not give up first, while retransmissions back off.
-    let _ = sock.set_tcp_user_timeout(Some(user_timeout(idle)));
+    crate::sys::net::set_user_timeout(stream, user_timeout(idle));
 }
 
 /// `TCP_USER_TIMEOUT` for an idle timeout: three times it, and at least
@@ -147,57 +145,8 @@ pub fn user_timeout(idle: Duration) -> Duration {
     (idle * 3).max(Duration::from_secs(30))
 }
 
-/// How many bytes of ours the peer's TCP has acknowledged so far (Linux
-/// `TCP_INFO`), or None if the kernel will not say.
-pub fn bytes_acked(stream: &TcpStream) -> Option<u64> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: tcp_info is plain data; getsockopt fills at most `len` bytes.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&mut info as *mut libc::tcp_info).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0).then_some(info.tcpi_bytes_acked)
-}
-
 /// The addresses of this machine's interfaces that are up, loopback
-/// excluded (`getifaddrs`); empty if the kernel will not say.
+/// excluded; empty if the system will not say.
 pub fn interface_addrs() -> Vec<IpAddr> {
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs allocates a list we walk read-only and free once.
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return Vec::new();
-    }
-    let mut addrs = Vec::new();
-    let mut cur = head;
-    while !cur.is_null() {
-        // SAFETY: `cur` is a node of the list getifaddrs returned.
-        let ifa = unsafe { &*cur };
-        cur = ifa.ifa_next;
-        let flags = ifa.ifa_flags as libc::c_int;
-        if ifa.ifa_addr.is_null() || flags & libc::IFF_UP == 0 || flags & libc::IFF_LOOPBACK != 0 {
-            continue;
-        }
-        // SAFETY: ifa_addr points at a sockaddr whose family says its type.
-        match i32::from(unsafe { (*ifa.ifa_addr).sa_family }) {
-            libc::AF_INET => {
-                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-                addrs.push(IpAddr::from(sin.sin_addr.s_addr.to_ne_bytes()));
-            }
-            libc::AF_INET6 => {
-                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
-                addrs.push(IpAddr::from(sin6.sin6_addr.s6_addr));
-            }
-            _ => {}
-        }
-    }
-    // SAFETY: `head` came from getifaddrs and is freed once.
-    unsafe { libc::freeifaddrs(head) };
-    addrs
+    crate::sys::net::interface_addrs()
 }

@@ -100,18 +100,7 @@ fn log(line: &str) {
 /// connections could use (each paired one also holds the two ends of its
 /// channel's pipe); a relay should not stop at the default 1024.
 fn raise_fd_limit(connections: usize) {
-    let want = (connections * 3 + 64) as libc::rlim_t;
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct given.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < want {
-            lim.rlim_cur = want.min(lim.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
+    crate::sys::process::raise_fd_limit(connections as u64 * 3 + 64);
 }
 
 struct RelayLoop {

@@ -11,7 +11,11 @@
 //! its hello) go out before anything read later.
 
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+#[cfg(target_os = "linux")]
+use std::os::fd::{AsRawFd, OwnedFd};
+
+#[cfg(target_os = "linux")]
+use crate::sys::relay_pipe::splice;
 
 use mio::net::TcpStream;
 
@@ -36,6 +40,7 @@ pub struct Channel {
 
 enum Inner {
     /// Linux: a pipe the bytes are spliced through.
+    #[cfg(target_os = "linux")]
     Pipe {
         read: OwnedFd,
         write: OwnedFd,
@@ -55,8 +60,15 @@ enum Inner {
 
 impl Channel {
     /// A channel of about `cap` bytes that sends `first` before anything.
+    /// A kernel pipe on Linux (unless `P2PCHAT_PORTABLE`), else a buffer.
     pub fn new(cap: usize, first: &[u8]) -> Channel {
-        Channel::with(pipe(cap).unwrap_or_else(|_| buffer(cap)), first)
+        #[cfg(target_os = "linux")]
+        if crate::sys::fast_paths() {
+            if let Ok(pipe) = pipe(cap) {
+                return Channel::with(pipe, first);
+            }
+        }
+        Channel::with(buffer(cap), first)
     }
 
     /// A channel that copies through a buffer, never a pipe.
@@ -77,6 +89,7 @@ impl Channel {
     pub fn is_empty(&self) -> bool {
         self.first_at == self.first.len()
             && match &self.inner {
+                #[cfg(target_os = "linux")]
                 Inner::Pipe { len, .. } => *len == 0,
                 Inner::Buffer { start, end, .. } => start == end,
             }
@@ -85,6 +98,7 @@ impl Channel {
     /// A read from the source may add bytes.
     pub fn has_room(&self) -> bool {
         match &self.inner {
+            #[cfg(target_os = "linux")]
             Inner::Pipe { len, cap, full, .. } => !*full && len < cap,
             Inner::Buffer { buf, start, end } => start == end || *end < buf.len(),
         }
@@ -93,6 +107,7 @@ impl Channel {
     /// Moves what the source has into the channel, once.
     pub fn fill(&mut self, src: &mut TcpStream) -> io::Result<Fill> {
         match &mut self.inner {
+            #[cfg(target_os = "linux")]
             Inner::Pipe {
                 write,
                 len,
@@ -154,6 +169,7 @@ impl Channel {
             return Ok(n);
         }
         match &mut self.inner {
+            #[cfg(target_os = "linux")]
             Inner::Pipe {
                 read, len, full, ..
             } => {
@@ -186,23 +202,10 @@ fn buffer(cap: usize) -> Inner {
     }
 }
 
-/// A non-blocking pipe of about `cap` bytes.
+/// A pipe channel of about `cap` bytes.
+#[cfg(target_os = "linux")]
 fn pipe(cap: usize) -> io::Result<Inner> {
-    let mut fds: [RawFd; 2] = [-1, -1];
-    // SAFETY: pipe2 fills two fds or fails. Linux: O_NONBLOCK on both ends.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both fds were just created and are ours alone.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let want = libc::c_int::try_from(cap).unwrap_or(libc::c_int::MAX);
-    // Linux: F_SETPIPE_SZ rounds up to a power of two pages; a refusal
-    // (above /proc/sys/fs/pipe-max-size) leaves the default 64 KiB.
-    // SAFETY: fcntl on our own pipe.
-    unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, want) };
-    // SAFETY: as above.
-    let got = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) };
-    let cap = usize::try_from(got).map_err(|_| io::Error::last_os_error())?;
+    let (read, write, cap) = crate::sys::relay_pipe::pipe(cap)?;
     Ok(Inner::Pipe {
         read,
         write,
@@ -210,33 +213,6 @@ fn pipe(cap: usize) -> io::Result<Inner> {
         cap,
         full: false,
     })
-}
-
-/// Linux: splice(2) up to `len` bytes from `from` to `to`, one of them a
-/// pipe, without blocking on the pipe (the sockets are non-blocking).
-fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
-    loop {
-        // SAFETY: splice between two descriptors we own; null offsets.
-        let n = unsafe {
-            libc::splice(
-                from,
-                std::ptr::null_mut(),
-                to,
-                std::ptr::null_mut(),
-                len,
-                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-            )
-        };
-        match usize::try_from(n) {
-            Ok(n) => return Ok(n),
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -306,10 +282,10 @@ mod tests {
         (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect()
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_pipe_channel_moves_every_byte_in_order_after_the_first_ones() {
-        let ch = Channel::new(65536, b"ok\n");
-        assert!(matches!(ch.inner, Inner::Pipe { .. }), "a pipe here");
+        let ch = Channel::with(pipe(65536).expect("a pipe"), b"ok\n");
         let mut want = b"ok\n".to_vec();
         want.extend_from_slice(&data());
         assert!(through(ch, &data()) == want);

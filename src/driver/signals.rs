@@ -5,29 +5,30 @@
 //! wakes the loop). SIGTERM and SIGHUP, whose exit codes differ (143, 129),
 //! are caught by a minimal handler of ours that only does what is allowed
 //! in a signal handler: it bumps two atomics and writes the signal's number
-//! to a pipe the loop watches.
+//! to a pipe the loop watches (`sys::process`). On Windows the console
+//! closing (or logoff, or shutdown) is SIGHUP's equivalent, handled on a
+//! thread of Windows' own that wakes the loop directly.
 //!
 //! The handlers are process-wide and installed once (`ctrlc` refuses a
 //! second handler). `listen --keep` builds a fresh reactor for each room;
 //! each `install` only points the handlers at that reactor's waker and
 //! hands it its own descriptor of the one signal pipe.
 
-use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use mio::Waker;
 
 use crate::error::{exit, Error, Signal};
+use crate::sys::process::{self, SignalPipe, Then};
 
 /// A cleanup to run before an immediate exit (restoring the terminal).
 type Cleanup = Box<dyn Fn() + Send>;
 
-/// Signals seen so far, and the last one; shared with the handlers.
+/// Signals seen so far, and the last one's number; shared with the
+/// handlers.
 static COUNT: AtomicUsize = AtomicUsize::new(0);
-static LAST: AtomicI32 = AtomicI32::new(0);
-/// The write end of the pipe the TERM/HUP handler signals through.
-static PIPE_WR: AtomicI32 = AtomicI32::new(-1);
+static LAST: AtomicU8 = AtomicU8::new(0);
 
 /// The waker of the reactor running now, and what to undo before an
 /// immediate exit (restoring the terminal).
@@ -35,9 +36,9 @@ static CURRENT_WAKER: Mutex<Option<Arc<Waker>>> = Mutex::new(None);
 static CLEANUP: Mutex<Option<Cleanup>> = Mutex::new(None);
 /// Set while we raise SIGINT ourselves to stop the line editor.
 static MUTED: AtomicBool = AtomicBool::new(false);
-/// The handlers, installed on first use: the read end of the signal pipe,
-/// or why they could not be installed.
-static INSTALLED: OnceLock<Result<OwnedFd, String>> = OnceLock::new();
+/// The handlers, installed on first use: the signal pipe, or why they
+/// could not be installed.
+static INSTALLED: OnceLock<Result<SignalPipe, String>> = OnceLock::new();
 
 /// Counts interrupts; the loop reads the count after each wake-up.
 #[derive(Clone)]
@@ -45,22 +46,27 @@ pub struct Interrupts {
     _private: (),
 }
 
-/// The read end of the signal pipe, for the loop to register.
-pub struct SignalPipe(pub OwnedFd);
-
-extern "C" fn on_term_or_hup(sig: libc::c_int) {
-    LAST.store(sig, Ordering::SeqCst);
-    if COUNT.fetch_add(1, Ordering::SeqCst) >= 1 {
-        // A second signal: leave at once (async-signal-safe calls only).
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(i32::from(exit::SIGNAL_BASE) + sig) };
+/// Counts `signal` and says what to do: the first asks the loop for a
+/// polite goodbye, a second Ctrl-C or SIGTERM means "now". A hang-up never
+/// skips the goodbye: when a window closes, the kernel's SIGHUP and the
+/// shell's arrive together, and the second is no sign of impatience.
+/// Runs inside a signal handler: atomics only.
+fn policy(signal: Signal) -> Then {
+    LAST.store(signal.number(), Ordering::SeqCst);
+    let earlier = COUNT.fetch_add(1, Ordering::SeqCst);
+    if earlier >= 1 && signal != Signal::Hup {
+        Then::Exit(i32::from(exit::SIGNAL_BASE + signal.number()))
+    } else {
+        Then::Wake
     }
-    let fd = PIPE_WR.load(Ordering::SeqCst);
-    if fd >= 0 {
-        let byte = sig as u8;
-        // SAFETY: write(2) is async-signal-safe; the pipe is non-blocking,
-        // and a full pipe already holds a wake-up.
-        unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+}
+
+/// Wakes the loop (from a thread, never from a signal handler).
+fn wake() {
+    if let Ok(waker) = CURRENT_WAKER.lock() {
+        if let Some(w) = waker.as_ref() {
+            let _ = w.wake();
+        }
     }
 }
 
@@ -68,16 +74,11 @@ fn on_ctrl_c() {
     if MUTED.load(Ordering::SeqCst) {
         return;
     }
-    LAST.store(libc::SIGINT, Ordering::SeqCst);
-    if COUNT.fetch_add(1, Ordering::SeqCst) >= 1 {
+    if let Then::Exit(code) = policy(Signal::Int) {
         run_cleanup();
-        std::process::exit(i32::from(exit::INTERRUPTED));
+        std::process::exit(code);
     }
-    if let Ok(waker) = CURRENT_WAKER.lock() {
-        if let Some(w) = waker.as_ref() {
-            let _ = w.wake();
-        }
-    }
+    wake();
 }
 
 fn run_cleanup() {
@@ -91,17 +92,17 @@ fn run_cleanup() {
 impl Interrupts {
     /// Installs the handlers (once per process) and points them at
     /// `waker`. The first interrupt wakes the loop for a polite goodbye;
-    /// the second exits at once with 128 + its number.
+    /// a second Ctrl-C or SIGTERM exits at once with 128 + its number.
     pub fn install(waker: Arc<Waker>) -> Result<(Interrupts, SignalPipe), Error> {
         let installed = INSTALLED.get_or_init(|| {
             ctrlc::set_handler(on_ctrl_c)
                 .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
-            install_term_and_hup().map_err(|e| format!("cannot install the signal handlers: {e}"))
+            process::install_term_and_hup(policy, wake)
+                .map_err(|e| format!("cannot install the signal handlers: {e}"))
         });
-        let read = match installed {
-            Ok(fd) => fd
-                .as_fd()
-                .try_clone_to_owned()
+        let pipe = match installed {
+            Ok(pipe) => pipe
+                .try_clone()
                 .map_err(|e| Error::Local(format!("cannot watch for signals: {e}")))?,
             Err(e) => return Err(Error::Local(e.clone())),
         };
@@ -114,12 +115,12 @@ impl Interrupts {
         // The previous room's editor was stopped (and joined) before this
         // reactor was built, so its self-raised SIGINTs have been handled.
         MUTED.store(false, Ordering::SeqCst);
-        Ok((Interrupts { _private: () }, SignalPipe(read)))
+        Ok((Interrupts { _private: () }, pipe))
     }
 
     /// Counts one interrupt that arrived another way (the line editor).
     pub fn raise(&self) {
-        LAST.store(libc::SIGINT, Ordering::SeqCst);
+        LAST.store(Signal::Int.number(), Ordering::SeqCst);
         COUNT.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -129,10 +130,13 @@ impl Interrupts {
 
     /// The kind of the last signal.
     pub fn last(&self) -> Signal {
-        match LAST.load(Ordering::SeqCst) {
-            libc::SIGTERM => Signal::Term,
-            libc::SIGHUP => Signal::Hup,
-            _ => Signal::Int,
+        let last = LAST.load(Ordering::SeqCst);
+        if last == Signal::Term.number() {
+            Signal::Term
+        } else if last == Signal::Hup.number() {
+            Signal::Hup
+        } else {
+            Signal::Int
         }
     }
 
@@ -150,34 +154,30 @@ impl Interrupts {
     }
 }
 
-impl SignalPipe {
-    /// Empties the pipe after a wake-up.
-    pub fn drain(&self) {
-        use std::os::fd::AsRawFd;
-        let mut buf = [0u8; 64];
-        // SAFETY: reading into our own buffer from our non-blocking pipe.
-        while unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn install_term_and_hup() -> std::io::Result<OwnedFd> {
-    let mut fds: [RawFd; 2] = [-1, -1];
-    // SAFETY: pipe2 fills two fds or fails.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
+    #[test]
+    fn a_hang_up_never_skips_the_goodbye_but_a_second_interrupt_does() {
+        COUNT.store(0, Ordering::SeqCst);
+        assert_eq!(policy(Signal::Hup), Then::Wake);
+        assert_eq!(
+            policy(Signal::Hup),
+            Then::Wake,
+            "the shell's SIGHUP after the kernel's"
+        );
+        COUNT.store(0, Ordering::SeqCst);
+        assert_eq!(policy(Signal::Int), Then::Wake);
+        assert_eq!(
+            policy(Signal::Hup),
+            Then::Wake,
+            "the window closed after Ctrl-C"
+        );
+        assert_eq!(policy(Signal::Int), Then::Exit(130), "Ctrl-C again: now");
+        COUNT.store(0, Ordering::SeqCst);
+        assert_eq!(policy(Signal::Term), Then::Wake);
+        assert_eq!(policy(Signal::Term), Then::Exit(143));
+        COUNT.store(0, Ordering::SeqCst);
     }
-    // SAFETY: both fds were just created and are ours alone.
-    let (read, _write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), fds[1]) };
-    PIPE_WR.store(fds[1], Ordering::SeqCst);
-    for sig in [libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: a zeroed sigaction with our handler and an empty mask.
-        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-        sa.sa_sigaction = on_term_or_hup as *const () as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        unsafe { libc::sigemptyset(&mut sa.sa_mask) };
-        if unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(read)
 }

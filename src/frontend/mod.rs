@@ -39,6 +39,6 @@ pub fn open(
         return Ok(Box::new(t));
     }
     Ok(Box::new(
-        pipe::Pipe::open(registry, tokens, cfg.quiet).map_err(failed)?,
+        pipe::Pipe::open(registry, tokens, cfg.quiet, waker).map_err(failed)?,
     ))
 }

@@ -3,7 +3,9 @@
 
 use std::io::{self, Write};
 
-use mio::{Registry, Token};
+use std::sync::Arc;
+
+use mio::{Registry, Token, Waker};
 
 use super::sanitize::Sanitizer;
 use super::{notice, stdio};
@@ -23,11 +25,16 @@ pub struct Pipe {
 }
 
 impl Pipe {
-    pub fn open(registry: &Registry, tokens: UserTokens, quiet: bool) -> io::Result<Pipe> {
+    pub fn open(
+        registry: &Registry,
+        tokens: UserTokens,
+        quiet: bool,
+        waker: Arc<Waker>,
+    ) -> io::Result<Pipe> {
         Ok(Pipe {
             tokens,
-            stdin: stdio::Stdin::open(registry, tokens.stdin)?,
-            stdout: stdio::Stdout::open(registry, tokens.stdout)?,
+            stdin: stdio::Stdin::open(registry, tokens.stdin, waker.clone())?,
+            stdout: stdio::Stdout::open(registry, tokens.stdout, waker)?,
             quiet,
             sanitizer: stdio::is_terminal(1).then(Sanitizer::default),
             stderr_is_terminal: stdio::is_terminal(2),
@@ -48,6 +55,15 @@ impl UserSide for Pipe {
         } else if token == self.tokens.stdout {
             self.stdout.ready = true;
         }
+    }
+
+    fn on_wake(&mut self) {
+        self.stdin.on_wake();
+        self.stdout.on_wake();
+    }
+
+    fn finish(&mut self) {
+        self.stdout.finish();
     }
 
     fn input_ready(&self) -> bool {
@@ -134,7 +150,7 @@ impl UserSide for Pipe {
     }
 
     fn input_len(&self) -> Option<u64> {
-        stdio::regular_file_left(0)
+        stdio::regular_file_left()
     }
 
     fn progress_every(&self) -> std::time::Duration {

@@ -132,7 +132,7 @@ impl Prepared {
                 Err(ReadlineError::Interrupted) => Typed::Interrupt,
                 Err(ReadlineError::Eof) => Typed::Eof,
                 // The terminal hung up (its window closed): leaving.
-                Err(ReadlineError::Io(e)) if e.raw_os_error() == Some(libc::EIO) => Typed::Eof,
+                Err(ReadlineError::Io(e)) if crate::sys::process::is_hangup(&e) => Typed::Eof,
                 Err(e) => Typed::Failed(e.to_string()),
             };
             if matches!(typed, Typed::Interrupt | Typed::Eof) {
@@ -240,8 +240,7 @@ impl Running {
         };
         let give_up = Instant::now() + Duration::from_millis(1000);
         while !thread.is_finished() && Instant::now() < give_up {
-            // SAFETY: raising a signal in our own process.
-            unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
+            crate::sys::process::interrupt_self();
             std::thread::sleep(Duration::from_millis(20));
         }
         if thread.is_finished() {

@@ -60,7 +60,7 @@ pub struct Terminal {
     /// Incoming bytes up to the next newline.
     incoming: Vec<u8>,
     output_open: bool,
-    saved_termios: Option<libc::termios>,
+    saved_termios: Option<crate::sys::terminal::Mode>,
     quiet: bool,
     /// The peer left: the screen stays a moment before we exit.
     peer_left: bool,
@@ -86,10 +86,11 @@ impl Terminal {
         let keyboard = match (!dumb_terminal()).then(editor::prepare).flatten() {
             Some(prepared) => Keyboard::Editor(Some(Box::new(prepared)), None),
             None => Keyboard::Simple {
-                tty: stdio::Stdin::open(registry, tokens.stdin)?,
+                tty: stdio::Stdin::open(registry, tokens.stdin, waker.clone())?,
                 partial: Vec::new(),
             },
         };
+        let simple = matches!(keyboard, Keyboard::Simple { .. });
         Ok(Terminal {
             tokens,
             keyboard,
@@ -101,7 +102,9 @@ impl Terminal {
             peer_name: "peer".into(),
             queued: VecDeque::new(),
             current: Vec::new(),
-            keyboard_ready: false,
+            // A plain reader starts by reading: on a thread, that read is
+            // what asks the thread for the first keys.
+            keyboard_ready: simple,
             input_open: true,
             incoming: Vec::new(),
             output_open: true,
@@ -217,7 +220,7 @@ impl Terminal {
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     // A hung-up terminal: leaving, like Ctrl-D.
-                    Err(e) if e.raw_os_error() == Some(libc::EIO) => got.push(Typed::Eof),
+                    Err(e) if crate::sys::process::is_hangup(&e) => got.push(Typed::Eof),
                     Err(e) => return Err(e),
                 }
             }
@@ -284,8 +287,12 @@ impl UserSide for Terminal {
     }
 
     fn on_wake(&mut self) {
-        if let Keyboard::Editor(..) = self.keyboard {
-            self.keyboard_ready = true;
+        match &mut self.keyboard {
+            Keyboard::Editor(..) => self.keyboard_ready = true,
+            Keyboard::Simple { tty, .. } => {
+                tty.on_wake();
+                self.keyboard_ready |= tty.ready;
+            }
         }
     }
 
@@ -435,16 +442,13 @@ impl UserSide for Terminal {
     }
 }
 
-fn saved_termios() -> Option<libc::termios> {
-    // SAFETY: termios is plain data; tcgetattr fills it or fails.
-    let mut t: libc::termios = unsafe { std::mem::zeroed() };
-    (unsafe { libc::tcgetattr(0, &mut t) } == 0).then_some(t)
+fn saved_termios() -> Option<crate::sys::terminal::Mode> {
+    crate::sys::terminal::Mode::of_stdin()
 }
 
 /// Puts the terminal back as we found it and turns bracketed paste off.
-fn restore_termios(t: &libc::termios) {
-    // SAFETY: fd 0 is the terminal the termios came from.
-    unsafe { libc::tcsetattr(0, libc::TCSANOW, t) };
+fn restore_termios(t: &crate::sys::terminal::Mode) {
+    t.restore_stdin();
     let _ = io::stdout().write_all(b"\x1b[?2004l");
     let _ = io::stdout().flush();
 }

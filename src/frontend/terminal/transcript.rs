@@ -117,13 +117,7 @@ fn wrap(body: &str, prefix_width: usize, cols: usize) -> Vec<String> {
 
 /// The terminal's width in columns (80 when it cannot be asked).
 pub fn columns() -> usize {
-    // SAFETY: TIOCGWINSZ fills a winsize struct or fails.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    if unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
-        ws.ws_col as usize
-    } else {
-        80
-    }
+    crate::sys::terminal::columns().unwrap_or(80)
 }
 
 /// Returns true if and only if TERM is unset or `dumb`: no colors, no
@@ -134,16 +128,10 @@ pub fn dumb_terminal() -> bool {
 
 /// The local time as `HH:MM`.
 pub fn clock() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as libc::time_t)
-        .unwrap_or(0);
-    // SAFETY: localtime_r fills the struct from a valid time_t; tm is plain data.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    if unsafe { libc::localtime_r(&now, &mut tm) }.is_null() {
-        return "--:--".into();
+    match crate::sys::terminal::local_time() {
+        Some((hour, minute)) => format!("{hour:02}:{minute:02}"),
+        None => "--:--".into(),
     }
-    format!("{:02}:{:02}", tm.tm_hour, tm.tm_min)
 }
 
 #[cfg(test)]

@@ -1,0 +1,223 @@
+//! Sockets: the options and questions the sockets crate does not cover.
+//!
+//! | what | Linux | macOS | FreeBSD | Windows |
+//! |---|---|---|---|---|
+//! | give up on unacknowledged data | `TCP_USER_TIMEOUT` | `TCP_RXT_CONNDROPTIME` | keepalive alone | `TCP_MAXRT` |
+//! | bytes the peer acknowledged | `TCP_INFO` (or the send queue, portable) | send queue (`SO_NWRITE`) | send queue (`FIONWRITE`) | unknown |
+//! | interface addresses | `getifaddrs` | `getifaddrs` | `getifaddrs` | unknown (none listed) |
+
+use std::io;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use mio::net::TcpStream;
+use socket2::SockRef;
+
+/// Tells the kernel to give up on a connection whose data stays
+/// unacknowledged for `timeout`. A backstop only (keepalive and the room's
+/// own idle timeout decide first); where the system has no such option,
+/// keepalive alone does the job, and this does nothing.
+pub fn set_user_timeout(stream: &TcpStream, timeout: Duration) {
+    let sock = SockRef::from(stream);
+    imp(&sock, timeout);
+
+    #[cfg(target_os = "linux")]
+    fn imp(sock: &SockRef<'_>, timeout: Duration) {
+        let _ = sock.set_tcp_user_timeout(Some(timeout));
+    }
+
+    #[cfg(target_os = "macos")]
+    fn imp(sock: &SockRef<'_>, timeout: Duration) {
+        use std::os::fd::AsRawFd;
+        // <netinet/tcp.h>: seconds of retransmission before the drop.
+        const TCP_RXT_CONNDROPTIME: libc::c_int = 0x80;
+        let secs = libc::c_int::try_from(timeout.as_secs()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: setsockopt reads one c_int from a valid pointer.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                TCP_RXT_CONNDROPTIME,
+                (&secs as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+
+    #[cfg(windows)]
+    fn imp(sock: &SockRef<'_>, timeout: Duration) {
+        use std::os::windows::io::AsRawSocket;
+        use windows_sys::Win32::Networking::WinSock::{setsockopt, IPPROTO_TCP, TCP_MAXRT};
+        let secs = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
+        // SAFETY: setsockopt reads one i32 (seconds) from a valid pointer
+        // on a socket we own.
+        unsafe {
+            setsockopt(
+                sock.as_raw_socket() as usize,
+                IPPROTO_TCP,
+                TCP_MAXRT,
+                (&secs as *const i32).cast(),
+                std::mem::size_of::<i32>() as i32,
+            )
+        };
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+    fn imp(_sock: &SockRef<'_>, _timeout: Duration) {}
+}
+
+/// How many of our bytes the peer's TCP has acknowledged so far, given
+/// that we have written `written` bytes to the socket; None when the
+/// system will not say. Linux reads `TCP_INFO`; elsewhere (and in the
+/// portable mode) it is what we wrote less what still sits in the send
+/// queue, which holds exactly the bytes not yet acknowledged.
+pub fn bytes_acked(stream: &TcpStream, written: u64) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    if super::fast_paths() {
+        return tcp_info_acked(stream);
+    }
+    let unsent = send_queue(stream)?;
+    Some(written.saturating_sub(unsent))
+}
+
+/// Linux: `tcpi_bytes_acked` from `TCP_INFO`.
+#[cfg(target_os = "linux")]
+fn tcp_info_acked(stream: &TcpStream) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain data, for which all zeroes is a value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(info.tcpi_bytes_acked)
+}
+
+/// The bytes in the socket's send queue: written by us, not yet
+/// acknowledged by the peer.
+fn send_queue(stream: &TcpStream) -> Option<u64> {
+    return imp(stream);
+
+    #[cfg(any(target_os = "linux", target_os = "freebsd"))]
+    fn imp(stream: &TcpStream) -> Option<u64> {
+        use std::os::fd::AsRawFd;
+        // Linux SIOCOUTQ (= TIOCOUTQ); FreeBSD FIONWRITE: the same question.
+        #[cfg(target_os = "linux")]
+        let request = libc::TIOCOUTQ;
+        #[cfg(target_os = "freebsd")]
+        let request = libc::FIONWRITE;
+        let mut queued: libc::c_int = 0;
+        // SAFETY: the ioctl writes one c_int into `queued`.
+        let rc = unsafe { libc::ioctl(stream.as_raw_fd(), request, &mut queued) };
+        (rc == 0).then(|| u64::try_from(queued).ok()).flatten()
+    }
+
+    #[cfg(target_os = "macos")]
+    fn imp(stream: &TcpStream) -> Option<u64> {
+        use std::os::fd::AsRawFd;
+        let mut queued: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `queued`.
+        let rc = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_NWRITE,
+                (&mut queued as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        (rc == 0).then(|| u64::try_from(queued).ok()).flatten()
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "macos")))]
+    fn imp(_stream: &TcpStream) -> Option<u64> {
+        None
+    }
+}
+
+/// Out of descriptors (or sockets) or memory: pause accepting for a
+/// moment instead of ending the program.
+pub fn is_resource_exhaustion(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    let codes = [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM];
+    #[cfg(windows)]
+    let codes = {
+        use windows_sys::Win32::Networking::WinSock::{WSAEMFILE, WSAENOBUFS};
+        [WSAEMFILE, WSAENOBUFS]
+    };
+    e.raw_os_error().is_some_and(|c| codes.contains(&c))
+}
+
+/// This machine cannot bind that address family or address (no IPv6).
+pub fn is_family_unavailable(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    let codes = [libc::EAFNOSUPPORT, libc::EADDRNOTAVAIL];
+    #[cfg(windows)]
+    let codes = {
+        use windows_sys::Win32::Networking::WinSock::{WSAEADDRNOTAVAIL, WSAEAFNOSUPPORT};
+        [WSAEAFNOSUPPORT, WSAEADDRNOTAVAIL]
+    };
+    e.raw_os_error().is_some_and(|c| codes.contains(&c))
+}
+
+/// The addresses of this machine's interfaces that are up, loopback
+/// excluded; empty if the system will not say.
+pub fn interface_addrs() -> Vec<IpAddr> {
+    return imp();
+
+    #[cfg(unix)]
+    fn imp() -> Vec<IpAddr> {
+        let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+        // SAFETY: getifaddrs allocates a list we walk read-only and free once.
+        if unsafe { libc::getifaddrs(&mut head) } != 0 {
+            return Vec::new();
+        }
+        let mut addrs = Vec::new();
+        let mut cur = head;
+        while !cur.is_null() {
+            // SAFETY: `cur` is a node of the list getifaddrs returned.
+            let ifa = unsafe { &*cur };
+            cur = ifa.ifa_next;
+            let flags = ifa.ifa_flags as libc::c_int;
+            if ifa.ifa_addr.is_null()
+                || flags & libc::IFF_UP == 0
+                || flags & libc::IFF_LOOPBACK != 0
+            {
+                continue;
+            }
+            // SAFETY: ifa_addr is non-null and points at a sockaddr.
+            let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+            match family {
+                libc::AF_INET => {
+                    // SAFETY: the family says this sockaddr is a sockaddr_in.
+                    let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                    addrs.push(IpAddr::from(sin.sin_addr.s_addr.to_ne_bytes()));
+                }
+                libc::AF_INET6 => {
+                    // SAFETY: the family says this sockaddr is a sockaddr_in6.
+                    let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                    addrs.push(IpAddr::from(sin6.sin6_addr.s6_addr));
+                }
+                _ => {}
+            }
+        }
+        // SAFETY: `head` came from getifaddrs and is freed once.
+        unsafe { libc::freeifaddrs(head) };
+        addrs
+    }
+
+    // Windows: GetAdaptersAddresses would answer; until then the listener
+    // prints no "also reachable" line, which is honest, not wrong.
+    #[cfg(windows)]
+    fn imp() -> Vec<IpAddr> {
+        Vec::new()
+    }
+}

@@ -1,0 +1,255 @@
+//! Standard input and output as the system has them: what kind of object
+//! each is, a descriptor of our own to read or write it, and on Unix the
+//! calls that read a socket or write one without blocking.
+//!
+//! Linux alone can give us a *private* non-blocking description of a pipe
+//! or terminal (re-opening `/proc/self/fd/N`). Elsewhere a pipe is shared
+//! with the rest of the user's pipeline, so `O_NONBLOCK` is never set on
+//! it: the front-end reads and writes such streams on blocking threads
+//! instead (`frontend/stdio`).
+
+use std::fs::File;
+use std::io;
+
+/// One of the two standard streams we carry data on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Std {
+    In,
+    Out,
+}
+
+/// What kind of object a standard stream is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A pipe or FIFO.
+    Pipe,
+    /// A terminal (a console on Windows).
+    Terminal,
+    /// A socket (Unix: `nc -e`, inetd, systemd).
+    Socket,
+    /// A regular file: it can be read again from an earlier offset.
+    File,
+    /// Anything else (`/dev/null`, a device): never blocks for long.
+    Other,
+}
+
+/// Returns true if and only if standard stream `which` (or stderr) is a
+/// terminal.
+pub fn is_terminal(fd: u8) -> bool {
+    use std::io::IsTerminal;
+    match fd {
+        0 => io::stdin().is_terminal(),
+        1 => io::stdout().is_terminal(),
+        2 => io::stderr().is_terminal(),
+        _ => false,
+    }
+}
+
+/// A descriptor of our own for a standard stream, sharing its open file
+/// description (and so its offset and flags) with the original.
+pub fn dup(which: Std) -> io::Result<File> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        let fd = match which {
+            Std::In => io::stdin().as_fd().try_clone_to_owned()?,
+            Std::Out => io::stdout().as_fd().try_clone_to_owned()?,
+        };
+        Ok(File::from(fd))
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::io::AsHandle;
+        let handle = match which {
+            Std::In => io::stdin().as_handle().try_clone_to_owned()?,
+            Std::Out => io::stdout().as_handle().try_clone_to_owned()?,
+        };
+        Ok(File::from(handle))
+    }
+}
+
+/// What kind of object standard stream `which` is.
+pub fn kind(which: Std) -> Kind {
+    let fd = match which {
+        Std::In => 0,
+        Std::Out => 1,
+    };
+    if is_terminal(fd) {
+        return Kind::Terminal;
+    }
+    let Ok(meta) = dup(which).and_then(|f| f.metadata()) else {
+        return Kind::Other;
+    };
+    if meta.is_file() {
+        return Kind::File;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            Kind::Pipe
+        } else if t.is_socket() {
+            Kind::Socket
+        } else {
+            Kind::Other
+        }
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::io::AsRawHandle;
+        use windows_sys::Win32::Storage::FileSystem::{GetFileType, FILE_TYPE_PIPE};
+        let _ = meta;
+        let Ok(f) = dup(which) else {
+            return Kind::Other;
+        };
+        // SAFETY: GetFileType only inspects a handle we hold.
+        if unsafe { GetFileType(f.as_raw_handle()) } == FILE_TYPE_PIPE {
+            // Anonymous and named pipes, and sockets: read on a thread.
+            Kind::Pipe
+        } else {
+            Kind::Other
+        }
+    }
+}
+
+/// Where standard input stands in a regular file and how long the file
+/// is, if it is one and can seek.
+pub fn file_position(which: Std) -> Option<(u64, u64)> {
+    use std::io::Seek;
+    let mut f = dup(which).ok()?;
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let at = f.stream_position().ok()?;
+    Some((at, meta.len()))
+}
+
+/// Linux: a private non-blocking description of a pipe, FIFO or terminal
+/// on standard stream `which`, by re-opening `/proc/self/fd/N`: the flag
+/// never reaches the description the shell and the pipeline share. A pipe
+/// with no reader left gives `ENXIO` ([`no_reader`]).
+#[cfg(target_os = "linux")]
+pub fn reopen_private(which: Std) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let (fd, write) = match which {
+        Std::In => (0, false),
+        Std::Out => (1, true),
+    };
+    File::options()
+        .read(!write)
+        .write(write)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(format!("/proc/self/fd/{fd}"))
+}
+
+/// The error of opening a pipe's write end that has no reader.
+#[cfg(target_os = "linux")]
+pub fn no_reader(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ENXIO)
+}
+
+/// Linux: enlarges a pipe to 1 MiB (the unprivileged maximum) to cut
+/// wake-ups on both ends; harmless to fail.
+#[cfg(target_os = "linux")]
+pub fn enlarge_pipe(pipe: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_SETPIPE_SZ on a pipe we hold; errors are ignored.
+    unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+}
+
+/// Unix: registers `fd` with the poll; false if the poller refuses that
+/// kind of object (epoll: EPERM for files; kqueue: EINVAL for some
+/// devices), which is then read as if always ready.
+#[cfg(unix)]
+pub fn register(
+    registry: &mio::Registry,
+    fd: std::os::fd::RawFd,
+    token: mio::Token,
+    interest: mio::Interest,
+) -> io::Result<bool> {
+    match registry.register(&mut mio::unix::SourceFd(&fd), token, interest) {
+        Ok(()) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EINVAL)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Unix: stops watching `fd`.
+#[cfg(unix)]
+pub fn deregister(registry: &mio::Registry, fd: std::os::fd::RawFd) {
+    let _ = registry.deregister(&mut mio::unix::SourceFd(&fd));
+}
+
+/// Unix: reads standard input, a socket, without blocking.
+#[cfg(unix)]
+pub fn recv_nowait(buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for buf.len() bytes.
+    let n = unsafe { libc::recv(0, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// Unix: writes standard output, a socket, without blocking, and without
+/// SIGPIPE when the peer has gone (MSG_NOSIGNAL where there is one; on
+/// macOS `SO_NOSIGPIPE`, set by [`quiet_socket_stdout`]).
+#[cfg(unix)]
+pub fn send_nowait(data: &[u8]) -> io::Result<usize> {
+    #[cfg(target_os = "macos")]
+    let flags = libc::MSG_DONTWAIT;
+    #[cfg(not(target_os = "macos"))]
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    // SAFETY: data is valid for data.len() bytes.
+    let n = unsafe { libc::send(1, data.as_ptr().cast(), data.len(), flags) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// macOS: a write to standard output, a socket whose peer has gone, gives
+/// EPIPE and no SIGPIPE (std ignores SIGPIPE anyway; this is for certain).
+pub fn quiet_socket_stdout() {
+    #[cfg(target_os = "macos")]
+    {
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt reads one c_int; fd 1 is a socket here.
+        unsafe {
+            libc::setsockopt(
+                1,
+                libc::SOL_SOCKET,
+                libc::SO_NOSIGPIPE,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+}
+
+/// Points standard output at the null device, closing what it was, so a
+/// consumer downstream sees the end now (while stderr stays).
+pub fn stdout_to_null() {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        if let Ok(null) = File::options().write(true).open("/dev/null") {
+            // SAFETY: dup2 onto fd 1 atomically replaces it; `null` stays ours.
+            unsafe { libc::dup2(null.as_raw_fd(), 1) };
+        }
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::io::IntoRawHandle;
+        use windows_sys::Win32::Foundation::CloseHandle;
+        use windows_sys::Win32::System::Console::{GetStdHandle, SetStdHandle, STD_OUTPUT_HANDLE};
+        let Ok(null) = File::options().write(true).open("NUL") else {
+            return;
+        };
+        // SAFETY: swaps the process's standard output handle for NUL (which
+        // the process then owns) and closes the old one, which nothing of
+        // ours uses any more: std asks for the handle at every write.
+        unsafe {
+            let old = GetStdHandle(STD_OUTPUT_HANDLE);
+            if SetStdHandle(STD_OUTPUT_HANDLE, null.into_raw_handle()) != 0 && !old.is_null() {
+                CloseHandle(old);
+            }
+        }
+    }
+}
