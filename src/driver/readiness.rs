@@ -44,9 +44,10 @@ impl Readiness {
 
     /// A read of `got` bytes into room for `wanted`: a short read empties
     /// the socket, so the next segment brings a new edge. Saves the
-    /// `WouldBlock` read.
+    /// `WouldBlock` read, where the poller allows it
+    /// ([`crate::sys::net::SHORT_READ_REARMS`]).
     pub fn after_read(&mut self, got: usize, wanted: usize) {
-        if got < wanted && !self.hup {
+        if crate::sys::net::SHORT_READ_REARMS && got < wanted && !self.hup {
             self.read = false;
         }
     }

@@ -13,6 +13,13 @@ use std::time::Duration;
 use mio::net::TcpStream;
 use socket2::SockRef;
 
+/// Whether a short read, which empties a socket, re-arms the poller for
+/// the next bytes. epoll and kqueue report every new arrival; mio's
+/// Windows backend (AFD polling) asks for the next event only once an
+/// operation has returned `WouldBlock`, so there every read must go on
+/// until it does, or the socket is never reported again.
+pub const SHORT_READ_REARMS: bool = cfg!(not(windows));
+
 /// Tells the kernel to give up on a connection whose data stays
 /// unacknowledged for `timeout`. A backstop only (keepalive and the room's
 /// own idle timeout decide first); where the system has no such option,

@@ -77,39 +77,41 @@ pub fn kind(which: Std) -> Kind {
     if is_terminal(fd) {
         return Kind::Terminal;
     }
+    imp(which)
+}
+
+#[cfg(unix)]
+fn imp(which: Std) -> Kind {
+    use std::os::unix::fs::FileTypeExt;
     let Ok(meta) = dup(which).and_then(|f| f.metadata()) else {
         return Kind::Other;
     };
-    if meta.is_file() {
-        return Kind::File;
+    let t = meta.file_type();
+    if t.is_file() {
+        Kind::File
+    } else if t.is_fifo() {
+        Kind::Pipe
+    } else if t.is_socket() {
+        Kind::Socket
+    } else {
+        Kind::Other
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        let t = meta.file_type();
-        if t.is_fifo() {
-            Kind::Pipe
-        } else if t.is_socket() {
-            Kind::Socket
-        } else {
-            Kind::Other
-        }
-    }
-    #[cfg(windows)]
-    {
-        use std::os::windows::io::AsRawHandle;
-        use windows_sys::Win32::Storage::FileSystem::{GetFileType, FILE_TYPE_PIPE};
-        let _ = meta;
-        let Ok(f) = dup(which) else {
-            return Kind::Other;
-        };
-        // SAFETY: GetFileType only inspects a handle we hold.
-        if unsafe { GetFileType(f.as_raw_handle()) } == FILE_TYPE_PIPE {
-            // Anonymous and named pipes, and sockets: read on a thread.
-            Kind::Pipe
-        } else {
-            Kind::Other
-        }
+}
+
+/// Windows: `GetFileType`, not std's metadata, which calls a pipe a file.
+#[cfg(windows)]
+fn imp(which: Std) -> Kind {
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::Storage::FileSystem::{GetFileType, FILE_TYPE_DISK, FILE_TYPE_PIPE};
+    let Ok(f) = dup(which) else {
+        return Kind::Other;
+    };
+    // SAFETY: GetFileType only inspects a handle we hold.
+    match unsafe { GetFileType(f.as_raw_handle()) } {
+        FILE_TYPE_DISK => Kind::File,
+        // Anonymous and named pipes, and sockets: read on a thread.
+        FILE_TYPE_PIPE => Kind::Pipe,
+        _ => Kind::Other,
     }
 }
 
@@ -117,11 +119,11 @@ pub fn kind(which: Std) -> Kind {
 /// is, if it is one and can seek.
 pub fn file_position(which: Std) -> Option<(u64, u64)> {
     use std::io::Seek;
-    let mut f = dup(which).ok()?;
-    let meta = f.metadata().ok()?;
-    if !meta.is_file() {
+    if kind(which) != Kind::File {
         return None;
     }
+    let mut f = dup(which).ok()?;
+    let meta = f.metadata().ok()?;
     let at = f.stream_position().ok()?;
     Some((at, meta.len()))
 }

@@ -6,13 +6,13 @@ use std::process::Command;
 use crate::util::*;
 
 /// Runs `tool` with args (stdin from a pipe) and returns it.
-fn tool(program: &str, args: &[&str]) -> Proc {
+pub fn tool(program: &str, args: &[&str]) -> Proc {
     Proc::spawn(program, args, In::Pipe, &[])
 }
 
 /// Waits until something listens on 127.0.0.1:port (ss), so the dialer
 /// does not race the tool's bind.
-fn wait_listening(port: u16) {
+pub fn wait_listening(port: u16) {
     wait_until(&format!("a listener on port {port}"), DEADLINE, || {
         Command::new("ss")
             .args(["-Hltn", &format!("sport = :{port}")])
@@ -22,7 +22,7 @@ fn wait_listening(port: u16) {
     });
 }
 
-fn exchange(mut ours: Proc, mut theirs: Proc, who: &str) {
+pub fn exchange(mut ours: Proc, mut theirs: Proc, who: &str) {
     ours.write(b"from p2pchat\n");
     theirs.write(b"from the other tool\n");
     theirs.wait_stdout(13);

@@ -39,3 +39,5 @@ mod at_home;
 mod progress;
 // Resume: a room that survives its connection (issue 12).
 mod resume;
+// The Windows build under Wine, with Linux and with itself (issue 19).
+mod windows;

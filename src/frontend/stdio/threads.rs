@@ -122,29 +122,29 @@ impl ThreadReader {
     }
 }
 
-/// What the reading thread reads: a descriptor of its own on Unix; std's
-/// stdin on Windows, which turns a console's UTF-16 into UTF-8.
+/// What the reading thread reads: a descriptor of its own; on Windows,
+/// std's stdin for a console (it turns the console's UTF-16 into UTF-8).
 enum Source {
-    #[cfg(unix)]
     File(std::fs::File),
     #[cfg(windows)]
-    Std(io::Stdin),
+    Console(io::Stdin),
 }
 
 impl Source {
     fn open() -> io::Result<Source> {
-        #[cfg(unix)]
-        return Ok(Source::File(sys::dup(sys::Std::In)?));
         #[cfg(windows)]
-        return Ok(Source::Std(io::stdin()));
+        if sys::kind(sys::Std::In) == sys::Kind::Terminal {
+            return Ok(Source::Console(io::stdin()));
+        }
+        Ok(Source::File(sys::dup(sys::Std::In)?))
     }
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            #[cfg(unix)]
+            // A pipe's read returns what is there, once there is some.
             Source::File(f) => f.read(buf),
             #[cfg(windows)]
-            Source::Std(s) => s.read(buf),
+            Source::Console(s) => s.read(buf),
         }
     }
 }
