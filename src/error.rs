@@ -199,7 +199,10 @@ mod tests {
     fn io_errors_read_as_plain_words() {
         let e = io::Error::from(io::ErrorKind::ConnectionRefused);
         assert_eq!(describe_io(&e), "connection refused");
-        let e = io::Error::from_raw_os_error(libc::EADDRINUSE);
+        // The error as the system gives it (EADDRINUSE, WSAEADDRINUSE).
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let e = std::net::TcpListener::bind(taken.local_addr().expect("addr"))
+            .expect_err("the port is taken");
         assert_eq!(describe_io(&e), "address already in use");
     }
 }

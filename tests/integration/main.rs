@@ -1,6 +1,12 @@
 //! Integration tests: each spawns the real `p2pchat` binary and talks over
 //! real loopback sockets (or a real pseudo-terminal). Nothing here sleeps to
 //! synchronise: every wait is on a condition with a deadline.
+//!
+//! They drive the binary from a Unix machine (ptys, signals, nc, network
+//! namespaces on Linux); the Windows build is tested from here too, under
+//! Wine (`windows`). So the whole suite is Unix's, and what needs Linux
+//! (namespaces, /proc) is marked so where it is.
+#![cfg(unix)]
 
 // Shared helpers: spawning, waiting with deadlines, test data.
 mod util;
@@ -24,12 +30,14 @@ mod terminal_room;
 // The chat room in tmux, which reflows on a resize (issue 10).
 mod reflow;
 // Fault injection: vanished host, frozen peer, slow reader, storms (issue 6).
+#[cfg(target_os = "linux")]
 mod faults;
 // A listener facing strangers: guessing, grinding, lockout, floods (issue 9).
 mod strangers;
 // Meeting through a transit relay, one-time codes, lying relays (issue 11).
 mod relay;
 // Two hosts behind two NATs meet through a relay (issue 11).
+#[cfg(target_os = "linux")]
 mod nat_lab;
 // Codes and relays at a real terminal: Tab completion, --keep (issue 11).
 mod relay_terminal;

@@ -33,6 +33,10 @@ impl Namespaces {
     /// Creates one namespace per name in `hosts`, each with its loopback
     /// up. None (after a SKIPPED line naming `what`) if this machine cannot.
     pub fn create(tag: &str, hosts: &[&str], what: &str) -> Option<Namespaces> {
+        if !cfg!(target_os = "linux") {
+            eprintln!("SKIPPED: {what} needs Linux network namespaces");
+            return None;
+        }
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             eprintln!("SKIPPED: {what} needs root for network namespaces (CI has it)");

@@ -321,6 +321,8 @@ fn secrets_are_never_taken_from_argv_and_bad_sources_are_usage_errors() {
     assert_eq!(p.code(), 2);
 }
 
+// Reads /proc/PID/status to see the handler installed.
+#[cfg(target_os = "linux")]
 #[test]
 fn ctrl_c_works_at_every_step_before_the_room_is_up() {
     // Waiting for a peer.
@@ -352,6 +354,7 @@ fn ctrl_c_works_at_every_step_before_the_room_is_up() {
 }
 
 /// Returns true if and only if process `pid` has a SIGINT handler installed.
+#[cfg(target_os = "linux")]
 fn catches_sigint(pid: u32) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
         return false;
@@ -363,6 +366,8 @@ fn catches_sigint(pid: u32) -> bool {
         .is_some_and(|mask| mask & (1 << (libc::SIGINT - 1)) != 0)
 }
 
+// Reads /proc/PID/environ, which is Linux's.
+#[cfg(target_os = "linux")]
 #[test]
 fn the_secret_leaves_the_environment_and_weak_sources_are_warned_of() {
     let (mut l, port) = listen_env(

@@ -49,15 +49,22 @@ impl Pty {
         stdin: Option<Stdio>,
     ) -> Pty {
         let (mut m, mut s) = (0, 0);
-        let ws = libc::winsize {
+        let mut ws = libc::winsize {
             ws_row: rows,
             ws_col: cols,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
         // SAFETY: openpty fills two fds; null name and termios mean defaults.
-        let rc =
-            unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
+        let rc = unsafe {
+            libc::openpty(
+                &mut m,
+                &mut s,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                &raw mut ws,
+            )
+        };
         assert_eq!(rc, 0, "openpty failed");
         // SAFETY: both fds are fresh and owned here.
         let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
@@ -78,7 +85,7 @@ impl Pty {
         unsafe {
             cmd.pre_exec(|| {
                 libc::setsid();
-                libc::ioctl(1, libc::TIOCSCTTY, 0);
+                libc::ioctl(1, libc::TIOCSCTTY as _, 0);
                 Ok(())
             });
         }

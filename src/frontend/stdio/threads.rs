@@ -356,7 +356,8 @@ fn write_loop(shared: &WriteShared, sink: Sink) {
             }
             if st.data.is_empty() {
                 // Closing, and all is written: let the reader see the end.
-                drop(sink.take());
+                // Our descriptor first: then stdout's pipe has no writer.
+                let _ = sink.take();
                 sys::stdout_to_null();
                 st.closed = true;
                 wake(&st.waker);
