@@ -5,7 +5,9 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use p2pchat::cli::{Config, Plan};
+use p2pchat::cli::{self, Config, Plan};
+use p2pchat::driver::config::{Endpoint, PeerConfig};
+use p2pchat::driver::relay::RelayConfig;
 use p2pchat::driver::{peer, relay, Reactor, SystemRng};
 use p2pchat::error::{exit, Error};
 use p2pchat::frontend;
@@ -30,13 +32,23 @@ fn main() -> ExitCode {
             });
         }
     };
-    let result = cli.into_plan().and_then(|plan| match plan {
-        Plan::Room(cfg) if cfg.keep => keep_hosting(cfg),
-        Plan::Room(cfg) => run(&cfg).map(|_| ()),
-        Plan::Relay(cfg) => Reactor::new().and_then(|mut r| relay::run(&mut r, &cfg)),
-        Plan::Completions(shell) => print(|out| manual::completions(shell, out)),
-        Plan::Manpage => print(manual::manpage),
-    });
+    let result = SystemRng::new()
+        .and_then(|mut rng| cli.into_plan(&mut rng))
+        .and_then(|plan| match plan {
+            Plan::Room(cfg) if cfg.keep => keep_hosting(cfg),
+            Plan::Room(cfg) => run(&peer_config(&cfg)).map(|_| ()),
+            Plan::Relay { bind, port, quiet } => Reactor::new().and_then(|mut r| {
+                let cfg = RelayConfig {
+                    bind,
+                    port,
+                    quiet,
+                    limits: p2pchat::relay::Limits::default(),
+                };
+                relay::run(&mut r, &cfg)
+            }),
+            Plan::Completions(shell) => print(|out| manual::completions(shell, out)),
+            Plan::Manpage => print(manual::manpage),
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(&e),
@@ -52,7 +64,7 @@ fn keep_hosting(mut cfg: Config) -> Result<(), Error> {
         if let Security::Code(_) = cfg.security {
             cfg.security = Security::Code(Code::generate(&mut SystemRng::new()?));
         }
-        match run(&cfg) {
+        match run(&peer_config(&cfg)) {
             Ok(peer::Ended::ByUs) => return Ok(()),
             Ok(peer::Ended::Otherwise) => {}
             Err(
@@ -71,9 +83,38 @@ fn keep_hosting(mut cfg: Config) -> Result<(), Error> {
     }
 }
 
+/// The room the user asked for, in the driver's terms.
+fn peer_config(cfg: &Config) -> PeerConfig {
+    PeerConfig {
+        endpoint: match cfg.endpoint.clone() {
+            cli::Endpoint::Listen { bind, port, tries } => Endpoint::Listen { bind, port, tries },
+            cli::Endpoint::Dial { host, port, retry } => Endpoint::Dial { host, port, retry },
+            cli::Endpoint::Relay {
+                host,
+                port,
+                role,
+                wait,
+            } => Endpoint::Relay {
+                host,
+                port,
+                role,
+                wait,
+            },
+        },
+        security: cfg.security.clone(),
+        name: cfg.name.clone(),
+        quiet: cfg.quiet,
+        idle_timeout: cfg.idle_timeout,
+        handshake_timeout: cfg.handshake_timeout,
+        progress: cfg.progress,
+        resume: cfg.resume,
+        resume_buffer: cfg.resume_buffer,
+    }
+}
+
 /// Wires the pieces: one reactor, the front-end the terminal calls for,
 /// and the peer service on top.
-fn run(cfg: &Config) -> Result<peer::Ended, Error> {
+fn run(cfg: &PeerConfig) -> Result<peer::Ended, Error> {
     let mut reactor = Reactor::new()?;
     let mut ui = frontend::open(
         cfg,

@@ -58,8 +58,8 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ),
 ];
 
-/// Writes the manual page: the global options, then each command with its
-/// own, the exit codes and the environment.
+/// Writes the manual page: the options every command takes, then each
+/// command with its own, the exit codes and the environment.
 pub fn manpage(out: &mut dyn Write) -> io::Result<()> {
     let mut page = Vec::new();
     render(&mut page)?;
@@ -111,7 +111,8 @@ fn render(out: &mut dyn Write) -> io::Result<()> {
     }
     roff.to_writer(out)?;
 
-    // The global options, which go before or after the command.
+    // The options of every command (-q), which may also go before it;
+    // each command's own follow in its section.
     Man::new(top.clone()).render_options_section(out)?;
 
     for sub in visible(&top) {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use mio::{Registry, Waker};
 
-use crate::cli::Config;
+use crate::driver::config::PeerConfig;
 use crate::driver::signals::Interrupts;
 use crate::driver::user::{UserSide, UserTokens};
 use crate::error::{describe_io, Error};
@@ -21,7 +21,7 @@ use crate::error::{describe_io, Error};
 /// Picks the front-end: the chat room when stdin and stdout are both
 /// terminals, the data pipe otherwise.
 pub fn open(
-    cfg: &Config,
+    cfg: &PeerConfig,
     registry: &Registry,
     tokens: UserTokens,
     waker: Arc<Waker>,

@@ -98,7 +98,7 @@ impl Drop for Tmux {
 fn room(cols: u16) -> Option<(Tmux, Proc)> {
     let (bob, port) = listen(&["--name", "bob"], "127.0.0.1", In::Pipe);
     let port = port.to_string();
-    let alice = Tmux::start(&["--name", "alice", "dial", "127.0.0.1", &port], cols, 20)?;
+    let alice = Tmux::start(&["dial", "--name", "alice", "127.0.0.1", &port], cols, 20)?;
     alice.wait_for("alice's prompt", |t| t.contains("alice>"));
     Some((alice, bob))
 }

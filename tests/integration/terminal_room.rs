@@ -6,9 +6,9 @@ use crate::util::*;
 
 /// Starts `alice` listening at a terminal and `bob` dialing from a pipe.
 fn room(extra: &[&str], env: &[(&str, &str)]) -> (Pty, Proc) {
-    let mut args = vec!["--name", "alice"];
+    let mut args = vec!["listen", "--name", "alice"];
     args.extend_from_slice(extra);
-    args.extend(["listen", "0", "--bind", "127.0.0.1"]);
+    args.extend(["0", "--bind", "127.0.0.1"]);
     let alice = Pty::spawn(&args, env, 24, 80);
     let port = alice.listening_port();
     let bob = dial_env(&["--name", "bob"], "127.0.0.1", port, In::Pipe, env);
@@ -26,7 +26,7 @@ fn leave(alice: &mut Pty, bob: &mut Proc, keys: &str) {
 /// Alice listening at a terminal of `rows` × `cols`, and her port.
 fn alice_listening(rows: u16, cols: u16) -> (Pty, u16) {
     let alice = Pty::spawn(
-        &["--name", "alice", "listen", "0", "--bind", "127.0.0.1"],
+        &["listen", "--name", "alice", "0", "--bind", "127.0.0.1"],
         &[],
         rows,
         cols,
@@ -174,10 +174,10 @@ fn stopped_sending_is_a_notice_and_the_room_goes_on() {
 fn ask_secret_prompts_without_echo() {
     let alice = Pty::spawn(
         &[
+            "listen",
             "--name",
             "alice",
             "--ask-secret",
-            "listen",
             "0",
             "--bind",
             "127.0.0.1",
@@ -352,7 +352,7 @@ fn crlf_from_the_peer_is_a_line_ending() {
 
 #[test]
 fn ctrl_c_at_the_secret_prompt_restores_the_terminal_and_exits_130() {
-    let mut alice = Pty::spawn(&["--ask-secret", "listen", "0"], &[], 24, 80);
+    let mut alice = Pty::spawn(&["listen", "--ask-secret", "0"], &[], 24, 80);
     alice.wait_for("shared secret:");
     alice.type_text("half typed\x03");
     assert_eq!(alice.code(), 130, "{}", alice.text());
@@ -378,7 +378,7 @@ fn closing_the_terminal_is_leaving_and_the_peer_exits_0() {
 #[test]
 fn a_draft_typed_while_waiting_is_kept_when_the_peer_joins() {
     let mut alice = Pty::spawn(
-        &["--name", "alice", "listen", "0", "--bind", "127.0.0.1"],
+        &["listen", "--name", "alice", "0", "--bind", "127.0.0.1"],
         &[],
         24,
         80,
