@@ -19,13 +19,15 @@ pub fn sanitize(raw: &[u8]) -> String {
     kept.trim().to_string()
 }
 
-/// Characters a terminal draws as nothing or uses to reorder text: bidi
-/// controls, zero-width and other invisible format characters, tag
-/// characters, Hangul fillers. A peer could hide or disguise text with them.
+/// Characters a terminal draws as nothing, uses to reorder text or may
+/// take as a line break: bidi controls, zero-width and other invisible
+/// format characters, the line and paragraph separators (U+2028, U+2029),
+/// tag characters, Hangul fillers. A peer could hide or disguise text, or
+/// start a line of its own, with them.
 pub fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
-        | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}'
+        | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}'
         | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}' | '\u{ffa0}' | '\u{fff9}'..='\u{fffb}'
         | '\u{e0000}'..='\u{e007f}')
 }
@@ -99,5 +101,10 @@ mod tests {
             "a Hangul filler is no name"
         );
         assert_eq!(sanitize("a\u{2066}b\u{e0041}c\u{ad}".as_bytes()), "abc");
+        assert_eq!(
+            sanitize("bo\u{2028}b\u{2029}".as_bytes()),
+            "bob",
+            "no line or paragraph separator in a name"
+        );
     }
 }

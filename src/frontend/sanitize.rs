@@ -148,6 +148,11 @@ mod more_tests {
         let mut out = String::new();
         render("evil\u{202e}txt.exe \u{200b}x\u{3164}".as_bytes(), &mut out);
         assert_eq!(out, "evil<U+202E>txt.exe <U+200B>x<U+3164>");
+        assert_eq!(
+            line("a\u{2028}12:03 alice: hi\u{2029}b".as_bytes()),
+            "a<U+2028>12:03 alice: hi<U+2029>b",
+            "the line and paragraph separators are shown, not obeyed"
+        );
     }
 
     #[test]

@@ -39,3 +39,6 @@ mod at_home;
 mod progress;
 // Resume: a room that survives its connection (issue 12).
 mod resume;
+// As a new user meets it: emoji, separators, wording, /code /status /save
+// (issues 20 and 21).
+mod new_user;
