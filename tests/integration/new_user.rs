@@ -3,6 +3,7 @@
 //! and the room's small commands, at a real pseudo-terminal.
 
 use crate::pty::Pty;
+use crate::reflow::Tmux;
 use crate::util::*;
 
 /// Alice listening at a terminal of `cols` columns, Bob dialing from a
@@ -44,4 +45,52 @@ fn line_and_paragraph_separators_are_shown_not_obeyed() {
             alice.text()
         );
     }
+}
+
+/// Emoji sequences arrive as emoji: the variation selector and the joiner
+/// inside them are shown as they are; a stray joiner or selector is not.
+#[test]
+fn emoji_are_emoji_and_stray_invisibles_are_shown() {
+    let (alice, mut bob) = room(&[], &[], 80);
+    let emoji = "❤️ 👩‍💻 🏳️‍🌈 👨‍👩‍👧";
+    bob.write(format!("{emoji} end\nx\u{200d}y z\u{fe0f}\n").as_bytes());
+    alice.wait_for("bob: x<U+200D>y z<U+FE0F>");
+    let raw = alice.raw();
+    assert!(
+        contains(&raw, format!("bob: {emoji} end").as_bytes())
+            || contains(&raw, format!("{emoji} end").as_bytes()),
+        "the emoji as sent:\n{}",
+        alice.text()
+    );
+    assert!(!alice.text().contains("<U+FE0F> "), "{}", alice.text());
+}
+
+/// A draft with emoji sequences, erased with Ctrl-U, leaves the prompt
+/// whole: in tmux, which draws a ZWJ sequence narrower than rustyline
+/// counts it, the cursor went back too far and ate the prompt.
+#[test]
+fn ctrl_u_on_an_emoji_draft_leaves_the_prompt_whole() {
+    let (bob, port) = listen(&["--name", "bob"], "127.0.0.1", In::Pipe);
+    let port = port.to_string();
+    let Some(alice) = Tmux::start(&["dial", "--name", "alice", "127.0.0.1", &port], 60, 12) else {
+        return;
+    };
+    alice.wait_for("alice's prompt", |t| t.contains("alice>"));
+    alice.keys(&["-l", "a ❤️ b 👩‍💻 c 🏳️‍🌈 d 👨‍👩‍👧 e"]);
+    alice.wait_for("the draft", |t| t.contains(" e"));
+    alice.keys(&["C-u"]);
+    // Each key on its own, as typed: no redraw of the whole line between.
+    alice.wait_for("the draft erased", |t| !t.contains(" e"));
+    alice.keys(&["-l", "xyz"]);
+    alice.wait_for("the new draft after the prompt", |t| {
+        t.lines().any(|l| l.trim_end() == "alice> xyz")
+    });
+    let cursor = alice.tmux(&["display-message", "-p", "-t", "0", "#{cursor_x}"]);
+    assert_eq!(cursor.trim(), "10", "{}", alice.screen());
+    alice.keys(&["Enter"]);
+    bob.wait_stdout(4);
+    assert_eq!(bob.stdout(), b"xyz\n");
+    alice.keys(&["/quit", "Enter"]);
+    let mut bob = bob;
+    assert_eq!(bob.code(), 0, "{}", bob.stderr());
 }
