@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         .and_then(|mut rng| cli.into_plan(&mut rng))
         .and_then(|plan| match plan {
             Plan::Room(cfg) if cfg.keep => keep_hosting(cfg),
-            Plan::Room(cfg) => run(&peer_config(&cfg)).map(|_| ()),
+            Plan::Room(cfg) => run(&peer_config(&cfg), false).map(|_| ()),
             Plan::Relay { bind, port, quiet } => Reactor::new().and_then(|mut r| {
                 let cfg = RelayConfig {
                     bind,
@@ -64,21 +64,20 @@ fn keep_hosting(mut cfg: Config) -> Result<(), Error> {
         if let Security::Code(_) = cfg.security {
             cfg.security = Security::Code(Code::generate(&mut SystemRng::new()?));
         }
-        match run(&peer_config(&cfg)) {
+        match run(&peer_config(&cfg), true) {
             Ok(peer::Ended::ByUs) => return Ok(()),
             Ok(peer::Ended::Otherwise) => {}
             Err(
                 e @ (Error::Interrupted(_) | Error::Usage(_) | Error::Local(_) | Error::Connect(_)),
             ) => return Err(e),
             Err(e) => {
-                let _ = writeln!(io::stderr(), "p2pchat: {e}");
+                // A room that ends badly is a normal event while hosting:
+                // said as a status line, not as the program's error.
+                let _ = writeln!(io::stderr(), "the room ended: {e}");
             }
         }
         if !cfg.quiet {
-            let _ = writeln!(
-                io::stderr(),
-                "p2pchat: the room is over; hosting the next one"
-            );
+            let _ = writeln!(io::stderr(), "the room is over; hosting the next one");
         }
     }
 }
@@ -114,10 +113,11 @@ fn peer_config(cfg: &Config) -> PeerConfig {
 
 /// Wires the pieces: one reactor, the front-end the terminal calls for,
 /// and the peer service on top.
-fn run(cfg: &PeerConfig) -> Result<peer::Ended, Error> {
+fn run(cfg: &PeerConfig, keep: bool) -> Result<peer::Ended, Error> {
     let mut reactor = Reactor::new()?;
     let mut ui = frontend::open(
         cfg,
+        keep,
         reactor.registry(),
         reactor.user_tokens(),
         reactor.waker(),

@@ -19,9 +19,11 @@ use crate::driver::user::{UserSide, UserTokens};
 use crate::error::{describe_io, Error};
 
 /// Picks the front-end: the chat room when stdin and stdout are both
-/// terminals, the data pipe otherwise.
+/// terminals, the data pipe otherwise. `keep`: another room follows this
+/// one (`listen --keep`).
 pub fn open(
     cfg: &PeerConfig,
+    keep: bool,
     registry: &Registry,
     tokens: UserTokens,
     waker: Arc<Waker>,
@@ -34,8 +36,10 @@ pub fn open(
         ))
     };
     if io::stdin().is_terminal() && io::stdout().is_terminal() {
-        let t = terminal::Terminal::open(registry, tokens, &cfg.name, cfg.quiet, waker, interrupts)
-            .map_err(failed)?;
+        let mut t =
+            terminal::Terminal::open(registry, tokens, &cfg.name, cfg.quiet, waker, interrupts)
+                .map_err(failed)?;
+        t.keep = keep;
         return Ok(Box::new(t));
     }
     Ok(Box::new(

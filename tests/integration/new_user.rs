@@ -94,3 +94,98 @@ fn ctrl_u_on_an_emoji_draft_leaves_the_prompt_whole() {
     let mut bob = bob;
     assert_eq!(bob.code(), 0, "{}", bob.stderr());
 }
+
+/// `listen --keep`: a room that ends, well or badly, is a normal event.
+/// Nothing asks for a key to leave (nobody leaves), and a peer that drops
+/// is a status line, not an error of the program's (`p2pchat: ...`).
+#[test]
+fn keep_moves_on_without_a_key_and_without_an_error_prefix() {
+    let port = free_port().to_string();
+    let mut alice = Pty::spawn(
+        &[
+            "listen",
+            "--name",
+            "alice",
+            "--keep",
+            "--resume",
+            "0",
+            &port,
+            "--bind",
+            "127.0.0.1",
+        ],
+        &[],
+        30,
+        100,
+    );
+    alice.wait_for("listening on");
+    let joined = |alice: &Pty, n: usize| {
+        wait_until_lazy(
+            || format!("join number {n}; screen:\n{}", alice.text()),
+            DEADLINE,
+            || {
+                String::from_utf8_lossy(&alice.raw())
+                    .matches("\"bob\" joined")
+                    .count()
+                    >= n
+            },
+        )
+    };
+    let dial = || {
+        Proc::p2p(
+            &[
+                "dial",
+                "--name",
+                "bob",
+                "127.0.0.1",
+                &port,
+                "--retry",
+                "30",
+                "--resume",
+                "0",
+            ],
+            In::Pipe,
+        )
+    };
+    // Bob leaves politely.
+    let mut bob = dial();
+    joined(&alice, 1);
+    bob.signal(libc::SIGTERM);
+    bob.wait();
+    alice.wait_for("\"bob\" left the room");
+    wait_until_lazy(
+        || format!("the next room; screen:\n{}", alice.text()),
+        DEADLINE,
+        || String::from_utf8_lossy(&alice.raw()).contains("hosting the next one"),
+    );
+    // Bob's machine drops off without a word.
+    let mut bob = dial();
+    joined(&alice, 2);
+    bob.write(b"hello\n");
+    alice.wait_for("bob: hello");
+    bob.signal(libc::SIGKILL);
+    bob.wait();
+    wait_until_lazy(
+        || format!("the third room; screen:\n{}", alice.text()),
+        DEADLINE,
+        || {
+            String::from_utf8_lossy(&alice.raw())
+                .matches("hosting the next one")
+                .count()
+                >= 2
+        },
+    );
+    // Leaving at the prompt ends the hosting.
+    let mut bob = dial();
+    joined(&alice, 3);
+    alice.wait_cursor_row("alice>");
+    alice.type_text("/quit\r");
+    assert_eq!(alice.code(), 0, "{}", alice.text());
+    assert_eq!(bob.code(), 0, "{}", bob.stderr());
+    let everything = String::from_utf8_lossy(&alice.raw()).into_owned();
+    assert!(!everything.contains("press any key"), "{everything}");
+    assert!(!everything.contains("p2pchat:"), "{everything}");
+    assert!(
+        everything.contains("the room ended: connection lost: the connection dropped"),
+        "{everything}"
+    );
+}

@@ -64,6 +64,8 @@ pub struct Terminal {
     quiet: bool,
     /// The peer left: the screen stays a moment before we exit.
     peer_left: bool,
+    /// Another room follows this one (`listen --keep`): nothing to leave.
+    pub keep: bool,
     /// The connection is down (resume): lines typed now are queued, and
     /// marked so in our transcript.
     down: Arc<AtomicBool>,
@@ -108,6 +110,7 @@ impl Terminal {
             saved_termios,
             quiet,
             peer_left: false,
+            keep: false,
             down: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -384,7 +387,7 @@ impl UserSide for Terminal {
         let mut draft = String::new();
         if let Keyboard::Editor(_, Some(running)) = &mut self.keyboard {
             draft = running.draft();
-            if self.peer_left {
+            if self.peer_left && !self.keep {
                 // Let the user read the screen: a key, or a short pause.
                 let _ = self.printer.as_mut().map(|p| {
                     p.print(format!(

@@ -565,7 +565,7 @@ fn a_sender_whose_peer_stopped_reading_is_told_how_much_was_lost() {
     p.run();
     let e = p.dialer.failure();
     assert!(
-        matches!(&e, Error::Lost(m) if m.contains("stopped reading") && m.contains("22 bytes not delivered")),
+        matches!(&e, Error::Lost(m) if m.contains("stopped reading") && m.contains("22 B of your 31 B of input was not delivered")),
         "{e:?}"
     );
     assert_eq!(e.exit_code(), 1);
