@@ -561,6 +561,13 @@ impl Cli {
                         "--name needs at least one printable character".into(),
                     ));
                 }
+                if names::too_long(n.as_bytes()) && !quiet {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "p2pchat: --name is cut to {} characters: the peer sees \"{clean}\"",
+                        names::MAX_NAME_CHARS
+                    );
+                }
                 clean
             }
             None => names::login_name(),

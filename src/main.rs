@@ -23,13 +23,20 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = match p2pchat::cli::parse_args(&args) {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
+            return ExitCode::from(exit::OK);
+        }
+        Err(e) => {
+            // One style for every error: `p2pchat: ...`, clap's included.
+            let text = e.render().to_string();
+            let text = match text.strip_prefix("error: ") {
+                Some(rest) => format!("p2pchat: {rest}"),
+                None => text,
+            };
+            let _ = write!(io::stderr(), "{text}");
+            return ExitCode::from(exit::USAGE);
         }
     };
     let result = SystemRng::new()

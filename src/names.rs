@@ -10,11 +10,21 @@ pub const MAX_NAME_CHARS: usize = 32;
 /// newlines, no `"`, which delimits names in notices), trims, and caps the
 /// length. Invalid UTF-8 becomes U+FFFD.
 pub fn sanitize(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    let kept: String = text
+    let kept: String = printable(raw).chars().take(MAX_NAME_CHARS).collect();
+    kept.trim().to_string()
+}
+
+/// Whether [`sanitize`] cuts `raw` short: it has more than
+/// [`MAX_NAME_CHARS`] characters a name may hold.
+pub fn too_long(raw: &[u8]) -> bool {
+    printable(raw).chars().count() > MAX_NAME_CHARS
+}
+
+/// What a name may show of `raw`, trimmed, before the length cap.
+fn printable(raw: &[u8]) -> String {
+    let kept: String = String::from_utf8_lossy(raw)
         .chars()
         .filter(|c| !c.is_control() && !is_invisible(*c) && *c != '"')
-        .take(MAX_NAME_CHARS)
         .collect();
     kept.trim().to_string()
 }
@@ -95,6 +105,10 @@ mod tests {
         assert_eq!(sanitize(b"\xff\xfeab"), "\u{fffd}\u{fffd}ab");
         assert_eq!(sanitize("a\u{202e}b".as_bytes()), "ab");
         assert_eq!(sanitize(&[b'x'; 100]).len(), MAX_NAME_CHARS);
+        assert!(too_long(&[b'x'; 33]) && !too_long(&[b'x'; 32]));
+        assert!(!too_long(
+            format!(" {} \u{202e}", "x".repeat(32)).as_bytes()
+        ));
         assert_eq!(
             sanitize("\u{3164}".as_bytes()),
             "",

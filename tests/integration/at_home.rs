@@ -559,7 +559,7 @@ fn a_flag_given_to_the_wrong_command_says_where_it_belongs() {
         let (code, _, err) = run(args);
         assert_eq!(code, 2, "{args:?}");
         assert!(
-            err.starts_with(&format!("error: {says}\n")),
+            err.starts_with(&format!("p2pchat: {says}\n")),
             "{args:?}:\n{err}"
         );
     }

@@ -189,3 +189,50 @@ fn keep_moves_on_without_a_key_and_without_an_error_prefix() {
         "{everything}"
     );
 }
+
+/// Status lines wrap at spaces like messages, with indented continuation
+/// rows, instead of being cut mid-word by the terminal.
+#[test]
+fn status_lines_wrap_at_word_boundaries() {
+    let alice = Pty::spawn(&["listen", "0", "--bind", "127.0.0.1"], &[], 24, 40);
+    let port = alice.listening_port().to_string();
+    let line = format!("only this machine can dial it: p2pchat dial 127.0.0.1 {port}");
+    alice.wait_for(&port);
+    wait_until_lazy(
+        || format!("the whole status line; screen:\n{}", alice.text()),
+        DEADLINE,
+        || alice.text().contains(&port) && alice.text().matches(&port).count() >= 2,
+    );
+    let rows = alice.rows();
+    for word in line.split(' ') {
+        assert!(
+            rows.iter().any(|r| r.split(' ').any(|w| w == word)),
+            "{word:?} is cut:\n{}",
+            alice.text()
+        );
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("  ") && r.contains("127.0.0.1")),
+        "continuations are indented:\n{}",
+        alice.text()
+    );
+}
+
+/// A name longer than a name may be is cut, and the user is told so.
+#[test]
+fn a_name_cut_to_32_characters_is_warned_of() {
+    let long = "abcdefghij".repeat(4);
+    let (mut l, port) = listen(&["--name", &long], "127.0.0.1", In::Null);
+    let mut d = dial(&["--name", "bob"], "127.0.0.1", port, In::Null);
+    assert_both_ok(&mut l, &mut d);
+    assert!(
+        l.stderr().contains(&format!(
+            "--name is cut to 32 characters: the peer sees \"{}\"",
+            &long[..32]
+        )),
+        "{}",
+        l.stderr()
+    );
+    assert!(!d.stderr().contains("cut to"), "{}", d.stderr());
+}

@@ -131,9 +131,15 @@ impl Terminal {
         let _ = out.flush();
     }
 
+    /// A status line, wrapped at spaces like a message, continuation rows
+    /// indented so that no row of it can pass for one of ours.
     fn show_notice(&mut self, text: &str) {
-        let line = self.style.notice(text);
-        self.show(&line);
+        let shown = notice_rows(text, columns())
+            .iter()
+            .map(|row| self.style.notice(row))
+            .collect::<Vec<_>>()
+            .join("\n");
+        self.show(&shown);
     }
 
     fn start_editor(&mut self) {
@@ -438,6 +444,24 @@ impl UserSide for Terminal {
     }
 }
 
+/// The rows of a status line `cols` wide: each of its lines wrapped at
+/// spaces, continuation rows indented by the same two columns a message's
+/// would be at its narrowest.
+fn notice_rows(text: &str, cols: usize) -> Vec<String> {
+    let indent = " ".repeat(transcript::indent_width(0, cols));
+    let mut rows = Vec::new();
+    for line in text.split('\n') {
+        for (i, row) in transcript::wrap(line, 0, cols).into_iter().enumerate() {
+            rows.push(if i == 0 {
+                row
+            } else {
+                format!("{indent}{row}")
+            });
+        }
+    }
+    rows
+}
+
 fn saved_termios() -> Option<libc::termios> {
     // SAFETY: termios is plain data; tcgetattr fills it or fails.
     let mut t: libc::termios = unsafe { std::mem::zeroed() };
@@ -450,4 +474,26 @@ fn restore_termios(t: &libc::termios) {
     unsafe { libc::tcsetattr(0, libc::TCSANOW, t) };
     let _ = io::stdout().write_all(b"\x1b[?2004l");
     let _ = io::stdout().flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::notice_rows;
+
+    #[test]
+    fn status_lines_wrap_at_spaces_with_an_indent() {
+        let rows = notice_rows(
+            "only this machine can dial it: p2pchat dial 127.0.0.1 51423",
+            30,
+        );
+        assert_eq!(
+            rows,
+            [
+                "only this machine can dial",
+                "  it: p2pchat dial 127.0.0.1",
+                "  51423"
+            ]
+        );
+        assert_eq!(notice_rows("a\nb", 30), ["a", "b"]);
+    }
 }

@@ -72,14 +72,14 @@ impl Style {
 
 /// How far continuation rows are indented: under the text, but never more
 /// than half the width, so a narrow terminal still has room for text.
-fn indent_width(prefix_width: usize, cols: usize) -> usize {
+pub(super) fn indent_width(prefix_width: usize, cols: usize) -> usize {
     prefix_width.min(cols / 2).max(2)
 }
 
 /// Splits `body` into rows: the first fits after the prefix, the rest
 /// after the indent; breaks at a space when one is near, else mid-word.
 /// Wide characters count as two columns.
-fn wrap(body: &str, prefix_width: usize, cols: usize) -> Vec<String> {
+pub(super) fn wrap(body: &str, prefix_width: usize, cols: usize) -> Vec<String> {
     let cols = cols.max(8);
     let mut rows = Vec::new();
     let mut room = cols.saturating_sub(prefix_width).max(1);
