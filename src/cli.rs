@@ -314,6 +314,10 @@ pub struct RoomArgs {
     /// Prompt for the shared secret on the terminal (no echo)
     #[arg(long, help_heading = ROOM_OPTIONS)]
     pub ask_secret: bool,
+    /// At a terminal, no bell for a message that arrives after 30 s
+    /// without keys or messages
+    #[arg(long, help_heading = ROOM_OPTIONS)]
+    pub no_bell: bool,
     /// Show how a transfer in a pipe is going on stderr: bytes, rate, and
     /// percent and time left when stdin is a file
     #[arg(long, help_heading = ROOM_OPTIONS)]
@@ -414,6 +418,8 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Host rooms one after another.
     pub keep: bool,
+    /// Ring the bell for a message after a quiet spell (chat room).
+    pub bell: bool,
     /// Report how a transfer is going (`--progress`).
     pub progress: bool,
     /// Resume a lost connection within this grace period (None: off).
@@ -580,6 +586,7 @@ impl Cli {
             idle_timeout: g.idle_timeout,
             handshake_timeout: g.handshake_timeout,
             keep,
+            bell: !g.no_bell,
             progress: g.progress,
             resume,
             resume_buffer: g.resume_buffer as usize * 1024 * 1024,

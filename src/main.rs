@@ -10,7 +10,7 @@ use p2pchat::driver::config::{Endpoint, PeerConfig};
 use p2pchat::driver::relay::RelayConfig;
 use p2pchat::driver::{peer, relay, Reactor, SystemRng};
 use p2pchat::error::{exit, Error};
-use p2pchat::frontend;
+use p2pchat::frontend::{self, ChatOptions};
 use p2pchat::manual;
 use p2pchat::protocol::code::Code;
 use p2pchat::session::Security;
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         .and_then(|mut rng| cli.into_plan(&mut rng))
         .and_then(|plan| match plan {
             Plan::Room(cfg) if cfg.keep => keep_hosting(cfg),
-            Plan::Room(cfg) => run(&peer_config(&cfg), false).map(|_| ()),
+            Plan::Room(cfg) => run(&peer_config(&cfg), chat_options(&cfg)).map(|_| ()),
             Plan::Relay { bind, port, quiet } => Reactor::new().and_then(|mut r| {
                 let cfg = RelayConfig {
                     bind,
@@ -71,7 +71,7 @@ fn keep_hosting(mut cfg: Config) -> Result<(), Error> {
         if let Security::Code(_) = cfg.security {
             cfg.security = Security::Code(Code::generate(&mut SystemRng::new()?));
         }
-        match run(&peer_config(&cfg), true) {
+        match run(&peer_config(&cfg), chat_options(&cfg)) {
             Ok(peer::Ended::ByUs) => return Ok(()),
             Ok(peer::Ended::Otherwise) => {}
             Err(
@@ -86,6 +86,14 @@ fn keep_hosting(mut cfg: Config) -> Result<(), Error> {
         if !cfg.quiet {
             let _ = writeln!(io::stderr(), "the room is over; hosting the next one");
         }
+    }
+}
+
+/// What the chat room alone needs.
+fn chat_options(cfg: &Config) -> ChatOptions {
+    ChatOptions {
+        keep: cfg.keep,
+        bell: cfg.bell,
     }
 }
 
@@ -120,11 +128,11 @@ fn peer_config(cfg: &Config) -> PeerConfig {
 
 /// Wires the pieces: one reactor, the front-end the terminal calls for,
 /// and the peer service on top.
-fn run(cfg: &PeerConfig, keep: bool) -> Result<peer::Ended, Error> {
+fn run(cfg: &PeerConfig, chat: ChatOptions) -> Result<peer::Ended, Error> {
     let mut reactor = Reactor::new()?;
     let mut ui = frontend::open(
         cfg,
-        keep,
+        chat,
         reactor.registry(),
         reactor.user_tokens(),
         reactor.waker(),

@@ -18,12 +18,20 @@ use crate::driver::signals::Interrupts;
 use crate::driver::user::{UserSide, UserTokens};
 use crate::error::{describe_io, Error};
 
+/// What only the chat room needs to know.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatOptions {
+    /// Another room follows this one (`listen --keep`): nothing to leave.
+    pub keep: bool,
+    /// Ring the bell for a message after a quiet spell (not `--no-bell`).
+    pub bell: bool,
+}
+
 /// Picks the front-end: the chat room when stdin and stdout are both
-/// terminals, the data pipe otherwise. `keep`: another room follows this
-/// one (`listen --keep`).
+/// terminals, the data pipe otherwise.
 pub fn open(
     cfg: &PeerConfig,
-    keep: bool,
+    chat: ChatOptions,
     registry: &Registry,
     tokens: UserTokens,
     waker: Arc<Waker>,
@@ -39,7 +47,8 @@ pub fn open(
         let mut t =
             terminal::Terminal::open(registry, tokens, &cfg.name, cfg.quiet, waker, interrupts)
                 .map_err(failed)?;
-        t.keep = keep;
+        t.keep = chat.keep;
+        t.bell = chat.bell;
         return Ok(Box::new(t));
     }
     Ok(Box::new(

@@ -227,6 +227,7 @@ fn the_man_page_is_current_and_lists_everything() {
         "SYNOPSIS",
         "DESCRIPTION",
         "OPTIONS",
+        "CHAT",
         "EXIT STATUS",
         "ENVIRONMENT",
         "EXAMPLES",
@@ -236,6 +237,25 @@ fn the_man_page_is_current_and_lists_everything() {
                 || page.contains(&format!(".SH \"{section}\"")),
             "{section}"
         );
+    }
+    // The chat room: its commands, its keys, what leaving does.
+    let chat = page
+        .split(".SH CHAT")
+        .nth(1)
+        .and_then(|c| c.split(".SH ").next())
+        .expect("a CHAT section");
+    for needle in [
+        "/quit",
+        "/help",
+        "/code",
+        "/status",
+        "/save FILE",
+        "Ctrl\\-D",
+        "Ctrl\\-U",
+        "window",
+        "\\-\\-no\\-bell",
+    ] {
+        assert!(chat.contains(needle), "{needle} in CHAT:\n{chat}");
     }
     let exit_status = page.split("EXIT STATUS").nth(1).expect("exit status");
     for code in ["0", "1", "2", "3", "4", "101", "129", "130", "143"] {

@@ -236,3 +236,83 @@ fn a_name_cut_to_32_characters_is_warned_of() {
     );
     assert!(!d.stderr().contains("cut to"), "{}", d.stderr());
 }
+
+/// `/code` shows the verify code again, `/status` the connection, and
+/// `/save FILE` the transcript so far, into a new file only. None of them
+/// is sent to the peer.
+#[test]
+fn code_status_and_save_are_commands() {
+    let (mut alice, mut bob) = room(&[], &[], 100);
+    let first = alice
+        .rows()
+        .into_iter()
+        .find_map(|r| r.strip_prefix("verify code ").map(str::to_string))
+        .expect("a verify code on the screen");
+    bob.write(b"hello from bob\n");
+    alice.wait_for("bob: hello from bob");
+    alice.type_text("hi bob\r");
+    alice.wait_for("alice: hi bob");
+    alice.type_text("/code\r");
+    alice.wait_for(&format!(
+        "verify code {first}: the peer's screen shows the same one"
+    ));
+    alice.type_text("/status\r");
+    alice.wait_for("connected direct to 127.0.0.1:");
+    alice.wait_for("encrypted; 0 resumes so far; sent 7 B, received 15 B");
+
+    let tmp = TempDir::new("save");
+    let path = tmp.file("seed", b"").with_file_name("chat.txt");
+    let path_str = path.to_str().expect("a UTF-8 path").to_string();
+    alice.type_text(&format!("/save {path_str}\r"));
+    alice.wait_for("saved the transcript so far");
+    let saved = std::fs::read_to_string(&path).expect("the saved transcript");
+    for line in [
+        "bob: hello from bob",
+        "alice: hi bob",
+        "\"bob\" joined from",
+    ] {
+        assert!(saved.contains(line), "{line:?} in:\n{saved}");
+    }
+    assert!(!saved.contains('\x1b'), "plain text:\n{saved:?}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "for the user alone");
+    // Never over an existing file.
+    alice.type_text(&format!("/save {path_str}\r"));
+    alice.wait_for("already exists: nothing was saved or overwritten");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), saved);
+    alice.type_text("/save\r");
+    alice.wait_for("/save needs a file name");
+
+    alice.type_text("/quit\r");
+    assert_eq!(alice.code(), 0, "{}", alice.text());
+    assert_eq!(bob.code(), 0, "{}", bob.stderr());
+    assert_eq!(bob.stdout(), b"hi bob\n", "commands are not messages");
+}
+
+/// A message after 30 s without keys or messages rings the terminal bell
+/// (once, at that message); `--no-bell` turns it off. The quiet spell has
+/// to pass, so this test waits it out, both rooms at once.
+#[test]
+fn a_message_after_a_quiet_spell_rings_the_bell() {
+    let (ringing, mut bob1) = room(&[], &[], 80);
+    let (silent, mut bob2) = room(&["--no-bell"], &[], 80);
+    let bells = |p: &Pty| p.raw().iter().filter(|&&b| b == 0x07).count();
+    for (p, bob) in [(&ringing, &mut bob1), (&silent, &mut bob2)] {
+        bob.write(b"right away\n");
+        p.wait_for("bob: right away");
+        assert_eq!(bells(p), 0, "no bell in a lively room");
+    }
+    // The quiet spell itself: time has to pass, nothing to wait on.
+    std::thread::sleep(std::time::Duration::from_secs(31));
+    for (p, bob) in [(&ringing, &mut bob1), (&silent, &mut bob2)] {
+        bob.write(b"after a while\n");
+        p.wait_for("bob: after a while");
+    }
+    wait_until("the bell", DEADLINE, || bells(&ringing) == 1);
+    assert_eq!(bells(&silent), 0, "--no-bell");
+    // Right after, the room is lively again: no second bell.
+    bob1.write(b"and again\n");
+    ringing.wait_for("bob: and again");
+    assert_eq!(bells(&ringing), 1);
+}

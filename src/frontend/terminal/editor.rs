@@ -33,6 +33,8 @@ pub struct DraftWatcher {
     draft: Arc<Mutex<String>>,
     /// Bumped on every change: a key was pressed.
     edits: Arc<AtomicUsize>,
+    /// When a key last changed the line.
+    last_key: Arc<Mutex<Option<Instant>>>,
     /// Bumped each time `readline` returns (Enter, Ctrl-C, Ctrl-D).
     returns: Arc<AtomicUsize>,
 }
@@ -44,6 +46,9 @@ impl rustyline::hint::Hinter for DraftWatcher {
             line.clone_into(&mut d);
         }
         self.edits.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut t) = self.last_key.lock() {
+            *t = Some(Instant::now());
+        }
         None
     }
 }
@@ -222,6 +227,11 @@ impl Running {
             .lock()
             .map(|d| d.clone())
             .unwrap_or_default()
+    }
+
+    /// When a key last changed the line at the prompt.
+    pub fn last_key(&self) -> Option<Instant> {
+        self.watcher.last_key.lock().ok().and_then(|t| *t)
     }
 
     /// A count that changes whenever a key is pressed at the prompt.
