@@ -256,7 +256,7 @@ fn replayed_reordered_dropped_and_truncated_records_fail() {
     p.listener.s.transport_closed(LINK, p.now);
     p.run();
     assert!(
-        matches!(p.listener.failure(), Error::Lost(m) if m.contains("without saying goodbye")),
+        matches!(p.listener.failure(), Error::Lost(m) if m.contains("the connection dropped without a goodbye")),
         "a cut between records"
     );
     assert_eq!(p.listener.shown, b"first");
@@ -317,7 +317,9 @@ fn an_eof_without_goodbye_is_a_lost_connection() {
     let mut p = Pair::default_mode();
     p.run();
     p.listener.s.transport_closed(LINK, p.now);
-    assert!(matches!(p.listener.failure(), Error::Lost(m) if m.contains("without saying goodbye")));
+    assert!(
+        matches!(p.listener.failure(), Error::Lost(m) if m.contains("the connection dropped without a goodbye"))
+    );
 }
 
 #[test]
