@@ -316,3 +316,30 @@ fn a_message_after_a_quiet_spell_rings_the_bell() {
     ringing.wait_for("bob: and again");
     assert_eq!(bells(&ringing), 1);
 }
+
+/// A URL longer than the line is written whole, for the terminal to wrap:
+/// selecting it gives it whole. What follows it starts an indented row,
+/// and the rows the terminal wraps hold the word alone.
+#[test]
+fn a_long_url_is_not_broken_with_an_indent() {
+    let (alice, mut bob) = room(&[], &[], 60);
+    let url = format!("https://example.org/{}", "abcdefghij".repeat(12));
+    bob.write(format!("see {url} now\n").as_bytes());
+    alice.wait_for("bob: see https://example.org/");
+    wait_until_lazy(
+        || format!("the URL whole; screen:\n{}", alice.text()),
+        DEADLINE,
+        || alice.rows().concat().contains(&url),
+    );
+    assert!(contains(&alice.raw(), url.as_bytes()), "{}", alice.text());
+    let rows = alice.rows();
+    let end = rows
+        .iter()
+        .position(|r| r.ends_with("abcdefghij"))
+        .expect("the row the URL ends on");
+    assert!(
+        rows[end + 1].starts_with("  ") && rows[end + 1].trim() == "now",
+        "{}",
+        alice.text()
+    );
+}

@@ -23,15 +23,20 @@ fn leave(alice: &mut Pty, bob: &mut Proc, keys: &str) {
     assert_eq!(bob.code(), 0, "{}", bob.stderr());
 }
 
-/// Alice listening at a terminal of `rows` × `cols`, and her port.
+/// Alice listening at a terminal of `rows` × `cols`, and her port. A
+/// narrow terminal is narrowed once the port is read: the status line
+/// that gives it wraps at its spaces there.
 fn alice_listening(rows: u16, cols: u16) -> (Pty, u16) {
-    let alice = Pty::spawn(
+    let mut alice = Pty::spawn(
         &["listen", "--name", "alice", "0", "--bind", "127.0.0.1"],
         &[],
         rows,
-        cols,
+        cols.max(80),
     );
     let port = alice.listening_port();
+    if cols < 80 {
+        alice.resize(rows, cols);
+    }
     (alice, port)
 }
 
