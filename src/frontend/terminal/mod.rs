@@ -704,9 +704,8 @@ mod tests {
         assert_eq!(
             rows,
             [
-                "only this machine can dial",
-                "  it: p2pchat dial 127.0.0.1",
-                "  51423"
+                "only this machine can dial it:",
+                "  p2pchat dial 127.0.0.1 51423"
             ]
         );
         assert_eq!(notice_rows("a\nb", 30), ["a", "b"]);
