@@ -343,3 +343,61 @@ fn a_long_url_is_not_broken_with_an_indent() {
         alice.text()
     );
 }
+
+/// Ctrl-Z, then `fg` in the shell: the prompt comes back with the draft,
+/// keys are not echoed raw (`^[[A`), and the next message is what the
+/// screen showed. rustyline stopped itself with kill(0, SIGTSTP), which
+/// could return before the stop took hold: it set raw mode again before
+/// stopping, and after `fg` the terminal stayed cooked.
+#[test]
+fn ctrl_z_then_fg_restores_the_line_editor() {
+    if !have("bash") {
+        return;
+    }
+    for run in 0..5 {
+        let (mut bob, port) = listen(&["--name", "bob"], "127.0.0.1", In::Pipe);
+        let Some(shell) = Tmux::start_command("exec bash --norc --noprofile", 80, 20) else {
+            return;
+        };
+        shell.wait_for("the shell", |t| t.contains('$') || t.contains('#'));
+        shell.keys(&[
+            "-l",
+            &format!("PS1='sh$ '; '{BIN}' dial --name alice 127.0.0.1 {port}"),
+        ]);
+        shell.keys(&["Enter"]);
+        shell.wait_for("alice's prompt", |t| t.contains("alice>"));
+        shell.keys(&["-l", "abc"]);
+        shell.wait_for("the draft", |t| t.contains("alice> abc"));
+        shell.keys(&["C-z"]);
+        shell.wait_for("the shell after the stop", |t| t.contains("Stopped"));
+        shell.keys(&["-l", "fg"]);
+        shell.keys(&["Enter"]);
+        shell.wait_for("the prompt and draft again", |t| {
+            t.lines()
+                .last_nonblank()
+                .is_some_and(|l| l.trim_end() == "alice> abc")
+        });
+        shell.keys(&["-l", "def"]);
+        shell.keys(&["Up", "Down", "Enter"]);
+        bob.wait_stdout(7);
+        assert_eq!(bob.stdout(), b"abcdef\n", "run {run}: {}", shell.screen());
+        assert!(
+            !shell.screen().contains("^[["),
+            "run {run}: {}",
+            shell.screen()
+        );
+        shell.keys(&["-l", "/quit"]);
+        shell.keys(&["Enter"]);
+        assert_eq!(bob.code(), 0, "run {run}: {}", bob.stderr());
+    }
+}
+
+trait LastNonblank<'a> {
+    fn last_nonblank(self) -> Option<&'a str>;
+}
+
+impl<'a, I: DoubleEndedIterator<Item = &'a str>> LastNonblank<'a> for I {
+    fn last_nonblank(mut self) -> Option<&'a str> {
+        self.rfind(|l| !l.trim().is_empty())
+    }
+}

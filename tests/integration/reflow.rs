@@ -20,19 +20,28 @@ impl Tmux {
         if !have("tmux") {
             return None;
         }
+        let mut command = format!("exec '{BIN}'");
+        for a in args {
+            command.push_str(&format!(" '{a}'"));
+        }
+        Tmux::start_command(&command, cols, rows)
+    }
+
+    /// A shell `command` in a detached `cols` × `rows` window, or None
+    /// without tmux.
+    pub(crate) fn start_command(command: &str, cols: u16, rows: u16) -> Option<Tmux> {
+        if !have("tmux") {
+            return None;
+        }
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let socket = format!(
             "p2preflow{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
-        let mut command = format!("exec '{BIN}'");
-        for a in args {
-            command.push_str(&format!(" '{a}'"));
-        }
         let t = Tmux { socket };
         let (c, r) = (cols.to_string(), rows.to_string());
-        t.tmux(&["new-session", "-d", "-x", &c, "-y", &r, &command]);
+        t.tmux(&["new-session", "-d", "-x", &c, "-y", &r, command]);
         // The window follows resize-window, not the (absent) client.
         t.tmux(&["set-option", "-g", "window-size", "manual"]);
         Some(t)

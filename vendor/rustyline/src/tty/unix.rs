@@ -1591,9 +1591,13 @@ impl super::ExternalPrinter for ExternalPrinter {
 #[cfg(not(test))]
 pub fn suspend() -> Result<()> {
     use nix::sys::signal;
-    use nix::unistd::Pid;
-    // suspend the whole process group
-    signal::kill(Pid::from_raw(0), signal::SIGTSTP)?;
+    // p2pchat patch: stop this process, and only return once it is
+    // continued. kill(0, SIGTSTP) could return before the stop took hold
+    // in a process with several threads: the raw mode was then set again
+    // before the stop, the shell put the terminal back to cooked mode, and
+    // after `fg` keys were echoed raw. raise() stops the calling thread's
+    // process before it returns.
+    signal::raise(signal::SIGTSTP)?;
     Ok(())
 }
 
