@@ -76,7 +76,13 @@ const CHAT_COMMANDS: &[(&str, &str)] = &[
 ];
 
 const CHAT_KEYS: &[(&str, &str)] = &[
-    ("Enter", "Send the line."),
+    ("Enter", "Send the message."),
+    (
+        "Alt-Enter",
+        "Start a new line in the same message. A pasted block of lines is \
+         one message too: one timestamp and continuation lines on your \
+         screen; the peer gets the lines exactly as pasted.",
+    ),
     (
         "Ctrl-A, Ctrl-E, Left, Right",
         "Move to the start, the end, or a character.",

@@ -401,3 +401,50 @@ impl<'a, I: DoubleEndedIterator<Item = &'a str>> LastNonblank<'a> for I {
         self.rfind(|l| !l.trim().is_empty())
     }
 }
+
+/// A bracketed paste of several lines is one message: one timestamp and
+/// continuation lines on our screen, the lines exactly as pasted on the
+/// peer's pipe. Alt-Enter adds a newline to the draft by hand.
+#[test]
+fn a_pasted_block_is_one_message_and_alt_enter_adds_a_line() {
+    let (mut alice, mut bob) = room(&["--resume", "0"], &[], 80);
+    assert!(
+        contains(&alice.raw(), b"\x1b[?2004h"),
+        "bracketed paste is on"
+    );
+    alice.type_text("\x1b[200~one\r\ntwo\nthree\x1b[201~");
+    alice.wait_for("three");
+    alice.type_text("\r");
+    bob.wait_stdout(14);
+    assert_eq!(bob.stdout(), b"one\ntwo\nthree\n");
+    alice.wait_for("alice: one");
+    let rows = alice.rows();
+    let at = rows.iter().position(|r| r.ends_with("alice: one")).unwrap();
+    assert!(
+        rows[at + 1].trim() == "two" && rows[at + 1].starts_with("  "),
+        "{}",
+        alice.text()
+    );
+    assert!(rows[at + 2].trim() == "three", "{}", alice.text());
+    assert_eq!(
+        alice.text().matches("alice:").count(),
+        1,
+        "{}",
+        alice.text()
+    );
+    // Alt-Enter: ESC, then Enter.
+    alice.type_text("four\x1b\rfive");
+    alice.wait_for("five");
+    alice.type_text("\r");
+    bob.wait_stdout(24);
+    assert_eq!(bob.stdout(), b"one\ntwo\nthree\nfour\nfive\n");
+    alice.wait_for("alice: four");
+    assert!(!alice.text().contains("^J"), "{}", alice.text());
+    alice.wait_cursor_row("alice>");
+    for echo in ["alice> one", "alice> four", "two\nthree\n"] {
+        assert!(!alice.text().contains(echo), "a stale echo: {}", alice.text());
+    }
+    alice.type_text("/quit\r");
+    assert_eq!(alice.code(), 0, "{}", alice.text());
+    assert_eq!(bob.code(), 0, "{}", bob.stderr());
+}

@@ -71,10 +71,11 @@ pub struct Prepared {
 pub fn prepare() -> Option<Prepared> {
     let config = Config::builder()
         .behavior(Behavior::PreferTerm)
-        // A bracketed paste of several lines would become one message with
-        // newlines in it, shown as ^J, while the peer sees several lines.
-        // Without it a paste is typed text: each line is a message.
-        .bracketed_paste(false)
+        // A pasted block lands in the draft whole, newlines and all: one
+        // message, one timestamp, continuation lines; the peer gets its
+        // lines exactly as pasted. Alt-Enter adds a newline by hand (the
+        // vendored rustyline binds it).
+        .bracketed_paste(true)
         .auto_add_history(false)
         .max_history_size(1000)
         .ok()?
@@ -202,6 +203,12 @@ fn rows_below(text: &str, cols: usize) -> usize {
     use unicode_width::UnicodeWidthChar;
     let (mut row, mut col) = (0, 0);
     for c in text.chars() {
+        if c == '\n' {
+            // A draft of several lines: the next starts a row.
+            row += 1;
+            col = 0;
+            continue;
+        }
         let w = c.width().unwrap_or(0);
         col += w;
         if col > cols {
@@ -274,5 +281,6 @@ mod tests {
         let line = format!("alice> {}", "字".repeat(76));
         assert_eq!(rows_below(&line, 80), 2);
         assert_eq!(rows_below(&format!("alice> {}", "字".repeat(37)), 80), 1);
+        assert_eq!(rows_below("alice> one\ntwo\nthree", 80), 2, "a block");
     }
 }

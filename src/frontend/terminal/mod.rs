@@ -286,12 +286,15 @@ impl Terminal {
             command::Typed::Empty => None,
             command::Typed::Message(text) => {
                 self.last_activity = Instant::now();
-                self.log.push(format!(
-                    "{} {}: {}",
-                    clock(),
-                    self.our_name,
-                    crate::frontend::sanitize::line(text.as_bytes())
-                ));
+                // A block of lines: one timestamp, continuation lines.
+                for (i, line) in text.split('\n').enumerate() {
+                    let line = crate::frontend::sanitize::line(line.as_bytes());
+                    self.log.push(if i == 0 {
+                        format!("{} {}: {line}", clock(), self.our_name)
+                    } else {
+                        format!("      {line}")
+                    });
+                }
                 self.queued.push_back(text);
                 None
             }

@@ -39,10 +39,26 @@ impl Style {
     /// the text, so no visual line of a message can begin where our own
     /// lines begin: a peer cannot pad its text to the edge and forge
     /// `12:03 alice: ...` on the next row.
+    ///
+    /// Our own message may be a block of several lines (a paste,
+    /// Alt-Enter): each line starts a continuation row. The peer's never
+    /// holds a newline (its lines are split where they arrive).
     pub fn message(&self, clock: &str, name: &str, text: &[u8], ours: bool, cols: usize) -> String {
         let prefix_width = clock.width() + 1 + name.width() + 2;
-        let body = sanitize::line(text);
-        let rows = wrap(&body, prefix_width, cols);
+        let mut rows = Vec::new();
+        if ours {
+            for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+                let first = if i == 0 { prefix_width } else { 0 };
+                let body = sanitize::line(line);
+                rows.extend(wrap(
+                    &body,
+                    first.max(indent_width(prefix_width, cols)),
+                    cols,
+                ));
+            }
+        } else {
+            rows = wrap(&sanitize::line(text), prefix_width, cols);
+        }
         let indent = " ".repeat(indent_width(prefix_width, cols));
         let mut out = format!(
             "{} {}: {}",
@@ -276,6 +292,20 @@ mod tests {
         assert!(colored
             .message("12:03", "bob", b"x", false, 80)
             .contains("\x1b[1;36mbob\x1b[0m"));
+    }
+
+    #[test]
+    fn our_block_of_lines_is_one_message_with_continuation_rows() {
+        let plain = Style { color: false };
+        assert_eq!(
+            plain.message("12:03", "alice", b"one\ntwo", true, 80),
+            "12:03 alice: one\n             two"
+        );
+        // The peer's newline stays visible: its lines are split on arrival.
+        assert_eq!(
+            plain.message("12:03", "bob", b"one\ntwo", false, 80),
+            "12:03 bob: one^Jtwo"
+        );
     }
 
     #[test]
