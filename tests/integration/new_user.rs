@@ -442,7 +442,11 @@ fn a_pasted_block_is_one_message_and_alt_enter_adds_a_line() {
     assert!(!alice.text().contains("^J"), "{}", alice.text());
     alice.wait_cursor_row("alice>");
     for echo in ["alice> one", "alice> four", "two\nthree\n"] {
-        assert!(!alice.text().contains(echo), "a stale echo: {}", alice.text());
+        assert!(
+            !alice.text().contains(echo),
+            "a stale echo: {}",
+            alice.text()
+        );
     }
     alice.type_text("/quit\r");
     assert_eq!(alice.code(), 0, "{}", alice.text());
