@@ -10,12 +10,10 @@ use std::io::{IsTerminal, Write};
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::driver::relay::RelayConfig;
 use crate::error::Error;
 use crate::names;
 use crate::protocol::code::Code;
-use crate::protocol::Role;
-use crate::relay::Limits;
+use crate::protocol::{Random, Role};
 use crate::secret;
 use crate::session::Security;
 
@@ -57,8 +55,9 @@ fn after_help() -> String {
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// `-q` before the command; each command that runs also takes it after.
     #[command(flatten)]
-    pub global: Global,
+    pub quiet: Quiet,
 }
 
 #[derive(Subcommand, Debug)]
@@ -90,6 +89,8 @@ pub enum Command {
         /// Host rooms one after another (a fresh code each time), like ncat -k
         #[arg(long)]
         keep: bool,
+        #[command(flatten)]
+        room: RoomArgs,
     },
     /// Connect to a listening peer.
     #[command(after_help = "Examples:\n  p2pchat dial 192.0.2.7 51423\n  \
@@ -116,6 +117,8 @@ pub enum Command {
         /// Through a relay: give up when nobody is in the room after SECS
         #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
         wait: Duration,
+        #[command(flatten)]
+        room: RoomArgs,
     },
     /// Run a transit relay: pairs two connections that name the same room
     /// and copies their (encrypted) bytes; sees no content.
@@ -129,6 +132,8 @@ pub enum Command {
         /// Address to listen on [default: [::], both IPv6 and IPv4]
         #[arg(long, value_name = "ADDR", value_parser = parse_bind)]
         bind: Option<IpAddr>,
+        #[command(flatten)]
+        quiet: Quiet,
     },
     /// Print a completion script for a shell.
     #[command(after_help = "Install (the directory each shell reads at start):\n  \
@@ -269,50 +274,62 @@ fn split_host_port(s: &str) -> Result<(String, Option<u16>), Error> {
     Ok((host.to_string(), port))
 }
 
-/// The heading of the options that shape a room: given to `relay` (or any
-/// other command) they are refused, and the help says so by their heading.
+/// The heading of the options that shape a room, in `listen` and `dial`.
 const ROOM_OPTIONS: &str = "Room options (listen and dial)";
 
-#[derive(Args, Debug)]
-pub struct Global {
+/// `-q`: taken before the command and by each command that runs, not by
+/// `completions` or `manpage`, which print nothing else.
+#[derive(Args, Debug, Default)]
+pub struct Quiet {
     /// No status lines on stderr (errors are still shown)
-    #[arg(short, long, global = true)]
+    #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// The options of a room: `listen` and `dial` take them, nothing else does.
+#[derive(Args, Debug)]
+pub struct RoomArgs {
+    #[command(flatten)]
+    pub quiet: Quiet,
     /// The name the peer sees [default: your login name]
-    #[arg(long, value_name = "NAME", global = true, help_heading = ROOM_OPTIONS)]
+    #[arg(long, value_name = "NAME", help_heading = ROOM_OPTIONS)]
     pub name: Option<String>,
     /// Raw, unencrypted TCP: interoperates with nc and socat
-    #[arg(long, global = true, help_heading = ROOM_OPTIONS)]
+    #[arg(long, help_heading = ROOM_OPTIONS)]
     pub plain: bool,
     /// Declare the peer dead after SECS seconds without a sign of life
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs, global = true, help_heading = ROOM_OPTIONS)]
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs, help_heading = ROOM_OPTIONS)]
     pub idle_timeout: Duration,
     /// Give up a handshake that does not finish within SECS seconds
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs, global = true, help_heading = ROOM_OPTIONS)]
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs, help_heading = ROOM_OPTIONS)]
     pub handshake_timeout: Duration,
     /// Read the shared secret from the first line of PATH
     #[arg(
         long,
         value_name = "PATH",
-        global = true, help_heading = ROOM_OPTIONS,
+        help_heading = ROOM_OPTIONS,
         conflicts_with = "ask_secret"
     )]
     pub secret_file: Option<PathBuf>,
     /// Prompt for the shared secret on the terminal (no echo)
-    #[arg(long, global = true, help_heading = ROOM_OPTIONS)]
+    #[arg(long, help_heading = ROOM_OPTIONS)]
     pub ask_secret: bool,
+    /// At a terminal, no bell for a message that arrives after 30 s
+    /// without keys or messages
+    #[arg(long, help_heading = ROOM_OPTIONS)]
+    pub no_bell: bool,
     /// Show how a transfer in a pipe is going on stderr: bytes, rate, and
     /// percent and time left when stdin is a file
-    #[arg(long, global = true, help_heading = ROOM_OPTIONS)]
+    #[arg(long, help_heading = ROOM_OPTIONS)]
     pub progress: bool,
     /// When the connection drops, reconnect and carry on within SECS
     /// seconds, nothing lost or doubled (0: off; not with --plain)
-    #[arg(long, value_name = "SECS", global = true, help_heading = ROOM_OPTIONS, value_parser = parse_grace)]
+    #[arg(long, value_name = "SECS", help_heading = ROOM_OPTIONS, value_parser = parse_grace)]
     pub resume: Option<Duration>,
     /// With resume and stdin not a regular file: keep up to MIB mebibytes
     /// we sent until the peer confirms them; a transfer goes at most MIB
     /// per round trip (a file is read again instead)
-    #[arg(long, value_name = "MIB", default_value = "2", global = true, help_heading = ROOM_OPTIONS,
+    #[arg(long, value_name = "MIB", default_value = "2", help_heading = ROOM_OPTIONS,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub resume_buffer: u32,
 }
@@ -378,7 +395,11 @@ pub enum Endpoint {
 #[derive(Debug)]
 pub enum Plan {
     Room(Config),
-    Relay(RelayConfig),
+    Relay {
+        bind: Option<IpAddr>,
+        port: u16,
+        quiet: bool,
+    },
     /// Print a completion script for this shell.
     Completions(clap_complete::Shell),
     /// Print the manual page.
@@ -397,6 +418,8 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Host rooms one after another.
     pub keep: bool,
+    /// Ring the bell for a message after a quiet spell (chat room).
+    pub bell: bool,
     /// Report how a transfer is going (`--progress`).
     pub progress: bool,
     /// Resume a lost connection within this grace period (None: off).
@@ -405,56 +428,26 @@ pub struct Config {
     pub resume_buffer: usize,
 }
 
-impl Config {
-    /// Failed attempts a listener allows (a dialer has one connection; a
-    /// one-time code allows one).
-    pub fn tries(&self) -> u32 {
-        match (&self.endpoint, &self.security) {
-            (_, Security::Code(_)) => 1,
-            (Endpoint::Listen { tries, .. }, _) => *tries,
-            _ => 1,
-        }
-    }
-
-    pub fn role(&self) -> Role {
-        match self.endpoint {
-            Endpoint::Listen { .. } => Role::Listener,
-            Endpoint::Dial { .. } => Role::Dialer,
-            Endpoint::Relay { role, .. } => role,
-        }
-    }
-}
-
 impl Cli {
     /// Checks the arguments and gathers the secret or the code into a
     /// `Plan`. A dialer with a code is asked for it here, before anything
-    /// connects.
-    pub fn into_plan(self) -> Result<Plan, Error> {
-        let g = self.global;
+    /// connects; a listener's code is drawn from `rng`.
+    pub fn into_plan(self, rng: &mut dyn Random) -> Result<Plan, Error> {
+        let quiet = self.quiet.quiet;
         // What meets whom, and whether a one-time code authenticates it.
-        let (endpoint, code, keep) = match self.command {
+        let (endpoint, code, keep, g) = match self.command {
             Command::Completions { shell } => return Ok(Plan::Completions(shell)),
             Command::Manpage => return Ok(Plan::Manpage),
-            Command::Relay { port, bind } => {
-                if g.plain
-                    || g.secret_file.is_some()
-                    || g.ask_secret
-                    || g.name.is_some()
-                    || g.progress
-                    || g.resume.is_some()
-                {
-                    return Err(Error::Usage(
-                        "a relay has no room of its own: --plain, --name, --progress, --resume and \
-                         secrets are for listen and dial"
-                            .into(),
-                    ));
-                }
-                return Ok(Plan::Relay(RelayConfig {
+            Command::Relay {
+                port,
+                bind,
+                quiet: q,
+            } => {
+                return Ok(Plan::Relay {
                     bind,
                     port,
-                    quiet: g.quiet,
-                    limits: Limits::default(),
-                }));
+                    quiet: quiet || q.quiet,
+                });
             }
             Command::Listen {
                 port,
@@ -463,17 +456,19 @@ impl Cli {
                 code,
                 relay,
                 keep,
+                room,
             } => match relay {
                 // A listener waits at the relay as long as it takes.
                 Some(r) => (
                     relay_endpoint(&r, Role::Listener, Duration::MAX)?,
                     true,
                     keep,
+                    room,
                 ),
                 None => {
                     // Invariant: clap requires the port without --relay.
                     let port = port.ok_or_else(|| Error::Usage("the port is missing".into()))?;
-                    (Endpoint::Listen { bind, port, tries }, code, keep)
+                    (Endpoint::Listen { bind, port, tries }, code, keep, room)
                 }
             },
             Command::Dial {
@@ -483,18 +478,20 @@ impl Cli {
                 code,
                 relay,
                 wait,
+                room,
             } => match relay {
-                Some(r) => (relay_endpoint(&r, Role::Dialer, wait)?, true, false),
+                Some(r) => (relay_endpoint(&r, Role::Dialer, wait)?, true, false, room),
                 None => {
                     // Invariant: clap requires the host without --relay.
                     let Some(host) = host else {
                         return Err(Error::Usage("dial needs HOST and PORT, or --relay".into()));
                     };
                     let (host, port) = dial_target(&host, port)?;
-                    (Endpoint::Dial { host, port, retry }, code, false)
+                    (Endpoint::Dial { host, port, retry }, code, false, room)
                 }
             },
         };
+        let quiet = quiet || g.quiet.quiet;
         if keep && !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
             return Err(Error::Usage(
                 "--keep hosts chat rooms at a terminal: in a pipe, stdin and stdout belong to one room"
@@ -539,18 +536,15 @@ impl Cli {
                 | Endpoint::Relay {
                     role: Role::Listener,
                     ..
-                } => Code::generate(&mut crate::driver::SystemRng::new()?),
+                } => Code::generate(rng),
                 _ => crate::code_entry::read("code: ")?,
             }),
             (false, None, false) => Security::VerifyCode,
-            (false, Some(s), false) => {
-                let quiet = g.quiet;
-                Security::Secret(s.read(&mut |w| {
-                    if !quiet {
-                        let _ = writeln!(std::io::stderr(), "p2pchat: {w}");
-                    }
-                })?)
-            }
+            (false, Some(s), false) => Security::Secret(s.read(&mut |w| {
+                if !quiet {
+                    let _ = writeln!(std::io::stderr(), "p2pchat: {w}");
+                }
+            })?),
         };
         let resume = match (g.resume, &security) {
             (Some(d), Security::Plain) if !d.is_zero() => {
@@ -573,6 +567,13 @@ impl Cli {
                         "--name needs at least one printable character".into(),
                     ));
                 }
+                if names::too_long(n.as_bytes()) && !quiet {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "p2pchat: --name is cut to {} characters: the peer sees \"{clean}\"",
+                        names::MAX_NAME_CHARS
+                    );
+                }
                 clean
             }
             None => names::login_name(),
@@ -581,10 +582,11 @@ impl Cli {
             endpoint,
             security,
             name,
-            quiet: g.quiet,
+            quiet,
             idle_timeout: g.idle_timeout,
             handshake_timeout: g.handshake_timeout,
             keep,
+            bell: !g.no_bell,
             progress: g.progress,
             resume,
             resume_buffer: g.resume_buffer as usize * 1024 * 1024,
@@ -601,16 +603,74 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    fn plan(args: &[&str]) -> Result<Plan, String> {
+        let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
+        cli.into_plan(&mut crate::protocol::DeterministicRng::new(1))
+            .map_err(|e| e.to_string())
+    }
+
     #[test]
-    fn global_flags_go_before_or_after_the_command() {
-        let cli = Cli::try_parse_from(["p2pchat", "-q", "dial", "[::1]", "5", "--plain"]).unwrap();
-        assert!(cli.global.quiet && cli.global.plain);
-        let Ok(Plan::Room(cfg)) = cli.into_plan() else {
-            panic!("expected a room")
+    fn quiet_goes_before_or_after_the_command() {
+        for args in [
+            &["p2pchat", "-q", "dial", "[::1]", "5", "--plain"][..],
+            &["p2pchat", "dial", "[::1]", "5", "--plain", "-q"][..],
+        ] {
+            let Ok(Plan::Room(cfg)) = plan(args) else {
+                panic!("expected a room")
+            };
+            assert!(cfg.quiet);
+            assert!(matches!(cfg.security, Security::Plain));
+            match cfg.endpoint {
+                Endpoint::Dial { host, port, .. } => {
+                    assert_eq!((host.as_str(), port), ("::1", 5))
+                }
+                _ => panic!("expected dial"),
+            }
+        }
+        let Ok(Plan::Relay { quiet: true, .. }) = plan(&["p2pchat", "relay", "0", "-q"]) else {
+            panic!("relay takes -q")
         };
-        match cfg.endpoint {
-            Endpoint::Dial { host, port, .. } => assert_eq!((host.as_str(), port), ("::1", 5)),
-            _ => panic!("expected dial"),
+    }
+
+    #[test]
+    fn each_command_takes_only_its_own_flags() {
+        let args = |a: &[&str]| -> Vec<OsString> {
+            std::iter::once("p2pchat")
+                .chain(a.iter().copied())
+                .map(Into::into)
+                .collect()
+        };
+        for flag in [
+            &["--idle-timeout", "5"][..],
+            &["--resume-buffer", "7"],
+            &["--plain"],
+            &["--name", "x"],
+            &["--progress"],
+        ] {
+            let mut a = vec!["relay", "0"];
+            a.extend(flag);
+            let err = parse_args(&args(&a)).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("{} is for listen and dial, not relay", flag[0])),
+                "{err}"
+            );
+        }
+        // Room options go after the command they shape.
+        let err = parse_args(&args(&["--plain", "listen", "5"])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("--plain belongs to listen: put it after 'listen'"),
+            "{err}"
+        );
+        for sub in ["completions", "manpage", "relay"] {
+            let mut cmd = Cli::command();
+            cmd.build();
+            let sub = cmd.find_subcommand(sub).expect("a command");
+            let longs: Vec<_> = sub.get_arguments().filter_map(|a| a.get_long()).collect();
+            for room in ["plain", "name", "resume", "idle-timeout", "secret-file"] {
+                assert!(!longs.contains(&room), "{} lists --{room}", sub.get_name());
+            }
         }
     }
 

@@ -5,10 +5,12 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use p2pchat::cli::{Config, Plan};
+use p2pchat::cli::{self, Config, Plan};
+use p2pchat::driver::config::{Endpoint, PeerConfig};
+use p2pchat::driver::relay::RelayConfig;
 use p2pchat::driver::{peer, relay, Reactor, SystemRng};
 use p2pchat::error::{exit, Error};
-use p2pchat::frontend;
+use p2pchat::frontend::{self, ChatOptions};
 use p2pchat::manual;
 use p2pchat::protocol::code::Code;
 use p2pchat::session::Security;
@@ -21,22 +23,39 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = match p2pchat::cli::parse_args(&args) {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
+            return ExitCode::from(exit::OK);
+        }
+        Err(e) => {
+            // One style for every error: `p2pchat: ...`, clap's included.
+            let text = e.render().to_string();
+            let text = match text.strip_prefix("error: ") {
+                Some(rest) => format!("p2pchat: {rest}"),
+                None => text,
+            };
+            let _ = write!(io::stderr(), "{text}");
+            return ExitCode::from(exit::USAGE);
         }
     };
-    let result = cli.into_plan().and_then(|plan| match plan {
-        Plan::Room(cfg) if cfg.keep => keep_hosting(cfg),
-        Plan::Room(cfg) => run(&cfg).map(|_| ()),
-        Plan::Relay(cfg) => Reactor::new().and_then(|mut r| relay::run(&mut r, &cfg)),
-        Plan::Completions(shell) => print(|out| manual::completions(shell, out)),
-        Plan::Manpage => print(manual::manpage),
-    });
+    let result = SystemRng::new()
+        .and_then(|mut rng| cli.into_plan(&mut rng))
+        .and_then(|plan| match plan {
+            Plan::Room(cfg) if cfg.keep => keep_hosting(cfg),
+            Plan::Room(cfg) => run(&peer_config(&cfg), chat_options(&cfg)).map(|_| ()),
+            Plan::Relay { bind, port, quiet } => Reactor::new().and_then(|mut r| {
+                let cfg = RelayConfig {
+                    bind,
+                    port,
+                    quiet,
+                    limits: p2pchat::relay::Limits::default(),
+                };
+                relay::run(&mut r, &cfg)
+            }),
+            Plan::Completions(shell) => print(|out| manual::completions(shell, out)),
+            Plan::Manpage => print(manual::manpage),
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(&e),
@@ -52,31 +71,68 @@ fn keep_hosting(mut cfg: Config) -> Result<(), Error> {
         if let Security::Code(_) = cfg.security {
             cfg.security = Security::Code(Code::generate(&mut SystemRng::new()?));
         }
-        match run(&cfg) {
+        match run(&peer_config(&cfg), chat_options(&cfg)) {
             Ok(peer::Ended::ByUs) => return Ok(()),
             Ok(peer::Ended::Otherwise) => {}
             Err(
                 e @ (Error::Interrupted(_) | Error::Usage(_) | Error::Local(_) | Error::Connect(_)),
             ) => return Err(e),
             Err(e) => {
-                let _ = writeln!(io::stderr(), "p2pchat: {e}");
+                // A room that ends badly is a normal event while hosting:
+                // said as a status line, not as the program's error.
+                let _ = writeln!(io::stderr(), "the room ended: {e}");
             }
         }
         if !cfg.quiet {
-            let _ = writeln!(
-                io::stderr(),
-                "p2pchat: the room is over; hosting the next one"
-            );
+            let _ = writeln!(io::stderr(), "the room is over; hosting the next one");
         }
+    }
+}
+
+/// What the chat room alone needs.
+fn chat_options(cfg: &Config) -> ChatOptions {
+    ChatOptions {
+        keep: cfg.keep,
+        bell: cfg.bell,
+    }
+}
+
+/// The room the user asked for, in the driver's terms.
+fn peer_config(cfg: &Config) -> PeerConfig {
+    PeerConfig {
+        endpoint: match cfg.endpoint.clone() {
+            cli::Endpoint::Listen { bind, port, tries } => Endpoint::Listen { bind, port, tries },
+            cli::Endpoint::Dial { host, port, retry } => Endpoint::Dial { host, port, retry },
+            cli::Endpoint::Relay {
+                host,
+                port,
+                role,
+                wait,
+            } => Endpoint::Relay {
+                host,
+                port,
+                role,
+                wait,
+            },
+        },
+        security: cfg.security.clone(),
+        name: cfg.name.clone(),
+        quiet: cfg.quiet,
+        idle_timeout: cfg.idle_timeout,
+        handshake_timeout: cfg.handshake_timeout,
+        progress: cfg.progress,
+        resume: cfg.resume,
+        resume_buffer: cfg.resume_buffer,
     }
 }
 
 /// Wires the pieces: one reactor, the front-end the terminal calls for,
 /// and the peer service on top.
-fn run(cfg: &Config) -> Result<peer::Ended, Error> {
+fn run(cfg: &PeerConfig, chat: ChatOptions) -> Result<peer::Ended, Error> {
     let mut reactor = Reactor::new()?;
     let mut ui = frontend::open(
         cfg,
+        chat,
         reactor.registry(),
         reactor.user_tokens(),
         reactor.waker(),

@@ -38,6 +38,71 @@ voice, and a machine in the middle is found out. With a shared secret \
 nobody else can join or inject. Nothing is stored: no history, no logs \
 of content.";
 
+/// The CHAT section: what the room at a terminal offers.
+const CHAT: &str = "\
+When stdin and stdout are both terminals, p2pchat is a chat room: each \
+line typed is a message, shown as 12:03 name: text on both screens, and \
+incoming messages never garble the line being typed.";
+
+const CHAT_COMMANDS: &[(&str, &str)] = &[
+    (
+        "/quit",
+        "Leave the room (also /exit, /q, Ctrl-D on an empty line, Ctrl-C). \
+         The peer is told and its side ends with exit status 0; a draft \
+         not sent is reported as not delivered. Closing the terminal window \
+         leaves the same way. A second Ctrl-C exits at once.",
+    ),
+    ("/help", "List the commands (also /?)."),
+    (
+        "/code",
+        "Show the verify code again, to compare it with the peer's by voice.",
+    ),
+    (
+        "/status",
+        "Show the connection: the peer's address or the relay, whether it \
+         is encrypted, how many times it resumed after a drop, and the \
+         bytes of messages sent and received.",
+    ),
+    (
+        "/save FILE",
+        "Write the transcript so far, as plain text, to FILE, a new file \
+         readable by you alone. An existing file is never overwritten. \
+         Nothing is written anywhere otherwise.",
+    ),
+    (
+        "//text",
+        "Send /text as a message. Any other /command is refused, never sent.",
+    ),
+];
+
+const CHAT_KEYS: &[(&str, &str)] = &[
+    ("Enter", "Send the message."),
+    (
+        "Alt-Enter",
+        "Start a new line in the same message. A pasted block of lines is \
+         one message too: one timestamp and continuation lines on your \
+         screen; the peer gets the lines exactly as pasted.",
+    ),
+    (
+        "Ctrl-A, Ctrl-E, Left, Right",
+        "Move to the start, the end, or a character.",
+    ),
+    (
+        "Ctrl-U, Ctrl-K, Ctrl-W",
+        "Erase to the start of the line, to its end, or the word before.",
+    ),
+    (
+        "Up, Down, Ctrl-R",
+        "Recall and search lines sent before (kept in memory only).",
+    ),
+    (
+        "Bell",
+        "A message that arrives after 30 s without keys or messages rings \
+         the terminal bell, which most terminals turn into a notification \
+         or a tab mark; --no-bell turns it off.",
+    ),
+];
+
 const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "P2PCHAT_SECRET",
@@ -58,8 +123,8 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ),
 ];
 
-/// Writes the manual page: the global options, then each command with its
-/// own, the exit codes and the environment.
+/// Writes the manual page: the options every command takes, then each
+/// command with its own, the exit codes and the environment.
 pub fn manpage(out: &mut dyn Write) -> io::Result<()> {
     let mut page = Vec::new();
     render(&mut page)?;
@@ -111,7 +176,8 @@ fn render(out: &mut dyn Write) -> io::Result<()> {
     }
     roff.to_writer(out)?;
 
-    // The global options, which go before or after the command.
+    // The options of every command (-q), which may also go before it;
+    // each command's own follow in its section.
     Man::new(top.clone()).render_options_section(out)?;
 
     for sub in visible(&top) {
@@ -137,6 +203,20 @@ fn render(out: &mut dyn Write) -> io::Result<()> {
     }
 
     let mut roff = Roff::new();
+    roff.control("SH", ["CHAT"]);
+    paragraphs(&mut roff, CHAT);
+    roff.control("SS", ["Commands"]);
+    for (command, meaning) in CHAT_COMMANDS {
+        roff.control("TP", []);
+        roff.text([bold(*command)]);
+        roff.text([roman(*meaning)]);
+    }
+    roff.control("SS", ["Keys"]);
+    for (keys, meaning) in CHAT_KEYS {
+        roff.control("TP", []);
+        roff.text([bold(*keys)]);
+        roff.text([roman(*meaning)]);
+    }
     roff.control("SH", ["EXIT STATUS"]);
     for (code, meaning) in exit::TABLE {
         roff.control("TP", []);
@@ -159,7 +239,8 @@ fn render(out: &mut dyn Write) -> io::Result<()> {
     roff.control("fi", []);
     roff.control("SH", ["FILES"]);
     roff.text([roman(
-        "None: p2pchat reads a secret file only when told to, and writes nothing.",
+        "None: p2pchat reads a secret file only when told to, and writes a file \
+         only when /save FILE asks it to.",
     )]);
     roff.control("SH", ["SEE ALSO"]);
     roff.text([roman("nc(1), socat(1), ssh(1)")]);

@@ -10,22 +10,34 @@ pub const MAX_NAME_CHARS: usize = 32;
 /// newlines, no `"`, which delimits names in notices), trims, and caps the
 /// length. Invalid UTF-8 becomes U+FFFD.
 pub fn sanitize(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    let kept: String = text
+    let kept: String = printable(raw).chars().take(MAX_NAME_CHARS).collect();
+    kept.trim().to_string()
+}
+
+/// Whether [`sanitize`] cuts `raw` short: it has more than
+/// [`MAX_NAME_CHARS`] characters a name may hold.
+pub fn too_long(raw: &[u8]) -> bool {
+    printable(raw).chars().count() > MAX_NAME_CHARS
+}
+
+/// What a name may show of `raw`, trimmed, before the length cap.
+fn printable(raw: &[u8]) -> String {
+    let kept: String = String::from_utf8_lossy(raw)
         .chars()
         .filter(|c| !c.is_control() && !is_invisible(*c) && *c != '"')
-        .take(MAX_NAME_CHARS)
         .collect();
     kept.trim().to_string()
 }
 
-/// Characters a terminal draws as nothing or uses to reorder text: bidi
-/// controls, zero-width and other invisible format characters, tag
-/// characters, Hangul fillers. A peer could hide or disguise text with them.
+/// Characters a terminal draws as nothing, uses to reorder text or may
+/// take as a line break: bidi controls, zero-width and other invisible
+/// format characters, the line and paragraph separators (U+2028, U+2029),
+/// tag characters, Hangul fillers. A peer could hide or disguise text, or
+/// start a line of its own, with them.
 pub fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
-        | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}'
+        | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}'
         | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}' | '\u{ffa0}' | '\u{fff9}'..='\u{fffb}'
         | '\u{e0000}'..='\u{e007f}')
 }
@@ -86,11 +98,20 @@ mod tests {
         assert_eq!(sanitize(b"\xff\xfeab"), "\u{fffd}\u{fffd}ab");
         assert_eq!(sanitize("a\u{202e}b".as_bytes()), "ab");
         assert_eq!(sanitize(&[b'x'; 100]).len(), MAX_NAME_CHARS);
+        assert!(too_long(&[b'x'; 33]) && !too_long(&[b'x'; 32]));
+        assert!(!too_long(
+            format!(" {} \u{202e}", "x".repeat(32)).as_bytes()
+        ));
         assert_eq!(
             sanitize("\u{3164}".as_bytes()),
             "",
             "a Hangul filler is no name"
         );
         assert_eq!(sanitize("a\u{2066}b\u{e0041}c\u{ad}".as_bytes()), "abc");
+        assert_eq!(
+            sanitize("bo\u{2028}b\u{2029}".as_bytes()),
+            "bob",
+            "no line or paragraph separator in a name"
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! backoff and lingering are states with deadlines, never private loops,
 //! so nothing is ever waited for anywhere but in `wait`.
 
+pub mod config;
 pub mod conn;
 pub mod net;
 pub mod peer;

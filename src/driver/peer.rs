@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
+use super::config::{Endpoint, PeerConfig};
 use super::conn::{Conn, ConnState, RelayStep};
 use super::readiness::Readiness;
 use super::rendezvous::{Phase, RelayClient};
 use super::user::{Notice, UserInput, UserSide};
 use super::{net, Reactor, SystemRng, FIRST_CONN, LISTENER, USER_TOKENS, WAKER};
-use crate::cli::{Config, Endpoint};
 use crate::error::{describe_io, Error, Signal};
 use crate::names::display_addr;
 use crate::progress::Progress;
@@ -46,7 +46,7 @@ pub enum Ended {
 }
 
 /// Runs the room described by `cfg` with `ui` as the user's side.
-pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result<Ended, Error> {
+pub fn run(reactor: &mut Reactor, cfg: &PeerConfig, ui: &mut dyn UserSide) -> Result<Ended, Error> {
     let session = Session::new(
         SessionConfig {
             role: cfg.role(),
@@ -285,7 +285,7 @@ struct Peer<'a> {
     we_left: bool,
     /// Counting for `--progress`.
     progress: Option<Progress>,
-    cfg: &'a Config,
+    cfg: &'a PeerConfig,
 }
 
 fn token_of(link: LinkId) -> Token {

@@ -13,15 +13,25 @@ use std::sync::Arc;
 
 use mio::{Registry, Waker};
 
-use crate::cli::Config;
+use crate::driver::config::PeerConfig;
 use crate::driver::signals::Interrupts;
 use crate::driver::user::{UserSide, UserTokens};
 use crate::error::{describe_io, Error};
 
+/// What only the chat room needs to know.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatOptions {
+    /// Another room follows this one (`listen --keep`): nothing to leave.
+    pub keep: bool,
+    /// Ring the bell for a message after a quiet spell (not `--no-bell`).
+    pub bell: bool,
+}
+
 /// Picks the front-end: the chat room when stdin and stdout are both
 /// terminals, the data pipe otherwise.
 pub fn open(
-    cfg: &Config,
+    cfg: &PeerConfig,
+    chat: ChatOptions,
     registry: &Registry,
     tokens: UserTokens,
     waker: Arc<Waker>,
@@ -34,8 +44,11 @@ pub fn open(
         ))
     };
     if io::stdin().is_terminal() && io::stdout().is_terminal() {
-        let t = terminal::Terminal::open(registry, tokens, &cfg.name, cfg.quiet, waker, interrupts)
-            .map_err(failed)?;
+        let mut t =
+            terminal::Terminal::open(registry, tokens, &cfg.name, cfg.quiet, waker, interrupts)
+                .map_err(failed)?;
+        t.keep = chat.keep;
+        t.bell = chat.bell;
         return Ok(Box::new(t));
     }
     Ok(Box::new(

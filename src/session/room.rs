@@ -1169,7 +1169,7 @@ impl Room {
                 if self.receiving.ended() {
                     "connection lost: the peer closed the connection before confirming it received everything"
                 } else {
-                    "connection lost: the peer vanished without saying goodbye"
+                    "connection lost: the connection dropped without a goodbye from the peer"
                 }
                 .into(),
             ))),
@@ -1201,11 +1201,23 @@ impl Room {
         let confirmed = self.sending == Sending::Confirmed;
         let read = self.peer_received.unwrap_or(0);
         if !confirmed && read < self.bytes_sent {
-            let lost = self.data_taken().saturating_sub(read);
-            return Err(Error::Lost(format!(
-                "the peer stopped reading; {lost} byte{} not delivered",
-                if lost == 1 { "" } else { "s" }
-            )));
+            // In the user's terms: how much of their input never arrived.
+            let taken = self.data_taken();
+            let size = crate::progress::bytes;
+            let why = if matches!(self.sending, Sending::Ending | Sending::EofSent) {
+                // All our input was taken: the peer read part of it.
+                format!(
+                    "the peer stopped reading: {} of your {} of input was not delivered",
+                    size(taken.saturating_sub(read)),
+                    size(taken)
+                )
+            } else {
+                format!(
+                    "the peer stopped reading after {} of your input; the rest was not delivered",
+                    size(read)
+                )
+            };
+            return Err(Error::Lost(why));
         }
         if self.cfg.output_is_data && !self.receiving.ended() {
             return Err(Error::Lost(

@@ -320,6 +320,19 @@ pub fn scrub_env(name: &str) {
     std::env::remove_var(name);
 }
 
+/// A file created with `options` can be read and written by its owner
+/// only (mode 0600 on Unix; Windows gives a new file the folder's access
+/// list, which in a user's own folders is the user's).
+pub fn owner_only(options: &mut std::fs::OpenOptions) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(windows)]
+    let _ = options;
+}
+
 /// The permission bits of a file, where the system has them (Unix).
 pub fn file_mode(path: &std::path::Path) -> Option<u32> {
     #[cfg(unix)]

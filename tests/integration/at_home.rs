@@ -127,6 +127,12 @@ fn bash_completes_flags_of_the_command_being_typed() {
     assert!(!got.contains(&"--keep".into()), "{got:?}");
     let got = complete(&["p2pchat", "listen", "--k"]);
     assert_eq!(got, ["--keep"]);
+    // A relay has no room: it is offered only its own flags.
+    let mut got = complete(&["p2pchat", "relay", "--"]);
+    got.sort();
+    assert_eq!(got, ["--bind", "--help", "--quiet"]);
+    let got = complete(&["p2pchat", "completions", "--"]);
+    assert_eq!(got, ["--help"]);
     let got = complete(&["p2pchat", ""]);
     for c in ["listen", "dial", "relay", "completions", "manpage"] {
         assert!(got.contains(&c.to_string()), "{c} in {got:?}");
@@ -157,6 +163,46 @@ fn zsh_and_fish_accept_their_scripts() {
     }
 }
 
+/// Room options belong to `listen` and `dial`: `relay --help`, the top
+/// help and the man page's relay section do not offer them.
+#[test]
+fn each_command_lists_only_its_own_flags() {
+    let room = [
+        "--name",
+        "--plain",
+        "--idle-timeout",
+        "--handshake-timeout",
+        "--secret-file",
+        "--ask-secret",
+        "--progress",
+        "--resume",
+        "--resume-buffer",
+    ];
+    let all = commands_and_flags();
+    for (command, flags) in &all {
+        let takes_room = command == "listen" || command == "dial";
+        for flag in room {
+            assert_eq!(
+                flags.contains(flag),
+                takes_room,
+                "'{command}' --help and {flag}"
+            );
+        }
+    }
+    let (_, page, _) = run(&["manpage"]);
+    let relay = page
+        .split(".SH \"P2PCHAT RELAY\"")
+        .nth(1)
+        .and_then(|r| r.split(".SH \"P2PCHAT COMPLETIONS\"").next())
+        .expect("a relay section");
+    for flag in room {
+        assert!(
+            !relay.contains(&flag.replace('-', "\\-")),
+            "the man page offers relay {flag}"
+        );
+    }
+}
+
 #[test]
 fn the_man_page_is_current_and_lists_everything() {
     let (code, page, err) = run(&["manpage"]);
@@ -181,6 +227,7 @@ fn the_man_page_is_current_and_lists_everything() {
         "SYNOPSIS",
         "DESCRIPTION",
         "OPTIONS",
+        "CHAT",
         "EXIT STATUS",
         "ENVIRONMENT",
         "EXAMPLES",
@@ -190,6 +237,25 @@ fn the_man_page_is_current_and_lists_everything() {
                 || page.contains(&format!(".SH \"{section}\"")),
             "{section}"
         );
+    }
+    // The chat room: its commands, its keys, what leaving does.
+    let chat = page
+        .split(".SH CHAT")
+        .nth(1)
+        .and_then(|c| c.split(".SH ").next())
+        .expect("a CHAT section");
+    for needle in [
+        "/quit",
+        "/help",
+        "/code",
+        "/status",
+        "/save FILE",
+        "Ctrl\\-D",
+        "Ctrl\\-U",
+        "window",
+        "\\-\\-no\\-bell",
+    ] {
+        assert!(chat.contains(needle), "{needle} in CHAT:\n{chat}");
     }
     let exit_status = page.split("EXIT STATUS").nth(1).expect("exit status");
     for code in ["0", "1", "2", "3", "4", "101", "129", "130", "143"] {
@@ -292,7 +358,7 @@ fn a_listener_says_how_to_reach_it_and_the_command_works() {
     let Some(expected) = interface_addrs() else {
         return;
     };
-    let mut l = Proc::p2p(&["--plain", "listen", "0"], In::Pipe);
+    let mut l = Proc::p2p(&["listen", "--plain", "0"], In::Pipe);
     let port = wait_port(&l);
     if expected.is_empty() {
         l.wait_stderr("no network address");
@@ -325,7 +391,7 @@ fn a_listener_says_how_to_reach_it_and_the_command_works() {
         assert_eq!(shown, expected, "every address of this machine:\n{stderr}");
     }
     // The command, run as printed (with --plain, as the listener was).
-    let mut d = Proc::p2p(&["--plain", "dial", &command[2], &command[3]], In::Pipe);
+    let mut d = Proc::p2p(&["dial", "--plain", &command[2], &command[3]], In::Pipe);
     d.write(b"hello over the printed address\n");
     d.close_stdin();
     l.close_stdin();
@@ -386,8 +452,8 @@ fn public_addresses_come_first_and_private_only_points_at_the_relay() {
         .args(["-n", &p, "-6", "addr", "show", "dev", "v0"])
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("2001:db8::7"));
-    let mut public = ns.p2p("pub", &["--plain", "listen", "0"], In::Null, &[]);
-    let mut private = ns.p2p("priv", &["--plain", "listen", "0"], In::Null, &[]);
+    let mut public = ns.p2p("pub", &["listen", "--plain", "0"], In::Null, &[]);
+    let mut private = ns.p2p("priv", &["listen", "--plain", "0"], In::Null, &[]);
     let want: Vec<IpAddr> = ["198.51.100.7", "2001:db8::7", "10.77.0.1"]
         .iter()
         .map(|a| a.parse().unwrap())
@@ -422,7 +488,7 @@ fn public_addresses_come_first_and_private_only_points_at_the_relay() {
 /// peer can dial it.
 #[test]
 fn a_quiet_listener_on_port_zero_still_reports_its_port() {
-    let mut l = Proc::p2p(&["-q", "--plain", "listen", "0"], In::Null);
+    let mut l = Proc::p2p(&["listen", "-q", "--plain", "0"], In::Null);
     let port = wait_port(&l);
     let mut d = dial(&["-q", "--plain"], "127.0.0.1", port, In::Pipe);
     d.write(b"found you\n");
@@ -436,9 +502,9 @@ fn a_quiet_listener_on_port_zero_still_reports_its_port() {
     let port = free_port();
     let mut l = Proc::p2p(
         &[
+            "listen",
             "-q",
             "--plain",
-            "listen",
             &port.to_string(),
             "--bind",
             "127.0.0.1",
@@ -446,7 +512,7 @@ fn a_quiet_listener_on_port_zero_still_reports_its_port() {
         In::Null,
     );
     let port = port.to_string();
-    let args = ["-q", "--plain", "dial", "127.0.0.1", &port, "--retry", "10"];
+    let args = ["dial", "-q", "--plain", "127.0.0.1", &port, "--retry", "10"];
     let mut d = Proc::p2p(&args, In::Null);
     assert_both_ok(&mut l, &mut d);
     assert_eq!(l.stderr(), "");
@@ -459,7 +525,7 @@ fn dial_takes_host_colon_port_and_bracketed_ipv6() {
     for (bind, target) in [("127.0.0.1", "127.0.0.1:{}"), ("::1", "[::1]:{}")] {
         let (mut l, port) = listen(&["--plain"], bind, In::Null);
         let target = target.replace("{}", &port.to_string());
-        let mut d = Proc::p2p(&["--plain", "dial", &target], In::Pipe);
+        let mut d = Proc::p2p(&["dial", "--plain", &target], In::Pipe);
         d.write(b"colon\n");
         d.close_stdin();
         assert_both_ok(&mut l, &mut d);
@@ -467,7 +533,7 @@ fn dial_takes_host_colon_port_and_bracketed_ipv6() {
     }
     // A bare IPv6 address keeps its colons; the port comes after it.
     let (mut l, port) = listen(&["--plain"], "::1", In::Null);
-    let mut d = Proc::p2p(&["--plain", "dial", "::1", &port.to_string()], In::Null);
+    let mut d = Proc::p2p(&["dial", "--plain", "::1", &port.to_string()], In::Null);
     assert_both_ok(&mut l, &mut d);
     for (args, why) in [
         (&["dial", "127.0.0.1:5", "6"][..], "the port is given twice"),
@@ -513,7 +579,7 @@ fn a_flag_given_to_the_wrong_command_says_where_it_belongs() {
         let (code, _, err) = run(args);
         assert_eq!(code, 2, "{args:?}");
         assert!(
-            err.starts_with(&format!("error: {says}\n")),
+            err.starts_with(&format!("p2pchat: {says}\n")),
             "{args:?}:\n{err}"
         );
     }
@@ -588,7 +654,7 @@ fn a_low_port_without_privileges_gets_a_hint() {
 #[test]
 fn two_sides_with_the_same_name_are_told_apart() {
     let mut alice = Pty::spawn(
-        &["--name", "sam", "listen", "0", "--bind", "127.0.0.1"],
+        &["listen", "--name", "sam", "0", "--bind", "127.0.0.1"],
         &[],
         24,
         80,
@@ -606,10 +672,10 @@ fn two_sides_with_the_same_name_are_told_apart() {
     // Through a relay the address is the relay's: the peer is "(peer)".
     let (_relay, relay_port) = p2p_relay();
     let relay = format!("127.0.0.1:{relay_port}");
-    let mut host = Proc::p2p(&["--name", "sam", "listen", "--relay", &relay], In::Pipe);
+    let mut host = Proc::p2p(&["listen", "--name", "sam", "--relay", &relay], In::Pipe);
     let code = stderr_after(&host, "code: ");
     let mut guest = Proc::p2p_env(
-        &["--name", "sam", "dial", "--relay", &relay],
+        &["dial", "--name", "sam", "--relay", &relay],
         In::Pipe,
         &[("P2PCHAT_CODE", code.trim())],
     );
@@ -625,8 +691,8 @@ fn two_sides_with_the_same_name_are_told_apart() {
 fn retry_says_it_is_waiting_and_joins_when_the_peer_comes() {
     let port = free_port();
     let args = [
-        "--plain",
         "dial",
+        "--plain",
         "127.0.0.1",
         &port.to_string(),
         "--retry",
@@ -639,8 +705,8 @@ fn retry_says_it_is_waiting_and_joins_when_the_peer_comes() {
     ));
     let mut l = Proc::p2p(
         &[
-            "--plain",
             "listen",
+            "--plain",
             &port.to_string(),
             "--bind",
             "127.0.0.1",
@@ -660,8 +726,8 @@ fn retry_says_it_is_waiting_and_joins_when_the_peer_comes() {
 
     // Giving up says how long it tried.
     let (code, _, err) = run(&[
-        "--plain",
         "dial",
+        "--plain",
         "127.0.0.1",
         &free_port().to_string(),
         "--retry",
@@ -696,14 +762,14 @@ fn retry_waits_for_a_name_that_does_not_resolve_yet() {
     let port = free_port().to_string();
     let mut l = ns.p2p(
         "h",
-        &["--plain", "listen", &port, "--bind", "127.0.0.1"],
+        &["listen", "--plain", &port, "--bind", "127.0.0.1"],
         In::Null,
         &[],
     );
     l.wait_stderr("listening on");
     let mut d = ns.p2p(
         "h",
-        &["--plain", "dial", "late-peer.test", &port, "--retry", "60"],
+        &["dial", "--plain", "late-peer.test", &port, "--retry", "60"],
         In::Pipe,
         &[],
     );

@@ -137,7 +137,7 @@ fn a_closed_stdout_exits_quietly() {
         let data = random_bytes(4 * 1024 * 1024, 5);
         // The real pipeline; bash reports p2pchat's own exit status.
         let script = format!(
-            "{BIN} {} listen 0 --bind 127.0.0.1 </dev/null | head -c 5; echo \" status=${{PIPESTATUS[0]}}\"",
+            "{BIN} listen {} 0 --bind 127.0.0.1 </dev/null | head -c 5; echo \" status=${{PIPESTATUS[0]}}\"",
             mode.join(" ")
         );
         let mut l = Proc::spawn("bash", &["-c", &script], In::Null, &[]);
@@ -202,7 +202,7 @@ fn ipv6_loopback_and_bracket_form() {
 
 #[test]
 fn the_default_listener_takes_ipv4_peers_too() {
-    let mut l = Proc::p2p(&["--plain", "listen", "0"], In::Null);
+    let mut l = Proc::p2p(&["listen", "--plain", "0"], In::Null);
     let port = wait_port(&l);
     assert!(
         l.stderr().contains("[::]:") || l.stderr().contains("0.0.0.0:"),
@@ -232,13 +232,15 @@ fn retry_waits_for_a_listener_started_later() {
     for mode in MODES {
         let port = free_port();
         let p = port.to_string();
-        let mut args = mode.to_vec();
-        args.extend(["dial", "127.0.0.1", &p, "--retry", "30"]);
+        let mut args = vec!["dial"];
+        args.extend(mode);
+        args.extend(["127.0.0.1", &p, "--retry", "30"]);
         let mut d = Proc::p2p(&args, In::Pipe);
         d.write(b"early bird\n");
         d.close_stdin();
-        let mut args = mode.to_vec();
-        args.extend(["listen", &p, "--bind", "127.0.0.1"]);
+        let mut args = vec!["listen"];
+        args.extend(mode);
+        args.extend([&p, "--bind", "127.0.0.1"]);
         let mut l = Proc::p2p(&args, In::Null);
         assert_eq!(d.code(), 0, "{}", d.stderr());
         assert_eq!(l.code(), 0, "{}", l.stderr());
@@ -280,7 +282,7 @@ fn usage_errors_exit_2_and_help_shows_both_commands() {
         &["frobnicate"],
         &[],
         &["listen", "1", "--bind", "not-an-ip"],
-        &["--idle-timeout", "0", "listen", "1"],
+        &["listen", "--idle-timeout", "0", "1"],
     ] {
         let mut p = Proc::p2p(args, In::Null);
         assert_eq!(p.code(), 2, "{args:?}: {}", p.stderr());
@@ -361,9 +363,10 @@ fn stdin_and_stdout_may_be_a_socket() {
         let mut l = l;
         // inetd style: one socket is both stdin and stdout.
         let (mut ours, theirs) = UnixStream::pair().unwrap();
-        let mut args = mode.to_vec();
+        let mut args = vec!["dial"];
+        args.extend(mode);
         let p = port.to_string();
-        args.extend(["-q", "dial", "127.0.0.1", &p]);
+        args.extend(["-q", "127.0.0.1", &p]);
         let mut d = Command::new(BIN)
             .args(&args)
             .stdin(Stdio::from(std::os::fd::OwnedFd::from(
@@ -404,7 +407,15 @@ fn a_sender_whose_receiver_lost_its_consumer_does_not_exit_0() {
         "{}",
         d.stderr()
     );
-    assert!(d.stderr().contains("bytes not delivered"), "{}", d.stderr());
+    // Counted in the user's terms: how much of the input did not arrive.
+    assert!(
+        d.stderr()
+            .contains("of your input; the rest was not delivered")
+            || d.stderr().contains("MiB of input was not delivered"),
+        "{}",
+        d.stderr()
+    );
+    assert!(!d.stderr().contains("bytes"), "{}", d.stderr());
     drop(l);
 }
 
@@ -424,6 +435,12 @@ fn a_killed_sender_is_a_lost_connection_every_time_never_tampering() {
         assert_eq!(l.code(), 1, "run {run}: {}", l.stderr());
         assert!(
             l.stderr().contains("connection lost"),
+            "run {run}: {}",
+            l.stderr()
+        );
+        // What we know is that the connection dropped; the peer may live.
+        assert!(
+            !l.stderr().contains("vanished") && l.stderr().contains("the connection dropped"),
             "run {run}: {}",
             l.stderr()
         );

@@ -56,12 +56,12 @@ fn a_vanished_host_is_reported_within_the_idle_timeout() {
             "exec",
             &ns.a,
             BIN,
+            "listen",
             "--idle-timeout",
             &idle_s,
             // The idle timeout itself; resume would wait on past it.
             "--resume",
             "0",
-            "listen",
             "0",
             "--bind",
             "10.77.0.1",
@@ -77,11 +77,11 @@ fn a_vanished_host_is_reported_within_the_idle_timeout() {
             "exec",
             &ns.b,
             BIN,
+            "dial",
             "--idle-timeout",
             &idle_s,
             "--resume",
             "0",
-            "dial",
             "10.77.0.1",
             &port,
         ],
@@ -142,8 +142,9 @@ fn a_slow_reader_blocks_the_sender_without_growing_memory() {
     for mode in [&[][..], &["--plain"][..]] {
         let total = 32 * 1024 * 1024;
         let data = Arc::new(random_bytes(total, 41));
-        let mut largs: Vec<&str> = mode.to_vec();
-        largs.extend(["listen", "0", "--bind", "127.0.0.1"]);
+        let mut largs: Vec<&str> = vec!["listen"];
+        largs.extend(mode);
+        largs.extend(["0", "--bind", "127.0.0.1"]);
         let mut l = Command::new(BIN)
             .args(&largs)
             .stdin(Stdio::null())
@@ -289,12 +290,14 @@ impl Netns {
     /// A listener on host A and a dialer on host B, both with `flags`,
     /// connected: the room is up on the listener's side.
     fn room(&self, flags: &[&str], l_in: In, d_in: In) -> (Proc, Proc) {
-        let mut largs = flags.to_vec();
-        largs.extend(["listen", "0", "--bind", "10.77.0.1"]);
+        let mut largs = vec!["listen"];
+        largs.extend(flags);
+        largs.extend(["0", "--bind", "10.77.0.1"]);
         let l = self.p2p(&self.a, &largs, l_in);
         let port = wait_port(&l).to_string();
-        let mut dargs = flags.to_vec();
-        dargs.extend(["dial", "10.77.0.1", &port]);
+        let mut dargs = vec!["dial"];
+        dargs.extend(flags);
+        dargs.extend(["10.77.0.1", &port]);
         let d = self.p2p(&self.b, &dargs, d_in);
         l.wait_stderr("connected to");
         (l, d)

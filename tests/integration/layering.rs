@@ -1,7 +1,7 @@
 //! The layering, checked: the sans-IO core (`session/`, `protocol/`, `relay/`, and
 //! the buffer they share) names no poll, no socket type, no thread, no
 //! clock and no system randomness; the protocol does not import the command
-//! line; the front-ends take no constants from the driver.
+//! line, nor does the driver; the front-ends take no constants from the driver.
 
 use std::fs;
 use std::path::Path;
@@ -84,10 +84,11 @@ fn imports_only_point_down() {
         &["crate::cli", "crate::driver", "crate::frontend"],
     );
     assert!(up.is_empty(), "an upward import:\n{}", up.join("\n"));
-    let up = offenders(&["driver"], &["crate::frontend", "crate::cli::Cli"]);
+    let up = offenders(&["driver"], &["crate::frontend", "crate::cli"]);
     assert!(
         up.is_empty(),
-        "the driver names a front-end:\n{}",
+        "the driver names a front-end or the command line (main maps the \
+         command line onto the driver's own config types):\n{}",
         up.join("\n")
     );
 }

@@ -49,3 +49,6 @@ mod progress;
 mod resume;
 // The Windows build under Wine, with Linux and with itself (issue 19).
 mod windows;
+// As a new user meets it: emoji, separators, wording, /code /status /save
+// (issues 20 and 21).
+mod new_user;

@@ -162,12 +162,14 @@ fn a_nat_that_forgets_its_mapping_costs_the_room_nothing() {
     relay.wait_stderr("relaying on");
     let (a, b) = (random_bytes(60 << 20, 21), random_bytes(40 << 20, 22));
     let flags = ["--idle-timeout", "3"];
-    let mut largs = flags.to_vec();
-    largs.extend(["listen", "--relay", RELAY]);
+    let mut largs = vec!["listen"];
+    largs.extend(flags);
+    largs.extend(["--relay", RELAY]);
     let mut l = lab.p2p("ha", &largs, In::Pipe, &[]);
     let code = stderr_after(&l, "code: ").trim().to_string();
-    let mut dargs = flags.to_vec();
-    dargs.extend(["dial", "--relay", RELAY]);
+    let mut dargs = vec!["dial"];
+    dargs.extend(flags);
+    dargs.extend(["--relay", RELAY]);
     let mut d = lab.p2p("hb", &dargs, In::Pipe, &[("P2PCHAT_CODE", &code)]);
     // Half of each stream before the NAT forgets, the rest after it, so
     // the room has data to move across the broken mapping however fast.

@@ -298,10 +298,10 @@ fn the_plain_mode_warns_unless_quiet() {
 
 #[test]
 fn secrets_are_never_taken_from_argv_and_bad_sources_are_usage_errors() {
-    let mut p = Proc::p2p(&["--secret", "x", "listen", "0"], In::Null);
+    let mut p = Proc::p2p(&["listen", "--secret", "x", "0"], In::Null);
     assert_eq!(p.code(), 2);
     let mut p = Proc::p2p(
-        &["--secret-file", "/nonexistent/s", "listen", "0"],
+        &["listen", "--secret-file", "/nonexistent/s", "0"],
         In::Null,
     );
     assert_eq!(p.code(), 2);
@@ -314,7 +314,7 @@ fn secrets_are_never_taken_from_argv_and_bad_sources_are_usage_errors() {
     assert_eq!(p.code(), 2);
     assert!(p.stderr().contains("empty"), "{}", p.stderr());
     let mut p = Proc::p2p_env(
-        &["--plain", "listen", "0"],
+        &["listen", "--plain", "0"],
         In::Null,
         &[("P2PCHAT_SECRET", "s")],
     );
@@ -399,7 +399,7 @@ fn the_secret_leaves_the_environment_and_weak_sources_are_warned_of() {
     std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let path = file.display().to_string();
     let mut l = Proc::p2p(
-        &["--secret-file", &path, "listen", "0", "--bind", "127.0.0.1"],
+        &["listen", "--secret-file", &path, "0", "--bind", "127.0.0.1"],
         In::Null,
     );
     let _ = wait_port(&l);

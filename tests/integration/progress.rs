@@ -16,7 +16,7 @@ fn last_line(text: &str) -> &str {
 fn a_long_transfer_reports_now_and_then_and_sums_up() {
     let (mut l, port) = listen(&["--progress"], "127.0.0.1", In::Null);
     let port = port.to_string();
-    let mut d = Proc::p2p(&["--progress", "dial", "127.0.0.1", &port], In::Pipe);
+    let mut d = Proc::p2p(&["dial", "--progress", "127.0.0.1", &port], In::Pipe);
     let data = random_bytes(2 << 20, 7);
     d.write(&data[..1 << 20]);
     // The first report comes once data has flowed for a while (5 s in a log).
@@ -63,7 +63,7 @@ fn at_a_terminal_one_line_is_redrawn_in_place() {
     let port = free_port().to_string();
     // A listener whose stdout nobody reads yet: the transfer stalls.
     let mut l = Command::new(BIN)
-        .args(["-q", "listen", &port, "--bind", "127.0.0.1"])
+        .args(["listen", "-q", &port, "--bind", "127.0.0.1"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -71,7 +71,7 @@ fn at_a_terminal_one_line_is_redrawn_in_place() {
         .expect("listener");
     let stdin = std::fs::File::open(&file).expect("open data");
     let mut d = Pty::spawn_with(
-        &["--progress", "dial", "127.0.0.1", &port, "--retry", "30"],
+        &["dial", "--progress", "127.0.0.1", &port, "--retry", "30"],
         &[],
         24,
         100,
@@ -111,10 +111,10 @@ fn at_a_terminal_one_line_is_redrawn_in_place() {
 
 #[test]
 fn progress_is_for_pipes() {
-    let mut r = Proc::p2p(&["--progress", "relay", "4001"], In::Null);
+    let mut r = Proc::p2p(&["relay", "--progress", "4001"], In::Null);
     assert_eq!(r.code(), 2);
     assert!(r.stderr().contains("--progress"), "{}", r.stderr());
-    let mut chat = Pty::spawn(&["--progress", "dial", "127.0.0.1", "9"], &[], 24, 80);
+    let mut chat = Pty::spawn(&["dial", "--progress", "127.0.0.1", "9"], &[], 24, 80);
     assert_eq!(chat.code(), 2, "{}", chat.text());
     assert!(
         chat.text()

@@ -9,14 +9,27 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::util::*;
 
 /// A tmux server of its own running one p2pchat, killed on drop.
-struct Tmux {
+pub(crate) struct Tmux {
     socket: String,
 }
 
 impl Tmux {
     /// `p2pchat ARGS` in a detached `cols` × `rows` window, or None (after
     /// a SKIPPED line) without tmux.
-    fn start(args: &[&str], cols: u16, rows: u16) -> Option<Tmux> {
+    pub(crate) fn start(args: &[&str], cols: u16, rows: u16) -> Option<Tmux> {
+        if !have("tmux") {
+            return None;
+        }
+        let mut command = format!("exec '{BIN}'");
+        for a in args {
+            command.push_str(&format!(" '{a}'"));
+        }
+        Tmux::start_command(&command, cols, rows)
+    }
+
+    /// A shell `command` in a detached `cols` × `rows` window, or None
+    /// without tmux.
+    pub(crate) fn start_command(command: &str, cols: u16, rows: u16) -> Option<Tmux> {
         if !have("tmux") {
             return None;
         }
@@ -26,19 +39,15 @@ impl Tmux {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
-        let mut command = format!("exec '{BIN}'");
-        for a in args {
-            command.push_str(&format!(" '{a}'"));
-        }
         let t = Tmux { socket };
         let (c, r) = (cols.to_string(), rows.to_string());
-        t.tmux(&["new-session", "-d", "-x", &c, "-y", &r, &command]);
+        t.tmux(&["new-session", "-d", "-x", &c, "-y", &r, command]);
         // The window follows resize-window, not the (absent) client.
         t.tmux(&["set-option", "-g", "window-size", "manual"]);
         Some(t)
     }
 
-    fn tmux(&self, args: &[&str]) -> String {
+    pub(crate) fn tmux(&self, args: &[&str]) -> String {
         let out = Command::new("tmux")
             .args(["-L", &self.socket, "-f", "/dev/null"])
             .args(args)
@@ -48,16 +57,16 @@ impl Tmux {
     }
 
     /// The whole history and screen, wrapped lines joined.
-    fn transcript(&self) -> String {
+    pub(crate) fn transcript(&self) -> String {
         self.tmux(&["capture-pane", "-p", "-J", "-S", "-"])
     }
 
     /// The screen as shown, row by row.
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         self.tmux(&["capture-pane", "-p"])
     }
 
-    fn keys(&self, keys: &[&str]) {
+    pub(crate) fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "0"];
         args.extend_from_slice(keys);
         self.tmux(&args);
@@ -66,7 +75,7 @@ impl Tmux {
     /// Resizes the window and waits until the program's pty has the new
     /// width: tmux sets it (and so sends the SIGWINCH) a moment after the
     /// pane itself changed.
-    fn resize(&self, cols: u16) {
+    pub(crate) fn resize(&self, cols: u16) {
         self.tmux(&["resize-window", "-t", "0", "-x", &cols.to_string()]);
         let tty = self.tmux(&["display-message", "-p", "-t", "0", "#{pane_tty}"]);
         let tty = std::fs::File::open(tty.trim()).expect("the pane's tty");
@@ -79,7 +88,7 @@ impl Tmux {
         });
     }
 
-    fn wait_for(&self, what: &str, cond: impl Fn(&str) -> bool) {
+    pub(crate) fn wait_for(&self, what: &str, cond: impl Fn(&str) -> bool) {
         wait_until_lazy(
             || format!("{what}; the screen:\n{}", self.screen()),
             DEADLINE,
@@ -98,7 +107,7 @@ impl Drop for Tmux {
 fn room(cols: u16) -> Option<(Tmux, Proc)> {
     let (bob, port) = listen(&["--name", "bob"], "127.0.0.1", In::Pipe);
     let port = port.to_string();
-    let alice = Tmux::start(&["--name", "alice", "dial", "127.0.0.1", &port], cols, 20)?;
+    let alice = Tmux::start(&["dial", "--name", "alice", "127.0.0.1", &port], cols, 20)?;
     alice.wait_for("alice's prompt", |t| t.contains("alice>"));
     Some((alice, bob))
 }

@@ -158,7 +158,11 @@ fn relay_usage_errors_say_why() {
         ),
         (
             &["relay", "1", "--plain"][..],
-            "a relay has no room of its own",
+            "--plain is for listen and dial, not relay",
+        ),
+        (
+            &["relay", "0", "--idle-timeout", "5", "--resume-buffer", "7"][..],
+            "--idle-timeout is for listen and dial, not relay",
         ),
     ] {
         let mut p = Proc::p2p(args, In::Null);

@@ -213,7 +213,7 @@ fn a_killed_dialer_is_reported_after_the_grace_period() {
 
 #[test]
 fn resume_cannot_be_combined_with_plain() {
-    let mut p = Proc::p2p(&["--plain", "--resume", "5", "listen", "0"], In::Null);
+    let mut p = Proc::p2p(&["listen", "--plain", "--resume", "5", "0"], In::Null);
     assert_eq!(p.code(), 2);
     assert!(p
         .stderr()
@@ -283,12 +283,14 @@ fn a_transfer_survives_resets_roaming_and_a_black_hole() {
     let up = random_bytes(100 * mib, 91);
     let down = random_bytes(100 * mib, 92);
     let flags = ["--idle-timeout", "3"];
-    let mut largs = flags.to_vec();
-    largs.extend(["listen", "0", "--bind", "10.78.0.1"]);
+    let mut largs = vec!["listen"];
+    largs.extend(flags);
+    largs.extend(["0", "--bind", "10.78.0.1"]);
     let mut l = lab.p2p("a", &largs, In::File(tmp.file("down", &down)), &[]);
     let port = wait_port(&l).to_string();
-    let mut dargs = flags.to_vec();
-    dargs.extend(["dial", "10.78.0.1", &port]);
+    let mut dargs = vec!["dial"];
+    dargs.extend(flags);
+    dargs.extend(["10.78.0.1", &port]);
     let mut d = lab.p2p("b", &dargs, In::File(tmp.file("up", &up)), &[]);
     let lost = |n: usize| move |p: &Proc| p.stderr().matches("connection lost").count() >= n;
     let flowed = |p: &Proc, n: usize| p.stdout_len() >= n * mib;
@@ -340,7 +342,7 @@ fn a_transfer_survives_resets_roaming_and_a_black_hole() {
 fn at_a_terminal_lines_typed_while_down_are_queued_and_delivered() {
     use crate::pty::Pty;
     let mut alice = Pty::spawn(
-        &["--name", "alice", "listen", "0", "--bind", "127.0.0.1"],
+        &["listen", "--name", "alice", "0", "--bind", "127.0.0.1"],
         &[],
         24,
         100,

@@ -260,14 +260,15 @@ impl Drop for Proc {
     }
 }
 
-/// Starts `p2pchat [flags] listen 0 --bind ADDR` and returns it with its port.
+/// Starts `p2pchat listen [flags] 0 --bind ADDR` and returns it with its port.
 pub fn listen(flags: &[&str], bind: &str, input: In) -> (Proc, u16) {
     listen_env(flags, bind, input, &[])
 }
 
 pub fn listen_env(flags: &[&str], bind: &str, input: In, env: &[(&str, &str)]) -> (Proc, u16) {
-    let mut args: Vec<&str> = flags.to_vec();
-    args.extend(["listen", "0", "--bind", bind]);
+    let mut args: Vec<&str> = vec!["listen"];
+    args.extend(flags);
+    args.extend(["0", "--bind", bind]);
     let p = Proc::p2p_env(&args, input, env);
     let port = wait_port(&p);
     (p, port)
@@ -294,15 +295,16 @@ pub fn wait_port(p: &Proc) -> u16 {
         .unwrap_or_else(|| panic!("no port in {line:?}"))
 }
 
-/// Starts `p2pchat [flags] dial HOST PORT`.
+/// Starts `p2pchat dial [flags] HOST PORT`.
 pub fn dial(flags: &[&str], host: &str, port: u16, input: In) -> Proc {
     dial_env(flags, host, port, input, &[])
 }
 
 pub fn dial_env(flags: &[&str], host: &str, port: u16, input: In, env: &[(&str, &str)]) -> Proc {
     let port = port.to_string();
-    let mut args: Vec<&str> = flags.to_vec();
-    args.extend(["dial", host, &port]);
+    let mut args: Vec<&str> = vec!["dial"];
+    args.extend(flags);
+    args.extend([host, &port]);
     Proc::p2p_env(&args, input, env)
 }
 

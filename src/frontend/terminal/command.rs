@@ -9,14 +9,23 @@ pub enum Typed {
     Message(String),
     Quit,
     Help,
+    /// `/code`: the verify code again.
+    Code,
+    /// `/status`: the connection.
+    Status,
+    /// `/save FILE`: the transcript so far into a new file (the argument
+    /// as typed, perhaps empty).
+    Save(String),
     /// `/something` we do not know: refused here, never sent.
     Unknown(String),
     /// An empty or blank line: nothing to send.
     Empty,
 }
 
-pub const HELP: &str = "commands: /quit (or Ctrl-D, Ctrl-C) leaves the room, /help shows this; \
-                        start a message with // to send a line that begins with /";
+pub const HELP: &str = "commands: /quit (or Ctrl-D, Ctrl-C) leaves the room; /code shows the \
+                        verify code again; /status shows the connection; /save FILE writes the \
+                        transcript so far to a new FILE; /help shows this; start a message with \
+                        // to send a line that begins with /";
 
 impl Typed {
     pub fn of(line: &str) -> Typed {
@@ -26,9 +35,18 @@ impl Typed {
         if let Some(rest) = line.strip_prefix("//") {
             return Typed::Message(format!("/{rest}"));
         }
-        match line.trim() {
+        let trimmed = line.trim();
+        if let Some(file) = trimmed
+            .strip_prefix("/save")
+            .filter(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
+        {
+            return Typed::Save(file.trim().to_string());
+        }
+        match trimmed {
             "/quit" | "/exit" | "/q" => Typed::Quit,
             "/help" | "/?" => Typed::Help,
+            "/code" => Typed::Code,
+            "/status" => Typed::Status,
             cmd if cmd.starts_with('/') => {
                 Typed::Unknown(cmd.split_whitespace().next().unwrap_or(cmd).to_string())
             }
@@ -56,6 +74,15 @@ mod tests {
         assert_eq!(Typed::of("//quit"), Typed::Message("/quit".into()));
         assert_eq!(Typed::of("a /b"), Typed::Message("a /b".into()));
         assert_eq!(Typed::of("   "), Typed::Empty);
+        assert_eq!(Typed::of("/code"), Typed::Code);
+        assert_eq!(Typed::of(" /status "), Typed::Status);
+        assert_eq!(
+            Typed::of("/save  my chat.txt "),
+            Typed::Save("my chat.txt".into())
+        );
+        assert_eq!(Typed::of("/save"), Typed::Save(String::new()));
+        assert_eq!(Typed::of("/saved"), Typed::Unknown("/saved".into()));
+        assert_eq!(Typed::of("//save x"), Typed::Message("/save x".into()));
         assert_eq!(Typed::of(""), Typed::Empty);
     }
 }

@@ -33,6 +33,8 @@ pub struct DraftWatcher {
     draft: Arc<Mutex<String>>,
     /// Bumped on every change: a key was pressed.
     edits: Arc<AtomicUsize>,
+    /// When a key last changed the line.
+    last_key: Arc<Mutex<Option<Instant>>>,
     /// Bumped each time `readline` returns (Enter, Ctrl-C, Ctrl-D).
     returns: Arc<AtomicUsize>,
 }
@@ -44,6 +46,9 @@ impl rustyline::hint::Hinter for DraftWatcher {
             line.clone_into(&mut d);
         }
         self.edits.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut t) = self.last_key.lock() {
+            *t = Some(Instant::now());
+        }
         None
     }
 }
@@ -66,10 +71,11 @@ pub struct Prepared {
 pub fn prepare() -> Option<Prepared> {
     let config = Config::builder()
         .behavior(Behavior::PreferTerm)
-        // A bracketed paste of several lines would become one message with
-        // newlines in it, shown as ^J, while the peer sees several lines.
-        // Without it a paste is typed text: each line is a message.
-        .bracketed_paste(false)
+        // A pasted block lands in the draft whole, newlines and all: one
+        // message, one timestamp, continuation lines; the peer gets its
+        // lines exactly as pasted. Alt-Enter adds a newline by hand (the
+        // vendored rustyline binds it).
+        .bracketed_paste(true)
         .auto_add_history(false)
         .max_history_size(1000)
         .ok()?
@@ -197,6 +203,12 @@ fn rows_below(text: &str, cols: usize) -> usize {
     use unicode_width::UnicodeWidthChar;
     let (mut row, mut col) = (0, 0);
     for c in text.chars() {
+        if c == '\n' {
+            // A draft of several lines: the next starts a row.
+            row += 1;
+            col = 0;
+            continue;
+        }
         let w = c.width().unwrap_or(0);
         col += w;
         if col > cols {
@@ -222,6 +234,11 @@ impl Running {
             .lock()
             .map(|d| d.clone())
             .unwrap_or_default()
+    }
+
+    /// When a key last changed the line at the prompt.
+    pub fn last_key(&self) -> Option<Instant> {
+        self.watcher.last_key.lock().ok().and_then(|t| *t)
     }
 
     /// A count that changes whenever a key is pressed at the prompt.
@@ -263,5 +280,6 @@ mod tests {
         let line = format!("alice> {}", "字".repeat(76));
         assert_eq!(rows_below(&line, 80), 2);
         assert_eq!(rows_below(&format!("alice> {}", "字".repeat(37)), 80), 1);
+        assert_eq!(rows_below("alice> one\ntwo\nthree", 80), 2, "a block");
     }
 }

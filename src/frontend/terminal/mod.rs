@@ -13,6 +13,7 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::TryRecvError;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mio::{Registry, Token, Waker};
 use rustyline::ExternalPrinter;
@@ -28,6 +29,12 @@ const MAX_PARTIAL: usize = 8 * 1024;
 
 /// How long the screen stays after the peer left, unless a key is pressed.
 const LEAVE_PAUSE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A message after this long without keys or messages rings the bell.
+const QUIET_SPELL: Duration = Duration::from_secs(30);
+
+/// The most of the transcript kept for `/save`, in bytes; older lines go.
+const TRANSCRIPT_CAP: usize = 16 * 1024 * 1024;
 
 /// Moves up a line and back down: draws nothing, wherever it lands.
 const PRINTER_BARRIER: &str = "\x1b[1A\n";
@@ -64,6 +71,16 @@ pub struct Terminal {
     quiet: bool,
     /// The peer left: the screen stays a moment before we exit.
     peer_left: bool,
+    /// Another room follows this one (`listen --keep`): nothing to leave.
+    pub keep: bool,
+    /// Ring the bell for a message after a quiet spell.
+    pub bell: bool,
+    /// The last message, typed line or join, for the bell.
+    last_activity: Instant,
+    /// The room as `/code` and `/status` tell it.
+    room: RoomFacts,
+    /// What the screen showed, in plain text, for `/save`.
+    log: Transcript,
     /// The connection is down (resume): lines typed now are queued, and
     /// marked so in our transcript.
     down: Arc<AtomicBool>,
@@ -111,6 +128,11 @@ impl Terminal {
             saved_termios,
             quiet,
             peer_left: false,
+            keep: false,
+            bell: true,
+            last_activity: Instant::now(),
+            room: RoomFacts::default(),
+            log: Transcript::default(),
             down: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -131,9 +153,18 @@ impl Terminal {
         let _ = out.flush();
     }
 
+    /// A status line, wrapped at spaces like a message, continuation rows
+    /// indented so that no row of it can pass for one of ours.
     fn show_notice(&mut self, text: &str) {
-        let line = self.style.notice(text);
-        self.show(&line);
+        for line in text.split('\n') {
+            self.log.push(line.to_string());
+        }
+        let shown = notice_rows(text, columns())
+            .iter()
+            .map(|row| self.style.notice(row))
+            .collect::<Vec<_>>()
+            .join("\n");
+        self.show(&shown);
     }
 
     fn start_editor(&mut self) {
@@ -240,12 +271,48 @@ impl Terminal {
                 self.show_notice(&command::Typed::hint(&cmd));
                 None
             }
+            command::Typed::Code => {
+                let text = self.room.code_line();
+                self.show_notice(&text);
+                None
+            }
+            command::Typed::Status => {
+                let text = self.room.status_line(self.down.load(Ordering::SeqCst));
+                self.show_notice(&text);
+                None
+            }
+            command::Typed::Save(file) => {
+                let text = self.log.save(&file);
+                self.show_notice(&text);
+                None
+            }
             command::Typed::Empty => None,
             command::Typed::Message(text) => {
+                self.last_activity = Instant::now();
+                // A block of lines: one timestamp, continuation lines.
+                for (i, line) in text.split('\n').enumerate() {
+                    let line = crate::frontend::sanitize::line(line.as_bytes());
+                    self.log.push(if i == 0 {
+                        format!("{} {}: {line}", clock(), self.our_name)
+                    } else {
+                        format!("      {line}")
+                    });
+                }
                 self.queued.push_back(text);
                 None
             }
         }
+    }
+
+    /// Whether a message arriving now comes after a quiet spell: no
+    /// message and no key for [`QUIET_SPELL`].
+    fn ring_now(&self) -> bool {
+        let key = match &self.keyboard {
+            Keyboard::Editor(_, Some(running)) => running.last_key(),
+            _ => None,
+        };
+        let last = key.map_or(self.last_activity, |k| k.max(self.last_activity));
+        self.bell && last.elapsed() >= QUIET_SPELL
     }
 
     /// Formats complete incoming lines; holds back a partial one.
@@ -256,6 +323,11 @@ impl Terminal {
             let line: Vec<u8> = self.incoming.drain(..=i).collect();
             // CRLF from a Windows or telnet peer ends the line, too.
             let text = line[..i].strip_suffix(b"\r").unwrap_or(&line[..i]);
+            self.log.push(format!(
+                "{clock} {}: {}",
+                self.peer_name,
+                crate::frontend::sanitize::line(text)
+            ));
             shown.push(
                 self.style
                     .message(&clock, &self.peer_name, text, false, columns()),
@@ -263,6 +335,11 @@ impl Terminal {
         }
         if (flush || self.incoming.len() >= MAX_PARTIAL) && !self.incoming.is_empty() {
             let line = std::mem::take(&mut self.incoming);
+            self.log.push(format!(
+                "{clock} {}: {}",
+                self.peer_name,
+                crate::frontend::sanitize::line(&line)
+            ));
             shown.push(
                 self.style
                     .message(&clock, &self.peer_name, &line, false, columns()),
@@ -320,6 +397,7 @@ impl UserSide for Terminal {
         let n = buf.len().min(self.current.len());
         buf[..n].copy_from_slice(&self.current[..n]);
         self.current.drain(..n);
+        self.room.sent += n as u64;
         Ok(UserInput::Data(n))
     }
 
@@ -332,8 +410,16 @@ impl UserSide for Terminal {
     }
 
     fn write_output(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.room.received += data.len() as u64;
         self.incoming.extend_from_slice(data);
-        let lines = self.take_lines(false);
+        let mut lines = self.take_lines(false);
+        if !lines.is_empty() {
+            if self.ring_now() {
+                // The terminal turns it into a notification or a tab mark.
+                lines.push('\x07');
+            }
+            self.last_activity = Instant::now();
+        }
         self.show(&lines);
         Ok(data.len())
     }
@@ -350,10 +436,22 @@ impl UserSide for Terminal {
 
     fn notice(&mut self, notice: Notice<'_>) {
         match notice {
-            Notice::Joined { name, .. } => {
+            Notice::Joined {
+                name,
+                peer,
+                verify_code,
+                authenticated_by,
+                via_relay,
+                ..
+            } => {
                 if let Some(n) = name {
                     self.peer_name = n.to_string();
                 }
+                self.room.peer = Some(peer);
+                self.room.verify_code = verify_code.map(str::to_string);
+                self.room.authenticated_by = authenticated_by;
+                self.room.via_relay = via_relay.map(str::to_string);
+                self.last_activity = Instant::now();
                 for line in notice::joined_lines(&notice, notice::Joined::JoinedFrom) {
                     self.show_notice(&line);
                 }
@@ -363,7 +461,11 @@ impl UserSide for Terminal {
                 match other {
                     Notice::PeerLeft { .. } => self.peer_left = true,
                     Notice::ConnectionLost { .. } => self.down.store(true, Ordering::SeqCst),
-                    Notice::Reconnected { .. } => self.down.store(false, Ordering::SeqCst),
+                    Notice::Reconnected { .. } => {
+                        self.room.resumes += 1;
+                        self.down.store(false, Ordering::SeqCst)
+                    }
+                    Notice::PlainWarning => self.room.plain = true,
                     _ => {}
                 }
                 // What the peer does is part of the chat, even with -q.
@@ -391,7 +493,7 @@ impl UserSide for Terminal {
         let mut draft = String::new();
         if let Keyboard::Editor(_, Some(running)) = &mut self.keyboard {
             draft = running.draft();
-            if self.peer_left {
+            if self.peer_left && !self.keep {
                 // Let the user read the screen: a key, or a short pause.
                 let _ = self.printer.as_mut().map(|p| {
                     p.print(format!(
@@ -442,6 +544,148 @@ impl UserSide for Terminal {
     }
 }
 
+/// What `/code` and `/status` tell about the room.
+#[derive(Default)]
+struct RoomFacts {
+    peer: Option<std::net::SocketAddr>,
+    verify_code: Option<String>,
+    authenticated_by: Option<&'static str>,
+    via_relay: Option<String>,
+    plain: bool,
+    /// Connections that carried the room on after a drop.
+    resumes: u32,
+    /// Bytes of messages each way.
+    sent: u64,
+    received: u64,
+}
+
+impl RoomFacts {
+    fn code_line(&self) -> String {
+        match (&self.verify_code, self.authenticated_by) {
+            (Some(code), _) => format!(
+                "verify code {code}: the peer's screen shows the same one unless someone is in \
+                 the middle; compare it by voice"
+            ),
+            (None, Some(by)) => {
+                format!("no verify code to compare: this room is authenticated by a {by}")
+            }
+            (None, None) if self.plain => {
+                "no verify code: this room is not encrypted (--plain)".into()
+            }
+            (None, None) => "no verify code yet: nobody has joined".into(),
+        }
+    }
+
+    fn status_line(&self, down: bool) -> String {
+        let Some(peer) = self.peer else {
+            return "not connected yet: nobody has joined".into();
+        };
+        let path = match &self.via_relay {
+            Some(r) => format!("through relay {r}"),
+            None => format!("direct to {}", crate::names::display_addr(peer)),
+        };
+        let security = if self.plain {
+            "not encrypted"
+        } else {
+            "encrypted"
+        };
+        let state = if down {
+            "the connection is down, reconnecting"
+        } else {
+            "connected"
+        };
+        let resumes = match self.resumes {
+            1 => "1 resume".to_string(),
+            n => format!("{n} resumes"),
+        };
+        format!(
+            "{state} {path}, {security}; {resumes} so far; sent {}, received {}",
+            crate::progress::bytes(self.sent),
+            crate::progress::bytes(self.received)
+        )
+    }
+}
+
+/// What the room showed, as plain text, kept in memory for `/save` only.
+#[derive(Default)]
+struct Transcript {
+    lines: VecDeque<String>,
+    bytes: usize,
+    /// Lines dropped from the start to stay within [`TRANSCRIPT_CAP`].
+    dropped: u64,
+}
+
+impl Transcript {
+    fn push(&mut self, line: String) {
+        self.bytes += line.len() + 1;
+        self.lines.push_back(line);
+        while self.bytes > TRANSCRIPT_CAP {
+            let Some(old) = self.lines.pop_front() else {
+                break;
+            };
+            self.bytes -= old.len() + 1;
+            self.dropped += 1;
+        }
+    }
+
+    /// Writes the transcript to a new file at `path` and says how it went.
+    /// An existing file is never overwritten; the file is for the user
+    /// alone (mode 0600).
+    fn save(&self, path: &str) -> String {
+        if path.is_empty() {
+            return "/save needs a file name: /save FILE (a new file; nothing is overwritten)"
+                .into();
+        }
+        let shown = crate::frontend::sanitize::line(path.as_bytes());
+        let target = match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+            (Some(rest), Some(home)) => std::path::Path::new(&home).join(rest),
+            _ => std::path::PathBuf::from(path),
+        };
+        let mut text = String::with_capacity(self.bytes + 64);
+        if self.dropped > 0 {
+            text.push_str(&format!("({} earlier lines not kept)\n", self.dropped));
+        }
+        for line in &self.lines {
+            text.push_str(line);
+            text.push('\n');
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        crate::sys::process::owner_only(&mut options);
+        let written = options
+            .open(&target)
+            .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()));
+        match written {
+            Ok(()) => format!(
+                "saved the transcript so far ({} lines) to {shown}",
+                self.lines.len()
+            ),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                format!("{shown} already exists: nothing was saved or overwritten; pick a new name")
+            }
+            Err(e) => format!("cannot save to {shown}: {}", crate::error::describe_io(&e)),
+        }
+    }
+}
+
+/// The rows of a status line `cols` wide: each of its lines wrapped at
+/// spaces, continuation rows indented by the same two columns a message's
+/// would be at its narrowest.
+fn notice_rows(text: &str, cols: usize) -> Vec<String> {
+    let indent = " ".repeat(transcript::indent_width(0, cols));
+    let mut rows = Vec::new();
+    for line in text.split('\n') {
+        for (i, row) in transcript::wrap(line, 0, cols).into_iter().enumerate() {
+            rows.push(if i == 0 {
+                row
+            } else {
+                format!("{indent}{row}")
+            });
+        }
+    }
+    rows
+}
+
 fn saved_termios() -> Option<crate::sys::terminal::Mode> {
     crate::sys::terminal::Mode::of_stdin()
 }
@@ -451,4 +695,25 @@ fn restore_termios(t: &crate::sys::terminal::Mode) {
     t.restore_stdin();
     let _ = io::stdout().write_all(b"\x1b[?2004l");
     let _ = io::stdout().flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::notice_rows;
+
+    #[test]
+    fn status_lines_wrap_at_spaces_with_an_indent() {
+        let rows = notice_rows(
+            "only this machine can dial it: p2pchat dial 127.0.0.1 51423",
+            30,
+        );
+        assert_eq!(
+            rows,
+            [
+                "only this machine can dial it:",
+                "  p2pchat dial 127.0.0.1 51423"
+            ]
+        );
+        assert_eq!(notice_rows("a\nb", 30), ["a", "b"]);
+    }
 }

@@ -39,10 +39,26 @@ impl Style {
     /// the text, so no visual line of a message can begin where our own
     /// lines begin: a peer cannot pad its text to the edge and forge
     /// `12:03 alice: ...` on the next row.
+    ///
+    /// Our own message may be a block of several lines (a paste,
+    /// Alt-Enter): each line starts a continuation row. The peer's never
+    /// holds a newline (its lines are split where they arrive).
     pub fn message(&self, clock: &str, name: &str, text: &[u8], ours: bool, cols: usize) -> String {
         let prefix_width = clock.width() + 1 + name.width() + 2;
-        let body = sanitize::line(text);
-        let rows = wrap(&body, prefix_width, cols);
+        let mut rows = Vec::new();
+        if ours {
+            for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+                let first = if i == 0 { prefix_width } else { 0 };
+                let body = sanitize::line(line);
+                rows.extend(wrap(
+                    &body,
+                    first.max(indent_width(prefix_width, cols)),
+                    cols,
+                ));
+            }
+        } else {
+            rows = wrap(&sanitize::line(text), prefix_width, cols);
+        }
         let indent = " ".repeat(indent_width(prefix_width, cols));
         let mut out = format!(
             "{} {}: {}",
@@ -72,47 +88,118 @@ impl Style {
 
 /// How far continuation rows are indented: under the text, but never more
 /// than half the width, so a narrow terminal still has room for text.
-fn indent_width(prefix_width: usize, cols: usize) -> usize {
+pub(super) fn indent_width(prefix_width: usize, cols: usize) -> usize {
     prefix_width.min(cols / 2).max(2)
 }
 
 /// Splits `body` into rows: the first fits after the prefix, the rest
-/// after the indent; breaks at a space when one is near, else mid-word.
-/// Wide characters count as two columns.
-fn wrap(body: &str, prefix_width: usize, cols: usize) -> Vec<String> {
+/// after the indent; breaks at blanks, moving a word that does not fit to
+/// the next row. Wide characters count as two columns.
+///
+/// A word longer than any row (a URL) is not cut: it is left whole on its
+/// row, the terminal wraps it to the next rows as it does any long line
+/// (so selecting it with the mouse gives it whole), and the text after it
+/// starts a new, indented row. The rows the terminal starts at column 0
+/// then hold part of that one word and nothing else: no blank, so nothing
+/// a peer sends can read as `12:03 alice: ...` there either. A word with
+/// wide characters (a run of CJK text) is cut and indented as before.
+pub(super) fn wrap(body: &str, prefix_width: usize, cols: usize) -> Vec<String> {
     let cols = cols.max(8);
+    let cont = cols.saturating_sub(indent_width(prefix_width, cols)).max(1);
     let mut rows = Vec::new();
+    let mut row = String::new();
+    let mut used = 0;
     let mut room = cols.saturating_sub(prefix_width).max(1);
-    let mut rest = body;
-    while rest.width() > room {
-        let mut used = 0;
-        let mut cut = 0;
-        let mut last_space = None;
-        for (i, c) in rest.char_indices() {
-            let w = c.width().unwrap_or(0);
-            if used + w > room {
-                break;
+    // A row ended by a long word: the next row starts after it.
+    let mut after_long = false;
+    for token in tokens(body) {
+        let w = token.width();
+        if token.starts_with(blank) {
+            if used > 0 && used + w <= room {
+                row.push_str(token);
+                used += w;
+            } else if used > 0 {
+                // The blanks at a break are the break.
+                rows.push(std::mem::take(&mut row));
+                (used, room) = (0, cont);
             }
+            continue;
+        }
+        if used + w <= room {
+            row.push_str(token);
             used += w;
-            cut = i + c.len_utf8();
-            if c == ' ' {
-                last_space = Some(i);
+            continue;
+        }
+        if w <= cont || token.chars().any(|c| c.width() == Some(2)) {
+            // A row of its own, or cut where rows end.
+            if used > 0 {
+                rows.push(std::mem::take(&mut row).trim_end().to_string());
+                room = cont;
             }
+            let mut rest = token;
+            while rest.width() > room {
+                let (head, tail) = split_at_width(rest, room);
+                rows.push(head.to_string());
+                rest = tail;
+                room = cont;
+            }
+            row.push_str(rest);
+            used = rest.width();
+            continue;
         }
-        if cut == 0 {
-            // Not even one character fits: take one anyway.
-            cut = rest.chars().next().map_or(rest.len(), char::len_utf8);
-        }
-        let (row, next) = match last_space {
-            Some(sp) if sp > 0 && sp * 2 > cut => (&rest[..sp], &rest[sp + 1..]),
-            _ => (&rest[..cut], &rest[cut..]),
-        };
-        rows.push(row.to_string());
-        rest = next;
-        room = cols.saturating_sub(indent_width(prefix_width, cols)).max(1);
+        // Longer than any row: whole, for the terminal to wrap.
+        row.push_str(token);
+        rows.push(std::mem::take(&mut row));
+        (used, room) = (0, cont);
+        after_long = true;
     }
-    rows.push(rest.to_string());
+    if !(after_long && row.is_empty()) || rows.is_empty() {
+        rows.push(row.trim_end().to_string());
+    }
     rows
+}
+
+/// Characters that show as blank space; words are what lies between.
+fn blank(c: char) -> bool {
+    c.is_whitespace() || c == '\u{2800}'
+}
+
+/// `body` as alternating runs of blanks and of other characters.
+fn tokens(body: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut in_blank = None;
+    for (i, c) in body.char_indices() {
+        let b = blank(c);
+        if in_blank.is_some_and(|prev| prev != b) {
+            out.push(&body[start..i]);
+            start = i;
+        }
+        in_blank = Some(b);
+    }
+    if start < body.len() {
+        out.push(&body[start..]);
+    }
+    out
+}
+
+/// The longest head of `s` at most `cols` wide (at least one character),
+/// and the rest.
+fn split_at_width(s: &str, cols: usize) -> (&str, &str) {
+    let mut used = 0;
+    let mut cut = 0;
+    for (i, c) in s.char_indices() {
+        let w = c.width().unwrap_or(0);
+        if used + w > cols {
+            break;
+        }
+        used += w;
+        cut = i + c.len_utf8();
+    }
+    if cut == 0 {
+        cut = s.chars().next().map_or(s.len(), char::len_utf8);
+    }
+    s.split_at(cut)
 }
 
 /// The terminal's width in columns (80 when it cannot be asked).
@@ -157,8 +244,26 @@ mod tests {
     }
 
     #[test]
+    fn a_word_longer_than_a_row_is_left_whole_for_the_terminal() {
+        let url = format!("https://example.org/{}", "a".repeat(100));
+        let rows = wrap(&format!("see {url} now"), 11, 40);
+        assert_eq!(rows, vec![format!("see {url}"), "now".to_string()]);
+        // The terminal's rows at column 0 hold only the word: no blank.
+        let style = Style { color: false };
+        let forged = format!("{}12:03\u{a0}alice:\u{2800}hi {}", "x".repeat(80), "y");
+        let shown = style.message("12:03", "bob", forged.as_bytes(), false, 40);
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 2, "{shown}");
+        // What the terminal wraps holds no blank; the rest is indented.
+        assert!(!lines[0]["12:03 bob: ".len()..].contains(blank), "{shown}");
+        assert!(lines[1].starts_with("           alice:"), "{shown}");
+    }
+
+    #[test]
     fn wrapping_breaks_at_spaces_and_counts_wide_characters() {
         assert_eq!(wrap("one two three", 13, 24), vec!["one two", "three"]);
+        // A word that fits on a row moves there whole.
+        assert_eq!(wrap("a bcdefghij", 10, 20), vec!["a", "bcdefghij"]);
         let wide = wrap("李雷李雷李雷李雷李雷", 10, 20);
         assert!(wide.iter().all(|r| r.width() <= 10), "{wide:?}");
         assert_eq!(wide.concat(), "李雷李雷李雷李雷李雷");
@@ -175,6 +280,20 @@ mod tests {
         assert!(colored
             .message("12:03", "bob", b"x", false, 80)
             .contains("\x1b[1;36mbob\x1b[0m"));
+    }
+
+    #[test]
+    fn our_block_of_lines_is_one_message_with_continuation_rows() {
+        let plain = Style { color: false };
+        assert_eq!(
+            plain.message("12:03", "alice", b"one\ntwo", true, 80),
+            "12:03 alice: one\n             two"
+        );
+        // The peer's newline stays visible: its lines are split on arrival.
+        assert_eq!(
+            plain.message("12:03", "bob", b"one\ntwo", false, 80),
+            "12:03 bob: one^Jtwo"
+        );
     }
 
     #[test]

@@ -256,7 +256,7 @@ fn replayed_reordered_dropped_and_truncated_records_fail() {
     p.listener.s.transport_closed(LINK, p.now);
     p.run();
     assert!(
-        matches!(p.listener.failure(), Error::Lost(m) if m.contains("without saying goodbye")),
+        matches!(p.listener.failure(), Error::Lost(m) if m.contains("the connection dropped without a goodbye")),
         "a cut between records"
     );
     assert_eq!(p.listener.shown, b"first");
@@ -317,7 +317,9 @@ fn an_eof_without_goodbye_is_a_lost_connection() {
     let mut p = Pair::default_mode();
     p.run();
     p.listener.s.transport_closed(LINK, p.now);
-    assert!(matches!(p.listener.failure(), Error::Lost(m) if m.contains("without saying goodbye")));
+    assert!(
+        matches!(p.listener.failure(), Error::Lost(m) if m.contains("the connection dropped without a goodbye"))
+    );
 }
 
 #[test]
@@ -565,7 +567,7 @@ fn a_sender_whose_peer_stopped_reading_is_told_how_much_was_lost() {
     p.run();
     let e = p.dialer.failure();
     assert!(
-        matches!(&e, Error::Lost(m) if m.contains("stopped reading") && m.contains("22 bytes not delivered")),
+        matches!(&e, Error::Lost(m) if m.contains("stopped reading") && m.contains("22 B of your 31 B of input was not delivered")),
         "{e:?}"
     );
     assert_eq!(e.exit_code(), 1);

@@ -1058,6 +1058,8 @@ impl<'b> InputState<'b> {
             } else {
                 Movement::BackwardChar(n)
             }),
+            // p2pchat patch: Alt-Enter adds a newline to the draft.
+            E(K::Enter, M::ALT) => Cmd::Newline,
             E(K::Char('J' | 'M'), M::CTRL) | E::ENTER => Cmd::AcceptOrInsertLine {
                 accept_in_the_middle: true,
             },

@@ -1012,22 +1012,15 @@ impl Renderer for PosixRenderer {
                 write!(self.buffer, "\x1b[{row_shift}A")?;
             }
         }
-        let col_ordering = new.col.cmp(&old.col);
-        if col_ordering == cmp::Ordering::Greater {
-            // move right
-            let col_shift = new.col - old.col;
-            if col_shift == 1 {
-                self.buffer.push_str("\x1b[C");
+        // p2pchat patch: the column from the start of the row, not a
+        // relative move. Terminals disagree on the width of emoji sequences
+        // (ZWJ, VS16); a relative move by rustyline's count lands beside
+        // the prompt after Ctrl-U, an absolute one lands where it says.
+        if new.col != old.col || row_ordering != cmp::Ordering::Equal {
+            if new.col == 0 {
+                self.buffer.push('\r');
             } else {
-                write!(self.buffer, "\x1b[{col_shift}C")?;
-            }
-        } else if col_ordering == cmp::Ordering::Less {
-            // move left
-            let col_shift = old.col - new.col;
-            if col_shift == 1 {
-                self.buffer.push_str("\x1b[D");
-            } else {
-                write!(self.buffer, "\x1b[{col_shift}D")?;
+                write!(self.buffer, "\r\x1b[{}C", new.col)?;
             }
         }
         write_all(self.out, self.buffer.as_str())?;
@@ -1598,9 +1591,13 @@ impl super::ExternalPrinter for ExternalPrinter {
 #[cfg(not(test))]
 pub fn suspend() -> Result<()> {
     use nix::sys::signal;
-    use nix::unistd::Pid;
-    // suspend the whole process group
-    signal::kill(Pid::from_raw(0), signal::SIGTSTP)?;
+    // p2pchat patch: stop this process, and only return once it is
+    // continued. kill(0, SIGTSTP) could return before the stop took hold
+    // in a process with several threads: the raw mode was then set again
+    // before the stop, the shell put the terminal back to cooked mode, and
+    // after `fg` keys were echoed raw. raise() stops the calling thread's
+    // process before it returns.
+    signal::raise(signal::SIGTSTP)?;
     Ok(())
 }
 
