@@ -11,7 +11,6 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
 use super::conn::{Conn, ConnState, RelayStep};
-use super::readiness::Readiness;
 use super::rendezvous::{Phase, RelayClient};
 use super::user::{Notice, UserInput, UserSide};
 use super::{net, Reactor, SystemRng, FIRST_CONN, LISTENER, USER_TOKENS, WAKER};
@@ -603,7 +602,7 @@ impl Peer<'_> {
             let (link, addr) = (c.link, c.peer);
             if result.is_ok() {
                 c.state = ConnState::Open;
-                c.ready = Readiness::fresh();
+                c.ready.connected();
                 net::tune(&c.sock, self.cfg.idle_timeout);
                 self.session.connected(link, now);
                 return Ok(true);
@@ -750,7 +749,7 @@ impl Peer<'_> {
                                 unsent: rc.hello(),
                                 reply: Vec::new(),
                             };
-                            c.ready = Readiness::fresh();
+                            c.ready.connected();
                             rc.connected(link, now);
                             if !rc.announced {
                                 rc.announced = true;
@@ -1064,6 +1063,11 @@ impl Peer<'_> {
         }
         if ui.output_open() && self.session.output_finished() {
             ui.close_output(reg);
+        }
+        if self.input_open && ui.input_follows_peer() && self.session.output_finished() {
+            // Receiving at a terminal: the peer is done, so are we.
+            self.session.input_ended(now);
+            self.close_input(ui, reg);
         }
         Ok(())
     }

@@ -151,6 +151,13 @@ pub trait UserSide {
     fn output_is_data(&self) -> bool {
         true
     }
+    /// Returns true if and only if we are receiving: our input is a
+    /// terminal but our output is not (`p2pchat listen P | tar x`). Then
+    /// nobody is typing an end of input, so ours ends when the peer's
+    /// data has ended and all of it was written, as nc does.
+    fn input_follows_peer(&self) -> bool {
+        false
+    }
     /// Leaves the screen as the user had it; called before every exit.
     fn finish(&mut self) {}
     /// Whether our input can be read again from an earlier offset (a

@@ -39,3 +39,5 @@ mod at_home;
 mod progress;
 // Resume: a room that survives its connection (issue 12).
 mod resume;
+// The README's pipe recipes at real terminals, finishing by themselves (issue 20).
+mod recipes;
