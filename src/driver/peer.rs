@@ -1028,6 +1028,18 @@ impl Peer<'_> {
                 }
             }
         }
+        let running = matches!(self.session.status(), Status::Running);
+        if self.input_open && running && !self.session.can_take_input() {
+            let left = ui
+                .left_before_room()
+                .map_err(|e| Error::Local(format!("cannot read stdin: {}", describe_io(&e))))?;
+            if left {
+                self.session.input_ended(now);
+                self.session.leave(LeaveReason::User, now);
+                self.we_left = true;
+                self.close_input(ui, reg);
+            }
+        }
         Ok(())
     }
 

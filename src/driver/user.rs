@@ -135,6 +135,13 @@ pub trait UserSide {
     fn read_input(&mut self, buf: &mut [u8]) -> io::Result<UserInput>;
     /// No more input will be taken: stop reading it.
     fn close_input(&mut self, registry: &Registry);
+    /// While the session takes no input (nobody has joined yet, or the
+    /// connection is down), reads just enough to notice that the user is
+    /// leaving (`/quit`, Ctrl-D at a terminal), keeping anything else for
+    /// the room. Returns true if and only if the user left.
+    fn left_before_room(&mut self) -> io::Result<bool> {
+        Ok(false)
+    }
     /// Returns true if and only if `write_output` may make progress now.
     fn output_ready(&self) -> bool;
     /// Shows peer bytes; Err(BrokenPipe) when the reader went away.

@@ -180,7 +180,12 @@ impl PlainPipe {
         if self.link.is_none() {
             let signal = match reason {
                 LeaveReason::Interrupted(s) => s,
-                _ => Signal::Int,
+                // `/quit` or Ctrl-D before anyone came: done waiting.
+                LeaveReason::User => {
+                    self.outbox.outcome = Some(Ok(()));
+                    return self.outbox.actions.push_back(Action::StopAccepting);
+                }
+                LeaveReason::OutputClosed => Signal::Int,
             };
             return self.fail(Error::Interrupted(signal));
         }

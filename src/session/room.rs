@@ -957,6 +957,11 @@ impl Room {
             .current
             .as_ref()
             .is_some_and(|l| l.is_keyed() && !l.resuming);
+        if reason == LeaveReason::User && !keyed && self.down.is_none() {
+            // `/quit` or Ctrl-D in a room nobody has joined: nothing was
+            // cut short, the user is done waiting.
+            return self.finish(Ok(()), now);
+        }
         if keyed && self.farewell == Farewell::Staying {
             self.farewell = Farewell::Leaving(reason);
             self.seal_pending(now);

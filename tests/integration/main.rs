@@ -41,3 +41,5 @@ mod progress;
 mod resume;
 // The README's pipe recipes at real terminals, finishing by themselves (issue 20).
 mod recipes;
+// Everyday situations: leaving an empty room, a full disk, a taken room (issue 20).
+mod everyday;

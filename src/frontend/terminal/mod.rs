@@ -56,6 +56,10 @@ pub struct Terminal {
     current: Vec<u8>,
     /// The editor may have something for us.
     keyboard_ready: bool,
+    /// Until the editor starts (the room is up), the terminal read in
+    /// cooked mode, so that `/quit` and Ctrl-D can end a room nobody has
+    /// joined; the lines in it are complete ones.
+    early: Option<stdio::Stdin>,
     input_open: bool,
     /// Incoming bytes up to the next newline.
     incoming: Vec<u8>,
@@ -83,8 +87,12 @@ impl Terminal {
             // A second Ctrl-C exits at once: leave the terminal sane.
             interrupts.on_exit(Box::new(move || restore_termios(&t)));
         }
+        let mut early = None;
         let keyboard = match (!dumb_terminal()).then(editor::prepare).flatten() {
-            Some(prepared) => Keyboard::Editor(Some(Box::new(prepared)), None),
+            Some(prepared) => {
+                early = Some(stdio::Stdin::open(registry, tokens.stdin)?);
+                Keyboard::Editor(Some(Box::new(prepared)), None)
+            }
             None => Keyboard::Simple {
                 tty: stdio::Stdin::open(registry, tokens.stdin)?,
                 partial: Vec::new(),
@@ -102,6 +110,7 @@ impl Terminal {
             queued: VecDeque::new(),
             current: Vec::new(),
             keyboard_ready: false,
+            early,
             input_open: true,
             incoming: Vec::new(),
             output_open: true,
@@ -134,6 +143,9 @@ impl Terminal {
     }
 
     fn start_editor(&mut self) {
+        // The editor reads the terminal from now on; closing our early
+        // reader's descriptor also takes it out of the poll.
+        self.early = None;
         if let Keyboard::Editor(prepared, running) = &mut self.keyboard {
             if let Some(p) = prepared.take() {
                 let (style, name) = (self.style, self.our_name.clone());
@@ -190,35 +202,18 @@ impl Terminal {
                 Err(TryRecvError::Empty) => self.keyboard_ready = false,
                 Err(TryRecvError::Disconnected) => got.push(Typed::Eof),
             },
-            Keyboard::Editor(_, None) => self.keyboard_ready = false,
-            Keyboard::Simple { tty, partial } => {
-                let mut buf = [0u8; 4096];
-                match tty.read(&mut buf) {
-                    Ok(0) => {
-                        // Ctrl-D: a last unterminated line still goes out.
-                        if !partial.is_empty() {
-                            got.push(Typed::Line(String::from_utf8_lossy(partial).into_owned()));
-                            partial.clear();
-                        }
-                        got.push(Typed::Eof);
-                    }
-                    Ok(n) => {
-                        partial.extend_from_slice(&buf[..n]);
-                        while let Some(i) = partial.iter().position(|&b| b == b'\n') {
-                            let line: Vec<u8> = partial.drain(..=i).collect();
-                            got.push(Typed::Line(
-                                String::from_utf8_lossy(&line[..i]).into_owned(),
-                            ));
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        tty.ready = false;
+            Keyboard::Editor(_, None) => match self.early.as_mut() {
+                Some(tty) => {
+                    // Cooked mode: each read is whole lines, or Ctrl-D.
+                    if !read_lines(tty, &mut Vec::new(), &mut got)? {
                         self.keyboard_ready = false;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    // A hung-up terminal: leaving, like Ctrl-D.
-                    Err(e) if e.raw_os_error() == Some(libc::EIO) => got.push(Typed::Eof),
-                    Err(e) => return Err(e),
+                }
+                None => self.keyboard_ready = false,
+            },
+            Keyboard::Simple { tty, partial } => {
+                if !read_lines(tty, partial, &mut got)? {
+                    self.keyboard_ready = false;
                 }
             }
         }
@@ -271,12 +266,26 @@ impl Terminal {
 
 impl UserSide for Terminal {
     fn on_ready(&mut self, token: Token, closed: bool) {
-        if let (true, Keyboard::Simple { tty, .. }) =
-            (token == self.tokens.stdin, &mut self.keyboard)
-        {
+        if token != self.tokens.stdin {
+            return;
+        }
+        if let Some(tty) = self.early.as_mut() {
+            tty.on_ready(closed);
+            self.keyboard_ready = true;
+        } else if let Keyboard::Simple { tty, .. } = &mut self.keyboard {
             tty.on_ready(closed);
             self.keyboard_ready = true;
         }
+    }
+
+    fn left_before_room(&mut self) -> io::Result<bool> {
+        // Lines typed meanwhile wait in `queued` for the room.
+        while self.input_open && self.keyboard_ready {
+            if let Some(UserInput::Leave) = self.poll_keyboard()? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn output_is_data(&self) -> bool {
@@ -433,6 +442,45 @@ impl UserSide for Terminal {
             let _ = writeln!(io::stderr(), "{text}");
         }
     }
+}
+
+/// Reads the terminal in cooked mode into `got`, as lines (`partial`
+/// holds the start of one), or `Eof` for Ctrl-D or a hung-up terminal.
+/// Returns false when there was nothing to read.
+fn read_lines(
+    tty: &mut stdio::Stdin,
+    partial: &mut Vec<u8>,
+    got: &mut Vec<Typed>,
+) -> io::Result<bool> {
+    let mut buf = [0u8; 4096];
+    match tty.read(&mut buf) {
+        Ok(0) => {
+            // Ctrl-D: a last unterminated line still goes out.
+            if !partial.is_empty() {
+                got.push(Typed::Line(String::from_utf8_lossy(partial).into_owned()));
+                partial.clear();
+            }
+            got.push(Typed::Eof);
+        }
+        Ok(n) => {
+            partial.extend_from_slice(&buf[..n]);
+            while let Some(i) = partial.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = partial.drain(..=i).collect();
+                got.push(Typed::Line(
+                    String::from_utf8_lossy(&line[..i]).into_owned(),
+                ));
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            tty.ready = false;
+            return Ok(false);
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        // A hung-up terminal: leaving, like Ctrl-D.
+        Err(e) if e.raw_os_error() == Some(libc::EIO) => got.push(Typed::Eof),
+        Err(e) => return Err(e),
+    }
+    Ok(true)
 }
 
 fn saved_termios() -> Option<libc::termios> {

@@ -394,8 +394,13 @@ fn a_blocked_reader_does_not_blame_the_peer() {
 #[test]
 fn interrupting_the_handshake_fails_at_once_and_a_keyed_side_says_bye() {
     let mut p = Pair::default_mode();
-    p.dialer.s.leave(LeaveReason::User, p.now);
+    p.dialer.s.interrupted(Signal::Int, p.now);
     assert_eq!(p.dialer.failure(), Error::Interrupted(Signal::Int));
+    // `/quit` or Ctrl-D before anyone is in the room ends it at once too,
+    // and cuts nothing short.
+    let mut p = Pair::default_mode();
+    p.dialer.s.leave(LeaveReason::User, p.now);
+    assert_eq!(p.dialer.s.status(), Status::Ended(Ok(())));
     // Also after the keys but before the peer's HELLO has arrived.
     let mut p = Pair::default_mode();
     p.step_until(|p| p.listener.s.is_established());
