@@ -18,7 +18,7 @@ use crate::cli::{Config, Endpoint};
 use crate::error::{describe_io, Error, Signal};
 use crate::names::display_addr;
 use crate::progress::Progress;
-use crate::protocol::Role;
+use crate::protocol::{handshake, Role};
 use crate::reach::Reach;
 use crate::session::{
     Action, Event, LeaveReason, LinkId, Security, Session, SessionConfig, Status,
@@ -154,7 +154,9 @@ pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result
             peer.dialer = Some(Dialer::new(host, *port, *retry, false, Instant::now()));
         }
     }
-    let result = peer.run(reactor, ui);
+    let result = peer
+        .run(reactor, ui)
+        .map_err(|e| name_the_listener(e, &cfg.endpoint));
     if let Some(p) = peer.progress.as_ref().filter(|p| p.moved()) {
         ui.progress(&p.summary(Instant::now()), true);
     }
@@ -1082,6 +1084,26 @@ impl Peer<'_> {
             self.close_input(ui, reg);
         }
         Ok(())
+    }
+}
+
+/// A dialer's error that is about the listener it reached, with the
+/// address it dialed (which the session does not know) and, where the
+/// listener wants a one-time code, the command that works.
+fn name_the_listener(e: Error, endpoint: &Endpoint) -> Error {
+    let Endpoint::Dial { host, port, .. } = endpoint else {
+        return e;
+    };
+    let target = crate::names::host_port(host, *port);
+    match e {
+        Error::Connect(m) if m == handshake::TAKEN_WHY => {
+            Error::Connect(format!("{target} is busy: someone else is in that room"))
+        }
+        Error::Handshake(m) if m == handshake::WANTS_CODE_WHY => Error::Handshake(format!(
+            "{target} expects a one-time code: run p2pchat dial {host} {port} --code, \
+             and type the code the listener shows"
+        )),
+        e => e,
     }
 }
 

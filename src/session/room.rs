@@ -513,7 +513,15 @@ impl Room {
         // which while the room is up can only be a stranger's: a storm of
         // them must not flood the user's screen.
         let silent = !link.heard || link.resuming;
-        if silent {
+        if link.told_why() {
+            // A dialer of a new room while ours is up: the line that says
+            // the room is taken goes out before the close.
+            self.outbox.actions.push_back(Action::Linger {
+                link: link.id,
+                flush: link.tx.data().to_vec(),
+                until: now + ABORT_DRAIN,
+            });
+        } else if silent {
             self.outbox.actions.push_back(Action::Close(link.id));
         } else {
             self.outbox.events.push_back(Event::FailedAttempt {

@@ -54,3 +54,55 @@ fn a_line_typed_before_anyone_joined_goes_out_when_the_peer_comes() {
     assert_eq!(alice.code(), 0, "{}", alice.text());
     assert_eq!(bob.code(), 0, "{}", bob.stderr());
 }
+
+#[test]
+fn a_third_dialer_is_told_the_room_is_busy() {
+    for flags in [&[][..], &["--resume", "30"]] {
+        let (mut l, port) = listen(flags, "127.0.0.1", In::Pipe);
+        let mut d = dial(flags, "127.0.0.1", port, In::Pipe);
+        l.wait_stderr("connected to");
+        let mut third = dial(flags, "127.0.0.1", port, In::Null);
+        assert_eq!(third.code(), 1, "{}", third.stderr());
+        assert!(
+            third.stderr().contains(&format!(
+                "127.0.0.1:{port} is busy: someone else is in that room"
+            )),
+            "{}",
+            third.stderr()
+        );
+        // The room itself goes on untouched, and says nothing of it.
+        d.write(b"still here\n");
+        l.wait_stdout(11);
+        l.close_stdin();
+        d.close_stdin();
+        assert_both_ok(&mut l, &mut d);
+        assert!(!l.stderr().contains("failed"), "{}", l.stderr());
+    }
+}
+
+#[test]
+fn dialing_a_code_room_without_the_code_names_the_code_and_the_command() {
+    let mut l = Proc::p2p(&["listen", "0", "--bind", "127.0.0.1", "--code"], In::Pipe);
+    let port = wait_port(&l);
+    let code = stderr_after(&l, "code: ").trim().to_string();
+    let mut d = dial(&[], "127.0.0.1", port, In::Null);
+    assert_eq!(d.code(), 3, "{}", d.stderr());
+    let want = format!(
+        "127.0.0.1:{port} expects a one-time code: run p2pchat dial 127.0.0.1 {port} --code"
+    );
+    assert!(d.stderr().contains(&want), "{}", d.stderr());
+    assert!(!d.stderr().contains("shared secret"), "{}", d.stderr());
+    l.wait_stderr("without the one-time code");
+    // That cost the room nothing: the code still opens it.
+    let port_arg = port.to_string();
+    let mut d = Proc::p2p_env(
+        &["dial", "127.0.0.1", &port_arg, "--code"],
+        In::Pipe,
+        &[("P2PCHAT_CODE", &code)],
+    );
+    d.write(b"with the code\n");
+    l.wait_stdout(14);
+    l.close_stdin();
+    d.close_stdin();
+    assert_both_ok(&mut l, &mut d);
+}
