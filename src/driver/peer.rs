@@ -1068,10 +1068,11 @@ impl Peer<'_> {
                     self.close_input(ui, reg);
                 }
                 Err(e) => {
-                    return Err(Error::Local(format!(
-                        "cannot write to stdout: {}",
-                        describe_io(&e)
-                    )))
+                    // A full disk or a failing device: the session ends the
+                    // room with our error and tells the peer why.
+                    self.session.output_failed(&e, now);
+                    ui.close_output(reg);
+                    self.close_input(ui, reg);
                 }
             }
         }

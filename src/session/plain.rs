@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::outbox::Outbox;
 use super::{Action, Event, LeaveReason, LinkId, IO_CAP};
 use crate::buf::ByteBuf;
-use crate::error::{describe_lost, Error, Signal};
+use crate::error::{describe_io, describe_lost, Error, Signal};
 use crate::protocol::handshake;
 
 /// Enough bytes to tell a preface line from data.
@@ -219,6 +219,13 @@ impl PlainPipe {
         self.leave(LeaveReason::OutputClosed, now);
     }
 
+    pub fn output_failed(&mut self, e: &io::Error) {
+        self.discard_output = true;
+        self.out.consume(self.out.len());
+        // Raw TCP has no way to say why: the reset tells the peer it ended.
+        self.fail(output_error(e));
+    }
+
     pub fn output_finished(&self) -> bool {
         self.peer_done && self.out.is_empty()
     }
@@ -265,4 +272,12 @@ impl PlainPipe {
         self.outbox.outcome = Some(Err(e));
         self.outbox.actions.push_back(Action::StopAccepting);
     }
+}
+
+/// Our own line when our output fails.
+pub(super) fn output_error(e: &io::Error) -> Error {
+    Error::Local(format!(
+        "cannot write what the peer sent to stdout: {}",
+        describe_io(e)
+    ))
 }

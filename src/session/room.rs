@@ -18,7 +18,7 @@ use crate::buf::{ByteBuf, Ring};
 use crate::error::{describe_lost, Error, Signal};
 use crate::names;
 use crate::protocol::handshake::{Method, Pake};
-use crate::protocol::record::{Kind, MAX_PAYLOAD};
+use crate::protocol::record::{Kind, MAX_PAYLOAD, MAX_WHY};
 use crate::protocol::{Random, Role};
 
 /// Handshakes a listener runs at once. Each costs about 130 KiB of buffers;
@@ -103,6 +103,8 @@ pub struct Room {
     bytes_delivered: u64,
     /// What the peer said it delivered (its RECEIVED record), if it did.
     peer_received: Option<u64>,
+    /// The peer could not write what it received, and said why.
+    peer_write_failed: Option<String>,
     /// Resume, once both HELLOs offered it.
     resume: Option<Resume>,
     /// Our DATA from offset `acked` on: the user's input is read straight
@@ -164,6 +166,7 @@ impl Room {
             bytes_sent: 0,
             bytes_delivered: 0,
             peer_received: None,
+            peer_write_failed: None,
             resume: None,
             // A ring: what it keeps is never moved, so keeping costs no
             // copy beyond reading the input into it.
@@ -810,6 +813,19 @@ impl Room {
                     Ok(_) => Err(violation("a second RECEIVED")),
                     Err(_) => Err(violation("a RECEIVED record of the wrong size")),
                 },
+                Kind::WriteFailed if payload.len() > MAX_WHY => {
+                    Err(violation("a WRITE_FAILED reason too long"))
+                }
+                Kind::WriteFailed => {
+                    // Words for our user from the peer: shown safely.
+                    let why = String::from_utf8_lossy(payload)
+                        .chars()
+                        .map(|c| if c.is_control() { '?' } else { c })
+                        .collect();
+                    self.peer_write_failed = Some(why);
+                    self.farewell = Farewell::PeerLeft;
+                    Ok(())
+                }
                 _ if !payload.is_empty() => Err(violation("a control record with a payload")),
                 // A resume may repeat an end the old connection delivered.
                 Kind::Eof if self.receiving.ended() && resume => Ok(()),
@@ -999,6 +1015,35 @@ impl Room {
         let pending = self.out.len();
         self.out.consume(pending);
         self.leave(LeaveReason::OutputClosed, now);
+    }
+
+    /// Our output failed (not its reader leaving): the room ends with our
+    /// error, and WRITE_FAILED tells the peer why, after what is already
+    /// sealed, so it stops at once instead of taking our end for tampering
+    /// or a lost connection.
+    pub fn output_failed(&mut self, e: &io::Error, now: Instant) {
+        self.discard_output = true;
+        let pending = self.out.len();
+        self.out.consume(pending);
+        let error = super::plain::output_error(e);
+        if self.outbox.outcome.is_some() {
+            return;
+        }
+        let mut why = crate::error::describe_io(e);
+        while why.len() > MAX_WHY {
+            why.pop();
+        }
+        let told = match self.current.as_mut() {
+            Some(link) if link.is_confirmed() && !link.resuming => {
+                link.seal(Kind::WriteFailed, why.as_bytes(), now)
+            }
+            _ => Ok(false),
+        };
+        match told {
+            // Said: no reset, the peer reads it and ends; we linger.
+            Ok(true) => self.finish(Err(error), now),
+            _ => self.fail(error, now),
+        }
     }
 
     /// Returns true if and only if the peer will send nothing more and all
@@ -1211,6 +1256,11 @@ impl Room {
     /// end before it left? A sender exits 0 only when the peer confirmed
     /// every byte; a receiver only when the peer's stream ended (EOF).
     fn peer_left_outcome(&self) -> Result<(), Error> {
+        if let Some(why) = &self.peer_write_failed {
+            return Err(Error::Lost(format!(
+                "the peer could not write what it received ({why})"
+            )));
+        }
         let confirmed = self.sending == Sending::Confirmed;
         let read = self.peer_received.unwrap_or(0);
         if !confirmed && read < self.bytes_sent {

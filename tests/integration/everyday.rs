@@ -106,3 +106,60 @@ fn dialing_a_code_room_without_the_code_names_the_code_and_the_command() {
     d.close_stdin();
     assert_both_ok(&mut l, &mut d);
 }
+
+/// Waits at most `limit` for `p` to exit and returns its code.
+fn code_within(p: &mut Proc, limit: std::time::Duration) -> i32 {
+    let end = std::time::Instant::now() + limit;
+    while p.child.try_wait().ok().flatten().is_none() {
+        assert!(
+            std::time::Instant::now() < end,
+            "no exit within {limit:?}; stderr:\n{}",
+            p.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    p.code()
+}
+
+#[test]
+fn a_receiver_that_cannot_write_tells_its_sender_why() {
+    let tmp = TempDir::new("full");
+    let file = tmp.file("data", &random_bytes(300_000, 6));
+    let limit = std::time::Duration::from_secs(20);
+    let why = "the peer could not write what it received (no space left on device)";
+    let own = "cannot write what the peer sent to stdout: no space left on device";
+    // The receiver listens, writing to a full disk; the sender dials.
+    let mut l = Proc::spawn(
+        "bash",
+        &[
+            "-c",
+            &format!("exec {BIN} listen 0 --bind 127.0.0.1 </dev/null >/dev/full"),
+        ],
+        In::Null,
+        &[],
+    );
+    let port = wait_port(&l);
+    let mut d = dial(&[], "127.0.0.1", port, In::File(file.clone()));
+    assert_eq!(code_within(&mut d, limit), 1, "{}", d.stderr());
+    assert!(d.stderr().contains(why), "{}", d.stderr());
+    assert!(!d.stderr().contains("tamper"), "{}", d.stderr());
+    assert_eq!(code_within(&mut l, limit), 1, "{}", l.stderr());
+    assert!(l.stderr().contains(own), "{}", l.stderr());
+
+    // Roles swapped: the sender listens, and does not wait for a resume.
+    let (mut l, port) = listen(&[], "127.0.0.1", In::File(file));
+    let mut d = Proc::spawn(
+        "bash",
+        &[
+            "-c",
+            &format!("exec {BIN} dial 127.0.0.1 {port} </dev/null >/dev/full"),
+        ],
+        In::Null,
+        &[],
+    );
+    assert_eq!(code_within(&mut l, limit), 1, "{}", l.stderr());
+    assert!(l.stderr().contains(why), "{}", l.stderr());
+    assert!(!l.stderr().contains("reconnect"), "{}", l.stderr());
+    assert_eq!(code_within(&mut d, limit), 1, "{}", d.stderr());
+    assert!(d.stderr().contains(own), "{}", d.stderr());
+}
