@@ -50,7 +50,9 @@ pub struct SignalPipe(pub OwnedFd);
 
 extern "C" fn on_term_or_hup(sig: libc::c_int) {
     LAST.store(sig, Ordering::SeqCst);
-    if COUNT.fetch_add(1, Ordering::SeqCst) >= 1 {
+    // A hang-up never exits at once: a closing window brings two (the
+    // kernel's and the shell's), and closing it is leaving politely.
+    if COUNT.fetch_add(1, Ordering::SeqCst) >= 1 && sig != libc::SIGHUP {
         // A second signal: leave at once (async-signal-safe calls only).
         // SAFETY: _exit is async-signal-safe.
         unsafe { libc::_exit(i32::from(exit::SIGNAL_BASE) + sig) };

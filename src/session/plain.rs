@@ -197,6 +197,10 @@ impl PlainPipe {
     }
 
     pub fn interrupted(&mut self, signal: Signal, now: Instant) {
+        if signal == Signal::Hup && self.interrupts > 0 {
+            // A second hang-up (or one after a Ctrl-C): still leaving.
+            return;
+        }
         self.interrupts += 1;
         if self.interrupts >= 2 || self.link.is_none() {
             return self.fail(Error::Interrupted(signal));

@@ -965,6 +965,12 @@ impl Room {
     /// Ctrl-C (or TERM, HUP): the first leaves the room, a second, or one
     /// before the room is up, ends the program at once.
     pub fn interrupted(&mut self, signal: Signal, now: Instant) {
+        if signal == Signal::Hup && self.interrupts > 0 {
+            // The window closed while we were leaving already (the kernel
+            // and the shell each send a SIGHUP, or it follows a Ctrl-C):
+            // that is leaving too, so the goodbye goes on.
+            return;
+        }
         self.interrupts += 1;
         if self.interrupts >= 2 {
             return self.fail(Error::Interrupted(signal), now);

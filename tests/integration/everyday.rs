@@ -163,3 +163,95 @@ fn a_receiver_that_cannot_write_tells_its_sender_why() {
     assert_eq!(code_within(&mut d, limit), 1, "{}", d.stderr());
     assert!(d.stderr().contains(own), "{}", d.stderr());
 }
+
+/// A tmux server of our own, killed on drop.
+struct TmuxServer(String);
+
+impl TmuxServer {
+    fn run(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("tmux")
+            .args(["-L", &self.0, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("run tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for TmuxServer {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+/// The dialer runs from a real shell in a tmux window that is then killed,
+/// as closing a terminal window does: the kernel's SIGHUP and the shell's
+/// arrive together. Every time, the peer hears the goodbye at once.
+#[test]
+fn closing_the_window_is_leaving_every_time() {
+    if !have("tmux") || !have("bash") {
+        return;
+    }
+    let limit = std::time::Duration::from_secs(20);
+    for run in 0..20 {
+        let (mut l, port) = listen(&["--name", "alice"], "127.0.0.1", In::Pipe);
+        let tmux = TmuxServer(format!("p2pclose{}-{run}", std::process::id()));
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-x",
+            "80",
+            "-y",
+            "24",
+            "env -u P2PCHAT_SECRET bash --norc --noprofile",
+        ]);
+        tmux.run(&[
+            "send-keys",
+            "-t",
+            "0",
+            &format!("'{BIN}' --name bob dial 127.0.0.1 {port}"),
+            "Enter",
+        ]);
+        l.wait_stderr("connected to");
+        wait_until_lazy(
+            || format!("bob's prompt:\n{}", tmux.run(&["capture-pane", "-p"])),
+            DEADLINE,
+            || tmux.run(&["capture-pane", "-p"]).contains("bob>"),
+        );
+        tmux.run(&["kill-session", "-t", "0"]);
+        let code = code_within(&mut l, limit);
+        assert_eq!(code, 0, "run {run}: {}", l.stderr());
+        assert!(
+            l.stderr().contains("\"bob\" left the room") && !l.stderr().contains("vanished"),
+            "run {run}: {}",
+            l.stderr()
+        );
+    }
+}
+
+/// A closing window sends SIGHUP twice (the kernel's and the shell's),
+/// or right after a Ctrl-C: neither is a second "exit at once" signal,
+/// and the peer always hears the goodbye.
+#[test]
+fn a_second_hang_up_does_not_skip_the_goodbye() {
+    let limit = std::time::Duration::from_secs(20);
+    for signals in [[libc::SIGHUP, libc::SIGHUP], [libc::SIGINT, libc::SIGHUP]] {
+        let (mut l, port) = listen(&[], "127.0.0.1", In::Pipe);
+        let port = port.to_string();
+        let mut bob = Pty::spawn(&["--name", "bob", "dial", "127.0.0.1", &port], &[], 24, 80);
+        l.wait_stderr("connected to");
+        bob.wait_cursor_row("bob>");
+        for sig in signals {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(bob.child.id() as i32, sig) };
+        }
+        let code = code_within(&mut l, limit);
+        assert!(
+            l.stderr().contains("\"bob\" left the room") && !l.stderr().contains("vanished"),
+            "{signals:?}: {}",
+            l.stderr()
+        );
+        assert!(code == 0 || code == 1, "{signals:?}: {code} {}", l.stderr());
+        let _ = bob.code();
+    }
+}

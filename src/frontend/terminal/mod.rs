@@ -187,6 +187,9 @@ impl Terminal {
                     return Ok(Some(UserInput::Leave));
                 }
                 Typed::Eof => return Ok(Some(UserInput::Leave)),
+                // The window closed under the editor (its error can be any
+                // EIO the terminal gave it): that is leaving, politely.
+                Typed::Failed(_) if terminal_gone() => return Ok(Some(UserInput::Leave)),
                 Typed::Failed(e) => return Err(io::Error::other(e)),
             }
         }
@@ -481,6 +484,15 @@ fn read_lines(
         Err(e) => return Err(e),
     }
     Ok(true)
+}
+
+/// Returns true if and only if our terminal hung up (its window closed):
+/// it then fails every request with EIO.
+fn terminal_gone() -> bool {
+    // SAFETY: termios is plain data; tcgetattr fills it or fails.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    let failed = unsafe { libc::tcgetattr(0, &mut t) } != 0;
+    failed && io::Error::last_os_error().raw_os_error() == Some(libc::EIO)
 }
 
 fn saved_termios() -> Option<libc::termios> {

@@ -466,6 +466,28 @@ fn a_second_ctrl_c_ends_at_once_with_a_reset() {
 }
 
 #[test]
+fn a_hang_up_while_leaving_lets_the_goodbye_go_on() {
+    // A closing window: the kernel's SIGHUP and the shell's, or one right
+    // after a Ctrl-C. Neither is a second signal that ends at once.
+    for first in [Signal::Hup, Signal::Int] {
+        let mut p = Pair::default_mode();
+        p.run();
+        p.connected = false; // the goodbye is still on its way
+        p.dialer.s.interrupted(first, p.now);
+        p.dialer.s.interrupted(Signal::Hup, p.now);
+        p.dialer.drain(p.now);
+        assert!(!p.dialer.reset(), "{first:?} then SIGHUP must not reset");
+        assert_eq!(p.dialer.s.status(), Status::Running, "{first:?}");
+        p.connected = true;
+        p.run();
+        assert!(
+            p.listener.events.contains(&Event::PeerLeft),
+            "{first:?}: the peer hears the goodbye"
+        );
+    }
+}
+
+#[test]
 fn the_peer_name_is_sanitised() {
     let mut p = Pair::with_names(
         Security::VerifyCode,
