@@ -31,6 +31,8 @@ const ACCEPTS_PER_TURN: usize = 64;
 /// Acknowledged bytes of ours that count as a sign of life: one full
 /// record, far more than the heartbeats of an idle room.
 const ACKED_SIGN_OF_LIFE: u64 = 16 * 1024;
+/// A dial with no answer after this says that it is still connecting.
+const SLOW_CONNECT: Duration = Duration::from_secs(1);
 /// The first and the longest wait between dial attempts with `--retry`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -191,6 +193,9 @@ struct Dialer {
     redial: bool,
     /// Refused attempts in a row.
     refused: u32,
+    /// When to say `connecting to HOST:PORT…` if no connect has been
+    /// answered by then (the first dial only; None once said).
+    slow_at: Option<Instant>,
 }
 
 /// How long the `n`th redial since the room had a connection waits:
@@ -235,6 +240,7 @@ impl Dialer {
             announced: redial,
             redial,
             refused: 0,
+            slow_at: (!redial).then_some(now + SLOW_CONNECT),
         }
     }
 
@@ -426,6 +432,7 @@ impl Peer<'_> {
     fn next_deadline(&self) -> Option<Instant> {
         let conns = self.conns.iter().flatten().filter_map(Conn::deadline);
         let dial = self.dialer.as_ref().and_then(|d| d.wait_until);
+        let slow = self.dialer.as_ref().and_then(|d| d.slow_at);
         let relay = self.relay.as_ref().and_then(RelayClient::deadline);
         let pause = self.listener.as_ref().and_then(|l| l.paused_until);
         let pause = pause.or(self.reconnect_at);
@@ -433,6 +440,7 @@ impl Peer<'_> {
         conns
             .chain(self.session.poll_timeout())
             .chain(dial)
+            .chain(slow)
             .chain(relay)
             .chain(pause)
             .chain(progress)
@@ -569,6 +577,21 @@ impl Peer<'_> {
             return Ok(());
         }
         if !self.dial_step(&mut d, registry, now)? {
+            let connecting = self
+                .conns
+                .iter()
+                .flatten()
+                .any(|c| matches!(c.state, ConnState::Connecting { .. }));
+            if d.slow_at.is_some_and(|t| now >= t) {
+                // Said once, and only of a connect still unanswered (a
+                // refused one has its own waiting line).
+                d.slow_at = None;
+                if connecting {
+                    ui.notice(Notice::Connecting {
+                        target: &crate::names::host_port(&d.host, d.port),
+                    });
+                }
+            }
             if d.wait_until.is_some() && !d.announced {
                 d.announced = true;
                 ui.notice(Notice::Waiting {
@@ -628,7 +651,12 @@ impl Peer<'_> {
             }
         }
         while let Some(&addr) = d.addrs.get(d.next) {
-            let deadline = now + self.cfg.handshake_timeout;
+            let mut deadline = now + self.cfg.handshake_timeout;
+            if d.retry.is_some() && !d.redial {
+                // `--retry 5` gives up after 5 s, even while a connect to a
+                // host that drops packets is still unanswered.
+                deadline = deadline.min(d.give_up.max(now));
+            }
             let started = TcpStream::connect(addr).and_then(|sock| {
                 self.insert(registry, sock, addr, ConnState::Connecting { deadline })
             });

@@ -61,6 +61,11 @@ pub enum Notice<'a> {
     Waiting {
         line: &'a str,
     },
+    /// A dial has had no answer for a while (packets dropped on the way):
+    /// still trying `target`.
+    Connecting {
+        target: &'a str,
+    },
     /// A connection failed before the room was up; the listener keeps
     /// waiting. `counted` when it was an attempt at the secret or code.
     FailedAttempt {

@@ -255,3 +255,39 @@ fn a_second_hang_up_does_not_skip_the_goodbye() {
         let _ = bob.code();
     }
 }
+
+/// A dial to a host that drops packets says so after about a second, not
+/// a blank screen for the whole handshake timeout, and `--retry 5` gives
+/// up after about 5 s.
+#[test]
+fn a_dial_into_dropped_packets_says_so_and_retry_keeps_its_time() {
+    let Some(lab) = crate::netns::Namespaces::create("slow", &["a"], "the slow-dial test") else {
+        return;
+    };
+    lab.exec(
+        "a",
+        "iptables",
+        &["-A", "INPUT", "-p", "tcp", "--dport", "9", "-j", "DROP"],
+    );
+    let start = std::time::Instant::now();
+    let mut d = lab.p2p(
+        "a",
+        &["dial", "127.0.0.1", "9", "--retry", "5"],
+        In::Null,
+        &[],
+    );
+    d.wait_stderr("connecting to 127.0.0.1:9\u{2026}");
+    let said = start.elapsed();
+    assert!(
+        said >= std::time::Duration::from_millis(900) && said < std::time::Duration::from_secs(4),
+        "said after {said:?}"
+    );
+    assert_eq!(d.code(), 1, "{}", d.stderr());
+    let took = start.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(4900) && took < std::time::Duration::from_secs(8),
+        "--retry 5 gave up after {took:?}: {}",
+        d.stderr()
+    );
+    assert!(d.stderr().contains("retrying for 5 s"), "{}", d.stderr());
+}
