@@ -191,8 +191,8 @@ struct Dialer {
     announced: bool,
     /// Reconnecting a room that lost its connection.
     redial: bool,
-    /// Refused attempts in a row.
-    refused: u32,
+    /// Since when every attempt was refused (None after any other outcome).
+    refused_since: Option<Instant>,
     /// When to say `connecting to HOST:PORT…` if no connect has been
     /// answered by then (the first dial only; None once said).
     slow_at: Option<Instant>,
@@ -218,9 +218,14 @@ fn jitter() -> f64 {
     f64::from(nanos % 1_000_000) / 1_000_000.0
 }
 
-/// Refused redials in a row after which the peer's process is taken for
-/// gone (its port is closed), rather than waiting out the grace period.
-const REFUSED_IS_GONE: u32 = 5;
+/// How long redials must have been refused, every one, before the peer's
+/// process is taken for gone (its port is closed) rather than waiting out
+/// the grace period. A time, not a count: a forwarder or a tunnel that
+/// restarts refuses a few quick redials too. Long enough that when both
+/// sides' grace periods run out together (the listener exits, its port
+/// refuses), the dialer reaches its own end of grace first and both say
+/// the same: not resumed in time.
+const REFUSED_FOR: Duration = Duration::from_secs(10);
 
 impl Dialer {
     /// Dials `host:port`; with `retry`, keeps trying that long. A redial
@@ -239,7 +244,7 @@ impl Dialer {
             waiting_why: None,
             announced: redial,
             redial,
-            refused: 0,
+            refused_since: None,
             slow_at: (!redial).then_some(now + SLOW_CONNECT),
         }
     }
@@ -681,14 +686,15 @@ impl Peer<'_> {
             return Err(error);
         }
         if e.kind() == io::ErrorKind::ConnectionRefused {
-            d.refused += 1;
+            d.refused_since.get_or_insert(now);
         } else {
-            d.refused = 0;
+            d.refused_since = None;
         }
-        if d.redial && d.refused >= REFUSED_IS_GONE {
+        if d.redial && d.refused_since.is_some_and(|t| now >= t + REFUSED_FOR) {
             return Err(Error::Lost(format!(
-                "connection lost, and {} now refuses connections: the peer's p2pchat has ended",
-                display_addr(addr)
+                "connection lost, and {} has refused connections for {} s: the peer's p2pchat has ended",
+                display_addr(addr),
+                REFUSED_FOR.as_secs()
             )));
         }
         d.back_off(now, describe_io(&e), error)

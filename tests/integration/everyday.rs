@@ -291,3 +291,132 @@ fn a_dial_into_dropped_packets_says_so_and_retry_keeps_its_time() {
     );
     assert!(d.stderr().contains("retrying for 5 s"), "{}", d.stderr());
 }
+
+/// A forwarder in front of the listener, which can restart: while it is
+/// down its port refuses connections.
+struct Forwarder {
+    port: u16,
+    target: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    live: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Forwarder {
+    fn start(target: u16) -> Forwarder {
+        let port = free_port();
+        let f = Forwarder {
+            port,
+            target,
+            up: Default::default(),
+            live: Default::default(),
+            stop: Default::default(),
+        };
+        f.bring_up();
+        f
+    }
+
+    /// Listens on the port again and forwards each connection.
+    fn bring_up(&self) {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port)).expect("rebind");
+        listener.set_nonblocking(true).unwrap();
+        self.up.store(true, Ordering::SeqCst);
+        let (up, live, stop, target) = (
+            self.up.clone(),
+            self.live.clone(),
+            self.stop.clone(),
+            self.target,
+        );
+        std::thread::spawn(move || {
+            // Polls so that going down closes the port at once.
+            while up.load(Ordering::SeqCst) && !stop.load(Ordering::SeqCst) {
+                let client = match listener.accept() {
+                    Ok((c, _)) => c,
+                    Err(_) => {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                        continue;
+                    }
+                };
+                client.set_nonblocking(false).unwrap();
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                live.lock()
+                    .unwrap()
+                    .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                for (from, to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || copy(from, to));
+                }
+            }
+        });
+    }
+
+    /// Stops listening (the port refuses) and resets what it carried.
+    fn go_down(&self) {
+        use std::sync::atomic::Ordering;
+        self.up.store(false, Ordering::SeqCst);
+        for s in self.live.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        wait_until("the forwarder's port to refuse", DEADLINE, || {
+            port_closed(self.port)
+        });
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn copy(mut from: TcpStream, mut to: TcpStream) {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => {
+                let _ = to.shutdown(std::net::Shutdown::Write);
+                return;
+            }
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
+}
+
+/// A forwarder that restarts refuses the dialer's quick redials for a few
+/// seconds: that is no proof that the peer has ended. The room resumes
+/// once the forwarder is back.
+#[test]
+fn redials_refused_while_a_forwarder_restarts_do_not_end_the_room() {
+    let (mut l, port) = listen(&[], "127.0.0.1", In::Pipe);
+    let fwd = Forwarder::start(port);
+    let mut d = dial(&[], "127.0.0.1", fwd.port, In::Pipe);
+    l.wait_stderr("connected to");
+    d.wait_stderr("connected to");
+    fwd.go_down();
+    d.wait_stderr("connection lost");
+    // The restart takes 3 s (the scenario, not a wait for a condition):
+    // several redials are refused meanwhile.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(
+        d.child.try_wait().unwrap().is_none(),
+        "the dialer gave up: {}",
+        d.stderr()
+    );
+    fwd.bring_up();
+    d.wait_stderr("reconnected after");
+    d.write(b"after the restart\n");
+    l.wait_stdout(18);
+    l.close_stdin();
+    d.close_stdin();
+    assert_both_ok(&mut l, &mut d);
+    assert_eq!(l.stdout(), b"after the restart\n");
+}
