@@ -1064,8 +1064,12 @@ impl Peer<'_> {
                 }
             }
         }
-        let running = matches!(self.session.status(), Status::Running);
-        if self.input_open && running && !self.session.can_take_input() {
+        // Before the room is up (not while it is down: a resume may bring
+        // it back, and leaving waits for it).
+        let waiting = matches!(self.session.status(), Status::Running)
+            && !self.session.is_established()
+            && !self.session.is_down();
+        if self.input_open && waiting {
             let left = ui
                 .left_before_room()
                 .map_err(|e| Error::Local(format!("cannot read stdin: {}", describe_io(&e))))?;

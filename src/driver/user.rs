@@ -140,9 +140,8 @@ pub trait UserSide {
     fn read_input(&mut self, buf: &mut [u8]) -> io::Result<UserInput>;
     /// No more input will be taken: stop reading it.
     fn close_input(&mut self, registry: &Registry);
-    /// While the session takes no input (nobody has joined yet, or the
-    /// connection is down), reads just enough to notice that the user is
-    /// leaving (`/quit`, Ctrl-D at a terminal), keeping anything else for
+    /// Until the room is up, while the session takes no input, reads just
+    /// enough to notice that the user is leaving (`/quit`, Ctrl-D at a terminal), keeping anything else for
     /// the room. Returns true if and only if the user left.
     fn left_before_room(&mut self) -> io::Result<bool> {
         Ok(false)

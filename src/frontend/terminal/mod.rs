@@ -90,7 +90,8 @@ impl Terminal {
         let mut early = None;
         let keyboard = match (!dumb_terminal()).then(editor::prepare).flatten() {
             Some(prepared) => {
-                early = Some(stdio::Stdin::open(registry, tokens.stdin)?);
+                // Without it, /quit waits for the room as it used to.
+                early = stdio::Stdin::open(registry, tokens.stdin).ok();
                 Keyboard::Editor(Some(Box::new(prepared)), None)
             }
             None => Keyboard::Simple {
