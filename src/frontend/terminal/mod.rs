@@ -58,8 +58,8 @@ pub struct Terminal {
     keyboard_ready: bool,
     /// Until the editor starts (the room is up), the terminal read in
     /// cooked mode, so that `/quit` and Ctrl-D can end a room nobody has
-    /// joined; the lines in it are complete ones.
-    early: Option<stdio::Stdin>,
+    /// joined (with the start of a line ended by Ctrl-D rather than Enter).
+    early: Option<(stdio::Stdin, Vec<u8>)>,
     input_open: bool,
     /// Incoming bytes up to the next newline.
     incoming: Vec<u8>,
@@ -91,7 +91,9 @@ impl Terminal {
         let keyboard = match (!dumb_terminal()).then(editor::prepare).flatten() {
             Some(prepared) => {
                 // Without it, /quit waits for the room as it used to.
-                early = stdio::Stdin::open(registry, tokens.stdin).ok();
+                early = stdio::Stdin::open(registry, tokens.stdin)
+                    .ok()
+                    .map(|tty| (tty, Vec::new()));
                 Keyboard::Editor(Some(Box::new(prepared)), None)
             }
             None => Keyboard::Simple {
@@ -145,8 +147,14 @@ impl Terminal {
 
     fn start_editor(&mut self) {
         // The editor reads the terminal from now on; closing our early
-        // reader's descriptor also takes it out of the poll.
-        self.early = None;
+        // reader's descriptor also takes it out of the poll. A line ended
+        // by Ctrl-D rather than Enter is a message too (not a command).
+        if let Some((_, partial)) = self.early.take() {
+            let line = String::from_utf8_lossy(&partial).into_owned();
+            if let command::Typed::Message(text) = command::Typed::of(&line) {
+                self.queued.push_back(text);
+            }
+        }
         if let Keyboard::Editor(prepared, running) = &mut self.keyboard {
             if let Some(p) = prepared.take() {
                 let (style, name) = (self.style, self.our_name.clone());
@@ -207,9 +215,8 @@ impl Terminal {
                 Err(TryRecvError::Disconnected) => got.push(Typed::Eof),
             },
             Keyboard::Editor(_, None) => match self.early.as_mut() {
-                Some(tty) => {
-                    // Cooked mode: each read is whole lines, or Ctrl-D.
-                    if !read_lines(tty, &mut Vec::new(), &mut got)? {
+                Some((tty, partial)) => {
+                    if !read_lines(tty, partial, &mut got)? {
                         self.keyboard_ready = false;
                     }
                 }
@@ -273,7 +280,7 @@ impl UserSide for Terminal {
         if token != self.tokens.stdin {
             return;
         }
-        if let Some(tty) = self.early.as_mut() {
+        if let Some((tty, _)) = self.early.as_mut() {
             tty.on_ready(closed);
             self.keyboard_ready = true;
         } else if let Keyboard::Simple { tty, .. } = &mut self.keyboard {
