@@ -28,7 +28,10 @@ dials; after that both are the same and both send and receive at once.
 At a terminal it is a chat room: a prompt that incoming messages never \
 garble, names, timestamps, join and leave notices. With pipes it is a \
 data pipe for scripts, binary safe, with a clean half-close: the end of \
-our input ends our sending, and we keep receiving until the peer is done.
+our input ends our sending, and we keep receiving until the peer is done. \
+When our input is a terminal and our output is not (p2pchat listen PORT \
+| tar x), we are receiving: once the peer has finished sending, we finish \
+too, as nc does.
 
 The room is encrypted and integrity-protected unless --plain is given. \
 Without a secret both sides show the same verify code: compare it by \

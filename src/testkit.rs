@@ -170,12 +170,13 @@ impl Step {
 }
 
 fn kind_of(b: u8) -> Kind {
-    match b % 6 {
+    match b % 7 {
         0 => Kind::Hello,
         1 => Kind::Data,
         2 => Kind::Eof,
         3 => Kind::Bye,
         4 => Kind::Ping,
+        5 => Kind::WriteFailed,
         _ => Kind::Done,
     }
 }

@@ -12,14 +12,13 @@ use mio::{Interest, Registry, Token};
 
 use super::config::{Endpoint, PeerConfig};
 use super::conn::{Conn, ConnState, RelayStep};
-use super::readiness::Readiness;
 use super::rendezvous::{Phase, RelayClient};
 use super::user::{Notice, UserInput, UserSide};
 use super::{net, Reactor, SystemRng, FIRST_CONN, LISTENER, USER_TOKENS, WAKER};
 use crate::error::{describe_io, Error, Signal};
 use crate::names::display_addr;
 use crate::progress::Progress;
-use crate::protocol::Role;
+use crate::protocol::{handshake, Role};
 use crate::reach::Reach;
 use crate::session::{
     Action, Event, LeaveReason, LinkId, Security, Session, SessionConfig, Status,
@@ -32,6 +31,8 @@ const ACCEPTS_PER_TURN: usize = 64;
 /// Acknowledged bytes of ours that count as a sign of life: one full
 /// record, far more than the heartbeats of an idle room.
 const ACKED_SIGN_OF_LIFE: u64 = 16 * 1024;
+/// A dial with no answer after this says that it is still connecting.
+const SLOW_CONNECT: Duration = Duration::from_secs(1);
 /// The first and the longest wait between dial attempts with `--retry`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -155,7 +156,9 @@ pub fn run(reactor: &mut Reactor, cfg: &PeerConfig, ui: &mut dyn UserSide) -> Re
             peer.dialer = Some(Dialer::new(host, *port, *retry, false, Instant::now()));
         }
     }
-    let result = peer.run(reactor, ui);
+    let result = peer
+        .run(reactor, ui)
+        .map_err(|e| name_the_listener(e, &cfg.endpoint));
     if let Some(p) = peer.progress.as_ref().filter(|p| p.moved()) {
         ui.progress(&p.summary(Instant::now()), true);
     }
@@ -188,8 +191,11 @@ struct Dialer {
     announced: bool,
     /// Reconnecting a room that lost its connection.
     redial: bool,
-    /// Refused attempts in a row.
-    refused: u32,
+    /// Since when every attempt was refused (None after any other outcome).
+    refused_since: Option<Instant>,
+    /// When to say `connecting to HOST:PORT…` if no connect has been
+    /// answered by then (the first dial only; None once said).
+    slow_at: Option<Instant>,
 }
 
 /// How long the `n`th redial since the room had a connection waits:
@@ -212,9 +218,14 @@ fn jitter() -> f64 {
     f64::from(nanos % 1_000_000) / 1_000_000.0
 }
 
-/// Refused redials in a row after which the peer's process is taken for
-/// gone (its port is closed), rather than waiting out the grace period.
-const REFUSED_IS_GONE: u32 = 5;
+/// How long redials must have been refused, every one, before the peer's
+/// process is taken for gone (its port is closed) rather than waiting out
+/// the grace period. A time, not a count: a forwarder or a tunnel that
+/// restarts refuses a few quick redials too. Long enough that when both
+/// sides' grace periods run out together (the listener exits, its port
+/// refuses), the dialer reaches its own end of grace first and both say
+/// the same: not resumed in time.
+const REFUSED_FOR: Duration = Duration::from_secs(10);
 
 impl Dialer {
     /// Dials `host:port`; with `retry`, keeps trying that long. A redial
@@ -233,7 +244,8 @@ impl Dialer {
             waiting_why: None,
             announced: redial,
             redial,
-            refused: 0,
+            refused_since: None,
+            slow_at: (!redial).then_some(now + SLOW_CONNECT),
         }
     }
 
@@ -425,6 +437,7 @@ impl Peer<'_> {
     fn next_deadline(&self) -> Option<Instant> {
         let conns = self.conns.iter().flatten().filter_map(Conn::deadline);
         let dial = self.dialer.as_ref().and_then(|d| d.wait_until);
+        let slow = self.dialer.as_ref().and_then(|d| d.slow_at);
         let relay = self.relay.as_ref().and_then(RelayClient::deadline);
         let pause = self.listener.as_ref().and_then(|l| l.paused_until);
         let pause = pause.or(self.reconnect_at);
@@ -432,6 +445,7 @@ impl Peer<'_> {
         conns
             .chain(self.session.poll_timeout())
             .chain(dial)
+            .chain(slow)
             .chain(relay)
             .chain(pause)
             .chain(progress)
@@ -568,6 +582,21 @@ impl Peer<'_> {
             return Ok(());
         }
         if !self.dial_step(&mut d, registry, now)? {
+            let connecting = self
+                .conns
+                .iter()
+                .flatten()
+                .any(|c| matches!(c.state, ConnState::Connecting { .. }));
+            if d.slow_at.is_some_and(|t| now >= t) {
+                // Said once, and only of a connect still unanswered (a
+                // refused one has its own waiting line).
+                d.slow_at = None;
+                if connecting {
+                    ui.notice(Notice::Connecting {
+                        target: &crate::names::host_port(&d.host, d.port),
+                    });
+                }
+            }
             if d.wait_until.is_some() && !d.announced {
                 d.announced = true;
                 ui.notice(Notice::Waiting {
@@ -603,7 +632,7 @@ impl Peer<'_> {
             let (link, addr) = (c.link, c.peer);
             if result.is_ok() {
                 c.state = ConnState::Open;
-                c.ready = Readiness::fresh();
+                c.ready.connected();
                 net::tune(&c.sock, self.cfg.idle_timeout);
                 self.session.connected(link, now);
                 return Ok(true);
@@ -627,7 +656,12 @@ impl Peer<'_> {
             }
         }
         while let Some(&addr) = d.addrs.get(d.next) {
-            let deadline = now + self.cfg.handshake_timeout;
+            let mut deadline = now + self.cfg.handshake_timeout;
+            if d.retry.is_some() && !d.redial {
+                // `--retry 5` gives up after 5 s, even while a connect to a
+                // host that drops packets is still unanswered.
+                deadline = deadline.min(d.give_up.max(now));
+            }
             let started = TcpStream::connect(addr).and_then(|sock| {
                 self.insert(registry, sock, addr, ConnState::Connecting { deadline })
             });
@@ -652,14 +686,15 @@ impl Peer<'_> {
             return Err(error);
         }
         if e.kind() == io::ErrorKind::ConnectionRefused {
-            d.refused += 1;
+            d.refused_since.get_or_insert(now);
         } else {
-            d.refused = 0;
+            d.refused_since = None;
         }
-        if d.redial && d.refused >= REFUSED_IS_GONE {
+        if d.redial && d.refused_since.is_some_and(|t| now >= t + REFUSED_FOR) {
             return Err(Error::Lost(format!(
-                "connection lost, and {} now refuses connections: the peer's p2pchat has ended",
-                display_addr(addr)
+                "connection lost, and {} has refused connections for {} s: the peer's p2pchat has ended",
+                display_addr(addr),
+                REFUSED_FOR.as_secs()
             )));
         }
         d.back_off(now, describe_io(&e), error)
@@ -750,7 +785,7 @@ impl Peer<'_> {
                                 unsent: rc.hello(),
                                 reply: Vec::new(),
                             };
-                            c.ready = Readiness::fresh();
+                            c.ready.connected();
                             rc.connected(link, now);
                             if !rc.announced {
                                 rc.announced = true;
@@ -1029,6 +1064,22 @@ impl Peer<'_> {
                 }
             }
         }
+        // Before the room is up (not while it is down: a resume may bring
+        // it back, and leaving waits for it).
+        let waiting = matches!(self.session.status(), Status::Running)
+            && !self.session.is_established()
+            && !self.session.is_down();
+        if self.input_open && waiting {
+            let left = ui
+                .left_before_room()
+                .map_err(|e| Error::Local(format!("cannot read stdin: {}", describe_io(&e))))?;
+            if left {
+                self.session.input_ended(now);
+                self.session.leave(LeaveReason::User, now);
+                self.we_left = true;
+                self.close_input(ui, reg);
+            }
+        }
         Ok(())
     }
 
@@ -1055,17 +1106,43 @@ impl Peer<'_> {
                     self.close_input(ui, reg);
                 }
                 Err(e) => {
-                    return Err(Error::Local(format!(
-                        "cannot write to stdout: {}",
-                        describe_io(&e)
-                    )))
+                    // A full disk or a failing device: the session ends the
+                    // room with our error and tells the peer why.
+                    self.session.output_failed(&e, now);
+                    ui.close_output(reg);
+                    self.close_input(ui, reg);
                 }
             }
         }
         if ui.output_open() && self.session.output_finished() {
             ui.close_output(reg);
         }
+        if self.input_open && ui.input_follows_peer() && self.session.output_finished() {
+            // Receiving at a terminal: the peer is done, so are we.
+            self.session.input_ended(now);
+            self.close_input(ui, reg);
+        }
         Ok(())
+    }
+}
+
+/// A dialer's error that is about the listener it reached, with the
+/// address it dialed (which the session does not know) and, where the
+/// listener wants a one-time code, the command that works.
+fn name_the_listener(e: Error, endpoint: &Endpoint) -> Error {
+    let Endpoint::Dial { host, port, .. } = endpoint else {
+        return e;
+    };
+    let target = crate::names::host_port(host, *port);
+    match e {
+        Error::Connect(m) if m == handshake::TAKEN_WHY => {
+            Error::Connect(format!("{target} is busy: someone else is in that room"))
+        }
+        Error::Handshake(m) if m == handshake::WANTS_CODE_WHY => Error::Handshake(format!(
+            "{target} expects a one-time code: run p2pchat dial {host} {port} --code, \
+             and type the code the listener shows"
+        )),
+        e => e,
     }
 }
 

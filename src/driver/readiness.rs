@@ -30,6 +30,15 @@ impl Readiness {
         }
     }
 
+    /// A connect in flight completed: both directions may make progress
+    /// now. What the events while connecting said stays: a peer that wrote
+    /// and closed at once has sent its FIN already, and that edge will not
+    /// come again.
+    pub fn connected(&mut self) {
+        self.read = true;
+        self.write = true;
+    }
+
     /// Folds one event in.
     pub fn update(&mut self, ev: &Event) {
         let closed = ev.is_read_closed() || ev.is_error();

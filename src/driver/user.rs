@@ -61,6 +61,11 @@ pub enum Notice<'a> {
     Waiting {
         line: &'a str,
     },
+    /// A dial has had no answer for a while (packets dropped on the way):
+    /// still trying `target`.
+    Connecting {
+        target: &'a str,
+    },
     /// A connection failed before the room was up; the listener keeps
     /// waiting. `counted` when it was an attempt at the secret or code.
     FailedAttempt {
@@ -135,6 +140,12 @@ pub trait UserSide {
     fn read_input(&mut self, buf: &mut [u8]) -> io::Result<UserInput>;
     /// No more input will be taken: stop reading it.
     fn close_input(&mut self, registry: &Registry);
+    /// Until the room is up, while the session takes no input, reads just
+    /// enough to notice that the user is leaving (`/quit`, Ctrl-D at a terminal), keeping anything else for
+    /// the room. Returns true if and only if the user left.
+    fn left_before_room(&mut self) -> io::Result<bool> {
+        Ok(false)
+    }
     /// Returns true if and only if `write_output` may make progress now.
     fn output_ready(&self) -> bool;
     /// Shows peer bytes; Err(BrokenPipe) when the reader went away.
@@ -150,6 +161,13 @@ pub trait UserSide {
     /// incomplete; false for a chat on a screen.
     fn output_is_data(&self) -> bool {
         true
+    }
+    /// Returns true if and only if we are receiving: our input is a
+    /// terminal but our output is not (`p2pchat listen P | tar x`). Then
+    /// nobody is typing an end of input, so ours ends when the peer's
+    /// data has ended and all of it was written, as nc does.
+    fn input_follows_peer(&self) -> bool {
+        false
     }
     /// Leaves the screen as the user had it; called before every exit.
     fn finish(&mut self) {}

@@ -141,6 +141,7 @@ pub fn lines(notice: &Notice<'_>) -> Vec<String> {
             vec![format!("waiting for the peer in room {room} on relay {relay}")]
         }
         Notice::Waiting { line } => vec![line.to_string()],
+        Notice::Connecting { target } => vec![format!("connecting to {target}\u{2026}")],
         Notice::PlainWarning => vec![
             "plain mode: the chat is not encrypted; anyone on the path can read and change it"
                 .into(),

@@ -22,6 +22,8 @@ pub struct Pipe {
     stderr_is_terminal: bool,
     /// The progress line on screen, redrawn after a status line.
     progress_shown: Option<String>,
+    /// stdin is a terminal and stdout is not: we are receiving.
+    receiving: bool,
 }
 
 impl Pipe {
@@ -39,6 +41,7 @@ impl Pipe {
             sanitizer: stdio::is_terminal(1).then(Sanitizer::default),
             stderr_is_terminal: stdio::is_terminal(2),
             progress_shown: None,
+            receiving: stdio::is_terminal(0) && !stdio::is_terminal(1),
         })
     }
 }
@@ -139,6 +142,10 @@ impl UserSide for Pipe {
                 let _ = write!(io::stderr().lock(), "{p}");
             }
         }
+    }
+
+    fn input_follows_peer(&self) -> bool {
+        self.receiving
     }
 
     fn input_rewindable(&self) -> bool {

@@ -31,6 +31,17 @@ const PREFIX: &[u8] = b"p2pchat/";
 const PREFACE_SAS: &[u8] = b"p2pchat/2 sas\n";
 const PREFACE_PAKE: &[u8] = b"p2pchat/2 pake\n";
 const PREFACE_RESUME: &[u8] = b"p2pchat/2 resume\n";
+/// A listener's answer, instead of its preface, to a new room's preface
+/// while its own room is up (it listens for that room's resume only).
+const ROOM_TAKEN: &[u8] = b"p2pchat/2 taken\n";
+/// A one-time-code listener's answer, instead of its preface, to a dialer
+/// that came without the code.
+const WANTS_CODE: &[u8] = b"p2pchat/2 code\n";
+/// Why a dialer stops at [`ROOM_TAKEN`]; the driver names the address.
+pub const TAKEN_WHY: &str = "the listener's room is taken: someone else is in that room";
+/// Why a dialer without a code stops at [`WANTS_CODE`]; the driver adds
+/// the command that works.
+pub const WANTS_CODE_WHY: &str = "the listener expects a one-time code, and we have none";
 /// A preface line longer than this is not one.
 const MAX_PREFACE: usize = 32;
 const KEY_BYTES: usize = 32;
@@ -113,6 +124,9 @@ pub struct Handshake {
     /// We sent our key material (E_l or SPAKE2 msg B as listener; C or
     /// msg A as dialer): from here on, an unfinished exchange is an attempt.
     revealed: bool,
+    /// Listener: we told the peer something it must read before we close
+    /// ([`ROOM_TAKEN`]).
+    told_why: bool,
 }
 
 impl Handshake {
@@ -125,6 +139,7 @@ impl Handshake {
             state: State::Preface,
             preface_seen: false,
             revealed: false,
+            told_why: false,
         };
         if role == Role::Dialer {
             tx.extend(hs.preface());
@@ -144,6 +159,12 @@ impl Handshake {
     /// Returns true if and only if this handshake runs on a shared secret.
     pub fn uses_secret(&self) -> bool {
         matches!(self.method, Method::Secret(_))
+    }
+
+    /// Returns true if and only if we answered the peer with a line it
+    /// must read before the connection closes (the room is taken).
+    pub fn told_why(&self) -> bool {
+        self.told_why
     }
 
     /// Returns true if and only if the peer's preface line has arrived.
@@ -295,8 +316,20 @@ impl Handshake {
         };
         if self.role == Role::Listener {
             // Our preface answers any p2pchat preface, even a mismatched
-            // one, so the dialer can name the mismatch too.
-            tx.extend(self.preface());
+            // one, so the dialer can name the mismatch too. Where the
+            // preface alone would mislead, a line that says why instead:
+            // our room is up (we listen for its resume only), or we expect
+            // a one-time code the dialer did not bring.
+            let new_room = line == PREFACE_SAS || line == PREFACE_PAKE;
+            let answer = match &self.method {
+                Method::Resume(_) if new_room => {
+                    self.told_why = true;
+                    ROOM_TAKEN
+                }
+                Method::Secret(Pake { room: Some(_), .. }) if line == PREFACE_SAS => WANTS_CODE,
+                _ => self.preface(),
+            };
+            tx.extend(answer);
         }
         self.check_preface(&line)?;
         self.preface_seen = true;
@@ -384,6 +417,12 @@ impl Handshake {
         if line == self.preface() {
             return Ok(());
         }
+        if line == ROOM_TAKEN && self.role == Role::Dialer {
+            return Err(Error::Connect(TAKEN_WHY.into()));
+        }
+        if line == WANTS_CODE && self.role == Role::Dialer {
+            return Err(Error::Handshake(WANTS_CODE_WHY.into()));
+        }
         if line == PREFACE_RESUME {
             return Err(Error::Handshake(
                 "the peer tried to resume a room this one is not (it may have been restarted)"
@@ -396,6 +435,13 @@ impl Handshake {
             ));
         }
         let peer_secret = line == PREFACE_PAKE;
+        let code = matches!(self.method, Method::Secret(Pake { room: Some(_), .. }));
+        if code && line == PREFACE_SAS {
+            return Err(Error::Handshake(match self.role {
+                Role::Dialer => "the listener uses no one-time code: dial without --code".into(),
+                Role::Listener => "the peer dialed without the one-time code (--code)".into(),
+            }));
+        }
         if peer_secret || line == PREFACE_SAS {
             return Err(Error::Handshake(if peer_secret {
                 "the peer uses a shared secret and we do not: set the same secret on both sides, or on neither".into()

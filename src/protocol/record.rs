@@ -48,7 +48,15 @@ pub enum Kind {
     /// sender's accepted count (u64) and flags (u8: bit 0, our EOF
     /// arrived; bit 1, our DONE arrived; bit 2, our BYE arrived).
     Resume = 9,
+    /// The sender could not write what it received (its disk is full, its
+    /// output failed) and ends the room; the payload says why, in words
+    /// for the user (UTF-8, at most [`MAX_WHY`] bytes). Not tampering,
+    /// not a lost connection: the peer stops at once.
+    WriteFailed = 10,
 }
+
+/// The longest reason a WRITE_FAILED record carries.
+pub const MAX_WHY: usize = 200;
 
 impl Kind {
     fn from_byte(b: u8) -> Option<Kind> {
@@ -62,6 +70,7 @@ impl Kind {
             7 => Kind::Received,
             8 => Kind::Ack,
             9 => Kind::Resume,
+            10 => Kind::WriteFailed,
             _ => return None,
         })
     }
@@ -254,6 +263,7 @@ mod tests {
             (Kind::Eof, b""),
             (Kind::Bye, b""),
             (Kind::Done, b""),
+            (Kind::WriteFailed, b"no space left on device"),
         ];
         let mut wire = sealed(&recs);
         let got = open_all(&K1, &mut wire).unwrap();

@@ -140,6 +140,15 @@ impl Link {
         Ok(true)
     }
 
+    /// Returns true if and only if the handshake answered with a line the
+    /// peer must read before we close (our room is taken).
+    pub fn told_why(&self) -> bool {
+        match &self.phase {
+            Phase::Handshaking(hs) => hs.told_why(),
+            _ => false,
+        }
+    }
+
     /// Returns true if and only if the peer's preface has arrived, or the
     /// handshake is past it.
     pub fn preface_seen(&self) -> bool {

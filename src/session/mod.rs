@@ -407,6 +407,16 @@ impl Session {
         }
     }
 
+    /// Our output failed for a reason other than its reader leaving (a
+    /// full disk, an I/O error): the room ends with that error, and the
+    /// peer is told why, so that it stops at once and says so.
+    pub fn output_failed(&mut self, e: &io::Error, now: Instant) {
+        match self {
+            Session::Plain(p) => p.output_failed(e),
+            Session::Secure(r) => r.output_failed(e, now),
+        }
+    }
+
     /// Nobody reads our output any more (stdout closed by its reader): drop
     /// what is pending and whatever still arrives, and leave.
     pub fn output_closed(&mut self, now: Instant) {

@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::outbox::Outbox;
 use super::{Action, Event, LeaveReason, LinkId, IO_CAP};
 use crate::buf::ByteBuf;
-use crate::error::{describe_lost, Error, Signal};
+use crate::error::{describe_io, describe_lost, Error, Signal};
 use crate::protocol::handshake;
 
 /// Enough bytes to tell a preface line from data.
@@ -180,7 +180,12 @@ impl PlainPipe {
         if self.link.is_none() {
             let signal = match reason {
                 LeaveReason::Interrupted(s) => s,
-                _ => Signal::Int,
+                // `/quit` or Ctrl-D before anyone came: done waiting.
+                LeaveReason::User => {
+                    self.outbox.outcome = Some(Ok(()));
+                    return self.outbox.actions.push_back(Action::StopAccepting);
+                }
+                LeaveReason::OutputClosed => Signal::Int,
             };
             return self.fail(Error::Interrupted(signal));
         }
@@ -192,6 +197,10 @@ impl PlainPipe {
     }
 
     pub fn interrupted(&mut self, signal: Signal, now: Instant) {
+        if signal == Signal::Hup && self.interrupts > 0 {
+            // A second hang-up (or one after a Ctrl-C): still leaving.
+            return;
+        }
         self.interrupts += 1;
         if self.interrupts >= 2 || self.link.is_none() {
             return self.fail(Error::Interrupted(signal));
@@ -212,6 +221,13 @@ impl PlainPipe {
         self.discard_output = true;
         self.out.consume(self.out.len());
         self.leave(LeaveReason::OutputClosed, now);
+    }
+
+    pub fn output_failed(&mut self, e: &io::Error) {
+        self.discard_output = true;
+        self.out.consume(self.out.len());
+        // Raw TCP has no way to say why: the reset tells the peer it ended.
+        self.fail(output_error(e));
     }
 
     pub fn output_finished(&self) -> bool {
@@ -260,4 +276,12 @@ impl PlainPipe {
         self.outbox.outcome = Some(Err(e));
         self.outbox.actions.push_back(Action::StopAccepting);
     }
+}
+
+/// Our own line when our output fails.
+pub(super) fn output_error(e: &io::Error) -> Error {
+    Error::Local(format!(
+        "cannot write what the peer sent to stdout: {}",
+        describe_io(e)
+    ))
 }

@@ -18,7 +18,7 @@ use crate::buf::{ByteBuf, Ring};
 use crate::error::{describe_lost, Error, Signal};
 use crate::names;
 use crate::protocol::handshake::{Method, Pake};
-use crate::protocol::record::{Kind, MAX_PAYLOAD};
+use crate::protocol::record::{Kind, MAX_PAYLOAD, MAX_WHY};
 use crate::protocol::{Random, Role};
 
 /// Handshakes a listener runs at once. Each costs about 130 KiB of buffers;
@@ -103,6 +103,8 @@ pub struct Room {
     bytes_delivered: u64,
     /// What the peer said it delivered (its RECEIVED record), if it did.
     peer_received: Option<u64>,
+    /// The peer could not write what it received, and said why.
+    peer_write_failed: Option<String>,
     /// Resume, once both HELLOs offered it.
     resume: Option<Resume>,
     /// Our DATA from offset `acked` on: the user's input is read straight
@@ -164,6 +166,7 @@ impl Room {
             bytes_sent: 0,
             bytes_delivered: 0,
             peer_received: None,
+            peer_write_failed: None,
             resume: None,
             // A ring: what it keeps is never moved, so keeping costs no
             // copy beyond reading the input into it.
@@ -513,7 +516,15 @@ impl Room {
         // which while the room is up can only be a stranger's: a storm of
         // them must not flood the user's screen.
         let silent = !link.heard || link.resuming;
-        if silent {
+        if link.told_why() {
+            // A dialer of a new room while ours is up: the line that says
+            // the room is taken goes out before the close.
+            self.outbox.actions.push_back(Action::Linger {
+                link: link.id,
+                flush: link.tx.data().to_vec(),
+                until: now + ABORT_DRAIN,
+            });
+        } else if silent {
             self.outbox.actions.push_back(Action::Close(link.id));
         } else {
             self.outbox.events.push_back(Event::FailedAttempt {
@@ -802,6 +813,19 @@ impl Room {
                     Ok(_) => Err(violation("a second RECEIVED")),
                     Err(_) => Err(violation("a RECEIVED record of the wrong size")),
                 },
+                Kind::WriteFailed if payload.len() > MAX_WHY => {
+                    Err(violation("a WRITE_FAILED reason too long"))
+                }
+                Kind::WriteFailed => {
+                    // Words for our user from the peer: shown safely.
+                    let why = String::from_utf8_lossy(payload)
+                        .chars()
+                        .map(|c| if c.is_control() { '?' } else { c })
+                        .collect();
+                    self.peer_write_failed = Some(why);
+                    self.farewell = Farewell::PeerLeft;
+                    Ok(())
+                }
                 _ if !payload.is_empty() => Err(violation("a control record with a payload")),
                 // A resume may repeat an end the old connection delivered.
                 Kind::Eof if self.receiving.ended() && resume => Ok(()),
@@ -941,6 +965,12 @@ impl Room {
     /// Ctrl-C (or TERM, HUP): the first leaves the room, a second, or one
     /// before the room is up, ends the program at once.
     pub fn interrupted(&mut self, signal: Signal, now: Instant) {
+        if signal == Signal::Hup && self.interrupts > 0 {
+            // The window closed while we were leaving already (the kernel
+            // and the shell each send a SIGHUP, or it follows a Ctrl-C):
+            // that is leaving too, so the goodbye goes on.
+            return;
+        }
         self.interrupts += 1;
         if self.interrupts >= 2 {
             return self.fail(Error::Interrupted(signal), now);
@@ -957,6 +987,11 @@ impl Room {
             .current
             .as_ref()
             .is_some_and(|l| l.is_keyed() && !l.resuming);
+        if reason == LeaveReason::User && !keyed && self.down.is_none() {
+            // `/quit` or Ctrl-D in a room nobody has joined: nothing was
+            // cut short, the user is done waiting.
+            return self.finish(Ok(()), now);
+        }
         if keyed && self.farewell == Farewell::Staying {
             self.farewell = Farewell::Leaving(reason);
             self.seal_pending(now);
@@ -986,6 +1021,35 @@ impl Room {
         let pending = self.out.len();
         self.out.consume(pending);
         self.leave(LeaveReason::OutputClosed, now);
+    }
+
+    /// Our output failed (not its reader leaving): the room ends with our
+    /// error, and WRITE_FAILED tells the peer why, after what is already
+    /// sealed, so it stops at once instead of taking our end for tampering
+    /// or a lost connection.
+    pub fn output_failed(&mut self, e: &io::Error, now: Instant) {
+        self.discard_output = true;
+        let pending = self.out.len();
+        self.out.consume(pending);
+        let error = super::plain::output_error(e);
+        if self.outbox.outcome.is_some() {
+            return;
+        }
+        let mut why = crate::error::describe_io(e);
+        while why.len() > MAX_WHY {
+            why.pop();
+        }
+        let told = match self.current.as_mut() {
+            Some(link) if link.is_confirmed() && !link.resuming => {
+                link.seal(Kind::WriteFailed, why.as_bytes(), now)
+            }
+            _ => Ok(false),
+        };
+        match told {
+            // Said: no reset, the peer reads it and ends; we linger.
+            Ok(true) => self.finish(Err(error), now),
+            _ => self.fail(error, now),
+        }
     }
 
     /// Returns true if and only if the peer will send nothing more and all
@@ -1198,6 +1262,11 @@ impl Room {
     /// end before it left? A sender exits 0 only when the peer confirmed
     /// every byte; a receiver only when the peer's stream ended (EOF).
     fn peer_left_outcome(&self) -> Result<(), Error> {
+        if let Some(why) = &self.peer_write_failed {
+            return Err(Error::Lost(format!(
+                "the peer could not write what it received ({why})"
+            )));
+        }
         let confirmed = self.sending == Sending::Confirmed;
         let read = self.peer_received.unwrap_or(0);
         if !confirmed && read < self.bytes_sent {

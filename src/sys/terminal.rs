@@ -168,6 +168,24 @@ impl Mode {
     }
 }
 
+/// Returns true if and only if standard input is a terminal that hung up
+/// (its window closed): Unix then fails every request on it with EIO.
+/// Windows tells of a closed console through its handler instead.
+pub fn stdin_hung_up() -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: termios is plain data, for which zeroes are a value.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: tcgetattr fills the struct or fails.
+        let failed = unsafe { libc::tcgetattr(0, &mut t) } != 0;
+        failed && io::Error::last_os_error().raw_os_error() == Some(libc::EIO)
+    }
+    #[cfg(windows)]
+    {
+        false
+    }
+}
+
 /// The width of the terminal on standard output, in columns, if it says.
 pub fn columns() -> Option<usize> {
     #[cfg(unix)]

@@ -52,3 +52,7 @@ mod windows;
 // As a new user meets it: emoji, separators, wording, /code /status /save
 // (issues 20 and 21).
 mod new_user;
+// The README's pipe recipes at real terminals, finishing by themselves (issue 20).
+mod recipes;
+// Everyday situations: leaving an empty room, a full disk, a taken room (issue 20).
+mod everyday;

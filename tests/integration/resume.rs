@@ -189,7 +189,7 @@ fn a_killed_listener_is_reported_soon() {
     assert_eq!(d.code(), 1, "{}", d.stderr());
     assert!(
         d.stderr()
-            .contains("refuses connections: the peer's p2pchat has ended"),
+            .contains("has refused connections for 10 s: the peer's p2pchat has ended"),
         "{}",
         d.stderr()
     );

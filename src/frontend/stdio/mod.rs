@@ -65,6 +65,15 @@ pub struct Stdin {
 
 impl Stdin {
     pub fn open(registry: &Registry, token: Token, waker: Arc<Waker>) -> io::Result<Stdin> {
+        Stdin::open_with(registry, token, Some(waker))
+    }
+
+    /// Opens stdin; without a waker, only where no thread is needed.
+    fn open_with(
+        registry: &Registry,
+        token: Token,
+        waker: Option<Arc<Waker>>,
+    ) -> io::Result<Stdin> {
         let mut input = Stdin {
             reader: None,
             ready: true,
@@ -104,11 +113,23 @@ impl Stdin {
             }
             _ => {
                 let _ = (registry, token);
+                let waker = waker.ok_or_else(|| io::Error::from(io::ErrorKind::Unsupported))?;
                 Reader::Thread(ThreadReader::attach(waker)?)
             }
         };
         input.reader = Some(reader);
         Ok(input)
+    }
+
+    /// Standard input, if the loop can poll it without a thread (Linux's
+    /// fast path), else None.
+    pub fn open_polled(registry: &Registry, token: Token) -> io::Result<Option<Stdin>> {
+        #[cfg(target_os = "linux")]
+        if sys::fast_paths() || !matches!(sys::stdio::kind(Std::In), Kind::Pipe | Kind::Terminal) {
+            return Ok(Some(Stdin::open_with(registry, token, None)?));
+        }
+        let _ = (registry, token);
+        Ok(None)
     }
 
     /// A readiness event arrived; `closed` if it reports a hang-up.

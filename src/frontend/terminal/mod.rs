@@ -63,6 +63,10 @@ pub struct Terminal {
     current: Vec<u8>,
     /// The editor may have something for us.
     keyboard_ready: bool,
+    /// Until the editor starts (the room is up), the terminal read in
+    /// cooked mode, so that `/quit` and Ctrl-D can end a room nobody has
+    /// joined (with the start of a line ended by Ctrl-D rather than Enter).
+    early: Option<(stdio::Stdin, Vec<u8>)>,
     input_open: bool,
     /// Incoming bytes up to the next newline.
     incoming: Vec<u8>,
@@ -100,8 +104,19 @@ impl Terminal {
             // A second Ctrl-C exits at once: leave the terminal sane.
             interrupts.on_exit(Box::new(move || restore_termios(&t)));
         }
+        let mut early = None;
         let keyboard = match (!dumb_terminal()).then(editor::prepare).flatten() {
-            Some(prepared) => Keyboard::Editor(Some(Box::new(prepared)), None),
+            Some(prepared) => {
+                // Without it, /quit waits for the room as it used to. Only
+                // where the terminal can be polled: a reading thread would
+                // still be blocked in its read when the editor starts, and
+                // take the next keys from it.
+                early = stdio::Stdin::open_polled(registry, tokens.stdin)
+                    .ok()
+                    .flatten()
+                    .map(|tty| (tty, Vec::new()));
+                Keyboard::Editor(Some(Box::new(prepared)), None)
+            }
             None => Keyboard::Simple {
                 tty: stdio::Stdin::open(registry, tokens.stdin, waker.clone())?,
                 partial: Vec::new(),
@@ -122,6 +137,7 @@ impl Terminal {
             // A plain reader starts by reading: on a thread, that read is
             // what asks the thread for the first keys.
             keyboard_ready: simple,
+            early,
             input_open: true,
             incoming: Vec::new(),
             output_open: true,
@@ -168,6 +184,15 @@ impl Terminal {
     }
 
     fn start_editor(&mut self) {
+        // The editor reads the terminal from now on; closing our early
+        // reader's descriptor also takes it out of the poll. A line ended
+        // by Ctrl-D rather than Enter is a message too (not a command).
+        if let Some((_, partial)) = self.early.take() {
+            let line = String::from_utf8_lossy(&partial).into_owned();
+            if let command::Typed::Message(text) = command::Typed::of(&line) {
+                self.queued.push_back(text);
+            }
+        }
         if let Keyboard::Editor(prepared, running) = &mut self.keyboard {
             if let Some(p) = prepared.take() {
                 let (style, name) = (self.style, self.our_name.clone());
@@ -209,6 +234,9 @@ impl Terminal {
                     return Ok(Some(UserInput::Leave));
                 }
                 Typed::Eof => return Ok(Some(UserInput::Leave)),
+                // The window closed under the editor (its error can be any
+                // EIO the terminal gave it): that is leaving, politely.
+                Typed::Failed(_) if terminal_gone() => return Ok(Some(UserInput::Leave)),
                 Typed::Failed(e) => return Err(io::Error::other(e)),
             }
         }
@@ -224,35 +252,17 @@ impl Terminal {
                 Err(TryRecvError::Empty) => self.keyboard_ready = false,
                 Err(TryRecvError::Disconnected) => got.push(Typed::Eof),
             },
-            Keyboard::Editor(_, None) => self.keyboard_ready = false,
-            Keyboard::Simple { tty, partial } => {
-                let mut buf = [0u8; 4096];
-                match tty.read(&mut buf) {
-                    Ok(0) => {
-                        // Ctrl-D: a last unterminated line still goes out.
-                        if !partial.is_empty() {
-                            got.push(Typed::Line(String::from_utf8_lossy(partial).into_owned()));
-                            partial.clear();
-                        }
-                        got.push(Typed::Eof);
-                    }
-                    Ok(n) => {
-                        partial.extend_from_slice(&buf[..n]);
-                        while let Some(i) = partial.iter().position(|&b| b == b'\n') {
-                            let line: Vec<u8> = partial.drain(..=i).collect();
-                            got.push(Typed::Line(
-                                String::from_utf8_lossy(&line[..i]).into_owned(),
-                            ));
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        tty.ready = false;
+            Keyboard::Editor(_, None) => match self.early.as_mut() {
+                Some((tty, partial)) => {
+                    if !read_lines(tty, partial, &mut got)? {
                         self.keyboard_ready = false;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    // A hung-up terminal: leaving, like Ctrl-D.
-                    Err(e) if crate::sys::process::is_hangup(&e) => got.push(Typed::Eof),
-                    Err(e) => return Err(e),
+                }
+                None => self.keyboard_ready = false,
+            },
+            Keyboard::Simple { tty, partial } => {
+                if !read_lines(tty, partial, &mut got)? {
+                    self.keyboard_ready = false;
                 }
             }
         }
@@ -351,12 +361,26 @@ impl Terminal {
 
 impl UserSide for Terminal {
     fn on_ready(&mut self, token: Token, closed: bool) {
-        if let (true, Keyboard::Simple { tty, .. }) =
-            (token == self.tokens.stdin, &mut self.keyboard)
-        {
+        if token != self.tokens.stdin {
+            return;
+        }
+        if let Some((tty, _)) = self.early.as_mut() {
+            tty.on_ready(closed);
+            self.keyboard_ready = true;
+        } else if let Keyboard::Simple { tty, .. } = &mut self.keyboard {
             tty.on_ready(closed);
             self.keyboard_ready = true;
         }
+    }
+
+    fn left_before_room(&mut self) -> io::Result<bool> {
+        // Lines typed meanwhile wait in `queued` for the room.
+        while self.input_open && self.keyboard_ready {
+            if let Some(UserInput::Leave) = self.poll_keyboard()? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn output_is_data(&self) -> bool {
@@ -542,6 +566,50 @@ impl UserSide for Terminal {
             let _ = writeln!(io::stderr(), "{text}");
         }
     }
+}
+
+/// Reads the terminal in cooked mode into `got`, as lines (`partial`
+/// holds the start of one), or `Eof` for Ctrl-D or a hung-up terminal.
+/// Returns false when there was nothing to read.
+fn read_lines(
+    tty: &mut stdio::Stdin,
+    partial: &mut Vec<u8>,
+    got: &mut Vec<Typed>,
+) -> io::Result<bool> {
+    let mut buf = [0u8; 4096];
+    match tty.read(&mut buf) {
+        Ok(0) => {
+            // Ctrl-D: a last unterminated line still goes out.
+            if !partial.is_empty() {
+                got.push(Typed::Line(String::from_utf8_lossy(partial).into_owned()));
+                partial.clear();
+            }
+            got.push(Typed::Eof);
+        }
+        Ok(n) => {
+            partial.extend_from_slice(&buf[..n]);
+            while let Some(i) = partial.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = partial.drain(..=i).collect();
+                got.push(Typed::Line(
+                    String::from_utf8_lossy(&line[..i]).into_owned(),
+                ));
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            tty.ready = false;
+            return Ok(false);
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        // A hung-up terminal: leaving, like Ctrl-D.
+        Err(e) if crate::sys::process::is_hangup(&e) => got.push(Typed::Eof),
+        Err(e) => return Err(e),
+    }
+    Ok(true)
+}
+
+/// Returns true if and only if our terminal hung up (its window closed).
+fn terminal_gone() -> bool {
+    crate::sys::terminal::stdin_hung_up()
 }
 
 /// What `/code` and `/status` tell about the room.

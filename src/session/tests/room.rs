@@ -396,8 +396,13 @@ fn a_blocked_reader_does_not_blame_the_peer() {
 #[test]
 fn interrupting_the_handshake_fails_at_once_and_a_keyed_side_says_bye() {
     let mut p = Pair::default_mode();
-    p.dialer.s.leave(LeaveReason::User, p.now);
+    p.dialer.s.interrupted(Signal::Int, p.now);
     assert_eq!(p.dialer.failure(), Error::Interrupted(Signal::Int));
+    // `/quit` or Ctrl-D before anyone is in the room ends it at once too,
+    // and cuts nothing short.
+    let mut p = Pair::default_mode();
+    p.dialer.s.leave(LeaveReason::User, p.now);
+    assert_eq!(p.dialer.s.status(), Status::Ended(Ok(())));
     // Also after the keys but before the peer's HELLO has arrived.
     let mut p = Pair::default_mode();
     p.step_until(|p| p.listener.s.is_established());
@@ -460,6 +465,28 @@ fn a_second_ctrl_c_ends_at_once_with_a_reset() {
     p.dialer.drain(p.now);
     assert_eq!(p.dialer.failure(), Error::Interrupted(Signal::Int));
     assert!(p.dialer.reset());
+}
+
+#[test]
+fn a_hang_up_while_leaving_lets_the_goodbye_go_on() {
+    // A closing window: the kernel's SIGHUP and the shell's, or one right
+    // after a Ctrl-C. Neither is a second signal that ends at once.
+    for first in [Signal::Hup, Signal::Int] {
+        let mut p = Pair::default_mode();
+        p.run();
+        p.connected = false; // the goodbye is still on its way
+        p.dialer.s.interrupted(first, p.now);
+        p.dialer.s.interrupted(Signal::Hup, p.now);
+        p.dialer.drain(p.now);
+        assert!(!p.dialer.reset(), "{first:?} then SIGHUP must not reset");
+        assert_eq!(p.dialer.s.status(), Status::Running, "{first:?}");
+        p.connected = true;
+        p.run();
+        assert!(
+            p.listener.events.contains(&Event::PeerLeft),
+            "{first:?}: the peer hears the goodbye"
+        );
+    }
 }
 
 #[test]
