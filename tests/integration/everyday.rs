@@ -44,7 +44,7 @@ fn a_line_typed_before_anyone_joined_goes_out_when_the_peer_comes() {
         return;
     }
     let mut alice = Pty::spawn(
-        &["--name", "alice", "listen", "0", "--bind", "127.0.0.1"],
+        &["listen", "0", "--bind", "127.0.0.1", "--name", "alice"],
         &[],
         24,
         80,
@@ -215,7 +215,7 @@ fn closing_the_window_is_leaving_every_time() {
             "send-keys",
             "-t",
             "0",
-            &format!("'{BIN}' --name bob dial 127.0.0.1 {port}"),
+            &format!("'{BIN}' dial 127.0.0.1 {port} --name bob"),
             "Enter",
         ]);
         l.wait_stderr("connected to");
@@ -244,7 +244,7 @@ fn a_second_hang_up_does_not_skip_the_goodbye() {
     for signals in [[libc::SIGHUP, libc::SIGHUP], [libc::SIGINT, libc::SIGHUP]] {
         let (mut l, port) = listen(&[], "127.0.0.1", In::Pipe);
         let port = port.to_string();
-        let mut bob = Pty::spawn(&["--name", "bob", "dial", "127.0.0.1", &port], &[], 24, 80);
+        let mut bob = Pty::spawn(&["dial", "127.0.0.1", &port, "--name", "bob"], &[], 24, 80);
         l.wait_stderr("connected to");
         bob.wait_cursor_row("bob>");
         for sig in signals {
