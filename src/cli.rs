@@ -75,7 +75,8 @@ pub enum Command {
         #[arg(long, value_name = "ADDR", value_parser = parse_bind)]
         bind: Option<IpAddr>,
         /// Give up after N failed attempts to join (wrong secret, a tampered
-        /// or abandoned key exchange): someone may be guessing
+        /// or abandoned key exchange): someone may be guessing; with --keep,
+        /// N in all rooms together
         #[arg(long, value_name = "N", default_value = "3",
               value_parser = clap::value_parser!(u32).range(1..=1000))]
         tries: u32,
@@ -87,7 +88,8 @@ pub enum Command {
         /// side can accept a connection (NAT)
         #[arg(long, value_name = "HOST[:PORT]", conflicts_with_all = ["bind", "port"])]
         relay: Option<String>,
-        /// Host rooms one after another (a fresh code each time), like ncat -k
+        /// Host rooms one after another (a fresh code each time), like ncat -k;
+        /// --tries counts the failed attempts of all rooms together
         #[arg(long)]
         keep: bool,
     },
@@ -356,8 +358,6 @@ pub enum Endpoint {
     Listen {
         bind: Option<IpAddr>,
         port: u16,
-        /// Failed attempts allowed before giving up.
-        tries: u32,
     },
     Dial {
         host: String,
@@ -397,6 +397,12 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Host rooms one after another.
     pub keep: bool,
+    /// A listener's budget of failed attempts to join, for the whole
+    /// process (`--tries`; with `--keep`, across all its rooms).
+    pub tries: u32,
+    /// Failed attempts that earlier rooms of this process saw (`--keep`):
+    /// they count against [`Config::tries`].
+    pub failed_before: u32,
     /// Report how a transfer is going (`--progress`).
     pub progress: bool,
     /// Resume a lost connection within this grace period (None: off).
@@ -406,13 +412,13 @@ pub struct Config {
 }
 
 impl Config {
-    /// Failed attempts a listener allows (a dialer has one connection; a
-    /// one-time code allows one).
+    /// Failed attempts this process still allows (a dialer has one
+    /// connection). A one-time code allows one more per room on top of
+    /// this: the session burns the code at its first failure.
     pub fn tries(&self) -> u32 {
-        match (&self.endpoint, &self.security) {
-            (_, Security::Code(_)) => 1,
-            (Endpoint::Listen { tries, .. }, _) => *tries,
-            _ => 1,
+        match self.role() {
+            Role::Listener => self.tries,
+            Role::Dialer => 1,
         }
     }
 
@@ -432,7 +438,7 @@ impl Cli {
     pub fn into_plan(self) -> Result<Plan, Error> {
         let g = self.global;
         // What meets whom, and whether a one-time code authenticates it.
-        let (endpoint, code, keep) = match self.command {
+        let (endpoint, code, keep, tries) = match self.command {
             Command::Completions { shell } => return Ok(Plan::Completions(shell)),
             Command::Manpage => return Ok(Plan::Manpage),
             Command::Relay { port, bind } => {
@@ -469,11 +475,12 @@ impl Cli {
                     relay_endpoint(&r, Role::Listener, Duration::MAX)?,
                     true,
                     keep,
+                    tries,
                 ),
                 None => {
                     // Invariant: clap requires the port without --relay.
                     let port = port.ok_or_else(|| Error::Usage("the port is missing".into()))?;
-                    (Endpoint::Listen { bind, port, tries }, code, keep)
+                    (Endpoint::Listen { bind, port }, code, keep, tries)
                 }
             },
             Command::Dial {
@@ -484,14 +491,14 @@ impl Cli {
                 relay,
                 wait,
             } => match relay {
-                Some(r) => (relay_endpoint(&r, Role::Dialer, wait)?, true, false),
+                Some(r) => (relay_endpoint(&r, Role::Dialer, wait)?, true, false, 1),
                 None => {
                     // Invariant: clap requires the host without --relay.
                     let Some(host) = host else {
                         return Err(Error::Usage("dial needs HOST and PORT, or --relay".into()));
                     };
                     let (host, port) = dial_target(&host, port)?;
-                    (Endpoint::Dial { host, port, retry }, code, false)
+                    (Endpoint::Dial { host, port, retry }, code, false, 1)
                 }
             },
         };
@@ -585,6 +592,8 @@ impl Cli {
             idle_timeout: g.idle_timeout,
             handshake_timeout: g.handshake_timeout,
             keep,
+            tries,
+            failed_before: 0,
             progress: g.progress,
             resume,
             resume_buffer: g.resume_buffer as usize * 1024 * 1024,

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
     };
     let result = cli.into_plan().and_then(|plan| match plan {
         Plan::Room(cfg) if cfg.keep => keep_hosting(cfg),
-        Plan::Room(cfg) => run(&cfg).map(|_| ()),
+        Plan::Room(cfg) => run(&cfg, &mut 0).map(|_| ()),
         Plan::Relay(cfg) => Reactor::new().and_then(|mut r| relay::run(&mut r, &cfg)),
         Plan::Completions(shell) => print(|out| manual::completions(shell, out)),
         Plan::Manpage => print(manual::manpage),
@@ -47,20 +47,35 @@ fn main() -> ExitCode {
 /// we leave at the prompt (`/quit`, Ctrl-D), a signal, or a failure that
 /// the next room would meet too (the port is taken, the relay is
 /// unreachable, the terminal is gone). A peer leaving ends only its room.
+/// The `--tries` budget is the process's: failed attempts add up over the
+/// rooms, and when they reach it the hosting ends (exit 3), or a stranger
+/// would get a fresh set of guesses with every room.
 fn keep_hosting(mut cfg: Config) -> Result<(), Error> {
     loop {
         if let Security::Code(_) = cfg.security {
             cfg.security = Security::Code(Code::generate(&mut SystemRng::new()?));
         }
-        match run(&cfg) {
+        let mut failed = cfg.failed_before;
+        let result = run(&cfg, &mut failed);
+        cfg.failed_before = failed;
+        match result {
             Ok(peer::Ended::ByUs) => return Ok(()),
             Ok(peer::Ended::Otherwise) => {}
             Err(
                 e @ (Error::Interrupted(_) | Error::Usage(_) | Error::Local(_) | Error::Connect(_)),
             ) => return Err(e),
+            // The room's own error already counts every room's attempts.
+            Err(e) if failed >= cfg.tries => return Err(e),
             Err(e) => {
                 let _ = writeln!(io::stderr(), "p2pchat: {e}");
             }
+        }
+        if failed >= cfg.tries {
+            return Err(Error::AuthFailed(format!(
+                "{failed} failed attempt{} to join while hosting: someone may be guessing; \
+                 giving up",
+                if failed == 1 { "" } else { "s" }
+            )));
         }
         if !cfg.quiet {
             let _ = writeln!(
@@ -72,8 +87,9 @@ fn keep_hosting(mut cfg: Config) -> Result<(), Error> {
 }
 
 /// Wires the pieces: one reactor, the front-end the terminal calls for,
-/// and the peer service on top.
-fn run(cfg: &Config) -> Result<peer::Ended, Error> {
+/// and the peer service on top. `failed` comes back with the failed
+/// attempts to join so far (see [`peer::run`]).
+fn run(cfg: &Config, failed: &mut u32) -> Result<peer::Ended, Error> {
     let mut reactor = Reactor::new()?;
     let mut ui = frontend::open(
         cfg,
@@ -82,7 +98,7 @@ fn run(cfg: &Config) -> Result<peer::Ended, Error> {
         reactor.waker(),
         reactor.interrupts(),
     )?;
-    let result = peer::run(&mut reactor, cfg, ui.as_mut());
+    let result = peer::run(&mut reactor, cfg, ui.as_mut(), failed);
     ui.finish();
     result
 }

@@ -45,8 +45,15 @@ pub enum Ended {
     Otherwise,
 }
 
-/// Runs the room described by `cfg` with `ui` as the user's side.
-pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result<Ended, Error> {
+/// Runs the room described by `cfg` with `ui` as the user's side. `failed`
+/// is set to the failed attempts to join so far, counting those of earlier
+/// rooms (`cfg.failed_before`), so `--keep` can hold one budget for all.
+pub fn run(
+    reactor: &mut Reactor,
+    cfg: &Config,
+    ui: &mut dyn UserSide,
+    failed: &mut u32,
+) -> Result<Ended, Error> {
     let session = Session::new(
         SessionConfig {
             role: cfg.role(),
@@ -55,6 +62,7 @@ pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result
             idle_timeout: cfg.idle_timeout,
             handshake_timeout: cfg.handshake_timeout,
             tries: cfg.tries(),
+            failed_before: cfg.failed_before,
             output_is_data: ui.output_is_data(),
             resume: cfg.resume,
             resume_buffer: cfg.resume_buffer,
@@ -156,6 +164,7 @@ pub fn run(reactor: &mut Reactor, cfg: &Config, ui: &mut dyn UserSide) -> Result
         }
     }
     let result = peer.run(reactor, ui);
+    *failed = peer.session.failed_attempts().max(cfg.failed_before);
     if let Some(p) = peer.progress.as_ref().filter(|p| p.moved()) {
         ui.progress(&p.summary(Instant::now()), true);
     }

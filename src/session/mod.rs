@@ -89,8 +89,11 @@ pub struct SessionConfig {
     pub idle_timeout: Duration,
     /// Each handshake must finish within this.
     pub handshake_timeout: Duration,
-    /// Failed attempts a listener allows before it gives up.
+    /// Failed attempts a listener allows before it gives up, counting
+    /// `failed_before`: the budget belongs to the process, not the room.
     pub tries: u32,
+    /// Failed attempts earlier rooms of this process saw (`--keep`).
+    pub failed_before: u32,
     /// Our output is data for a program (a pipe or a file), not a chat on
     /// a screen: a peer that leaves before its EOF leaves it incomplete,
     /// which is then an error, so `listen > file && ...` can be trusted.
@@ -216,8 +219,11 @@ impl Session {
                 name: cfg.name,
                 idle_timeout: cfg.idle_timeout,
                 handshake_timeout: cfg.handshake_timeout,
-                // A one-time code allows one failed attempt, whatever asked.
-                tries: if one_time { 1 } else { cfg.tries.max(1) },
+                // A one-time code also allows one failed attempt per room
+                // (the code is burned); the session sees to that.
+                tries: cfg.tries.max(1),
+                failed_before: cfg.failed_before,
+                one_time,
                 output_is_data: cfg.output_is_data,
                 resume: cfg.resume,
                 resume_buffer: cfg.resume_buffer,
@@ -431,6 +437,15 @@ impl Session {
         match self {
             Session::Plain(_) => false,
             Session::Secure(r) => r.is_down(),
+        }
+    }
+
+    /// Failed attempts to join so far, counting those of earlier rooms
+    /// ([`SessionConfig::failed_before`]).
+    pub fn failed_attempts(&self) -> u32 {
+        match self {
+            Session::Plain(_) => 0,
+            Session::Secure(r) => r.failed_attempts(),
         }
     }
 

@@ -56,8 +56,13 @@ pub struct RoomConfig {
     pub name: String,
     pub idle_timeout: Duration,
     pub handshake_timeout: Duration,
-    /// Failed attempts a listener allows before it gives up.
+    /// Failed attempts a listener allows before it gives up, counting
+    /// `failed_before` (the process's budget).
     pub tries: u32,
+    /// Failed attempts earlier rooms of this process saw.
+    pub failed_before: u32,
+    /// A one-time code: one failed attempt in this room burns it.
+    pub one_time: bool,
     /// A peer leaving before its EOF makes our output incomplete: an error.
     pub output_is_data: bool,
     /// The grace period we offer for resuming a lost connection.
@@ -152,6 +157,7 @@ impl Room {
             IO_CAP
         };
         Room {
+            failed_attempts: cfg.failed_before,
             cfg,
             rng,
             pending: Vec::new(),
@@ -179,7 +185,6 @@ impl Room {
             down: None,
             connections: 0,
             clean_since: None,
-            failed_attempts: 0,
             interrupts: 0,
             outbox: Outbox::default(),
         }
@@ -521,7 +526,7 @@ impl Room {
                 why: e.to_string(),
                 counted,
                 failed: self.failed_attempts,
-                tries: self.cfg.tries,
+                tries: self.tries_here(),
             });
             self.outbox.actions.push_back(Action::Linger {
                 link: link.id,
@@ -529,30 +534,45 @@ impl Room {
                 until: now + ABORT_DRAIN,
             });
         }
-        if self.failed_attempts < self.cfg.tries {
+        let burned = self.cfg.one_time && self.failed_attempts > self.cfg.failed_before;
+        if self.failed_attempts < self.cfg.tries && !burned {
             self.resume_held(now);
             return;
         }
-        {
-            let n = self.failed_attempts;
-            let why = match &self.cfg.secret {
-                Some(Pake { room: Some(_), .. }) => String::from(
-                    "a failed attempt to join the room (a wrong code, or someone guessing): \
-                     the code is burned; run again for a new code",
-                ),
-                secret => format!(
-                    "{n} failed attempt{} to join the room: someone may be guessing {}; \
-                     giving up (start again, with a fresh secret)",
-                    if n == 1 { "" } else { "s" },
-                    if secret.is_some() {
-                        "the shared secret"
-                    } else {
-                        "the verify code"
-                    }
-                ),
+        let n = self.failed_attempts;
+        let why = if self.failed_attempts < self.cfg.tries {
+            String::from(
+                "a failed attempt to join the room (a wrong code, or someone guessing): \
+                 the code is burned; run again for a new code",
+            )
+        } else {
+            let (what, fresh) = match &self.cfg.secret {
+                Some(Pake { room: Some(_), .. }) => ("the one-time codes", "code"),
+                Some(_) => ("the shared secret", "secret"),
+                None => ("the verify code", "verify code"),
             };
-            self.fail(Error::AuthFailed(why), now);
+            format!(
+                "{n} failed attempt{} to join: someone may be guessing {what}; \
+                 giving up (start again, with a fresh {fresh})",
+                if n == 1 { "" } else { "s" },
+            )
+        };
+        self.fail(Error::AuthFailed(why), now);
+    }
+
+    /// The failed attempts after which this room gives up: the process's
+    /// budget, and for a one-time code the first failure in this room.
+    fn tries_here(&self) -> u32 {
+        if self.cfg.one_time {
+            self.cfg.tries.min(self.cfg.failed_before + 1)
+        } else {
+            self.cfg.tries
         }
+    }
+
+    /// Failed attempts so far, counting those of earlier rooms.
+    pub fn failed_attempts(&self) -> u32 {
+        self.failed_attempts
     }
 
     /// Returns true if and only if one more key exchange may be served:
@@ -560,7 +580,9 @@ impl Room {
     /// so no more than `tries` guesses are ever answered.
     fn may_reveal(&self) -> bool {
         let in_flight = self.pending.iter().filter(|l| l.revealed()).count() as u32;
-        self.failed_attempts + in_flight < self.cfg.tries
+        // A one-time code: one attempt per room, and within the budget.
+        let this_room = self.failed_attempts - self.cfg.failed_before + in_flight;
+        self.failed_attempts + in_flight < self.cfg.tries && (!self.cfg.one_time || this_room < 1)
     }
 
     /// Lets connections held back by [`Room::may_reveal`] go on, now that

@@ -39,3 +39,5 @@ mod at_home;
 mod progress;
 // Resume: a room that survives its connection (issue 12).
 mod resume;
+// Strangers, round two: --keep budget, slot holders, stranded relay listeners (issue 21).
+mod admission;
