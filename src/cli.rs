@@ -105,7 +105,7 @@ pub enum Command {
         /// TCP port of the listening peer (unless given as HOST:PORT)
         #[arg(value_parser = clap::value_parser!(u16).range(1..))]
         port: Option<u16>,
-        /// Keep re-dialing a refused or unreachable peer for up to SECS seconds
+        /// Keep re-dialing a refused, unreachable or busy peer for up to SECS seconds
         #[arg(long, value_name = "SECS", value_parser = parse_secs)]
         retry: Option<Duration>,
         /// The listener printed a one-time code: ask for it (or read

@@ -63,6 +63,10 @@ pub fn run(
             handshake_timeout: cfg.handshake_timeout,
             tries: cfg.tries(),
             failed_before: cfg.failed_before,
+            retry_busy: match cfg.endpoint {
+                Endpoint::Dial { retry, .. } => retry,
+                _ => None,
+            },
             output_is_data: ui.output_is_data(),
             resume: cfg.resume,
             resume_buffer: cfg.resume_buffer,
@@ -79,6 +83,7 @@ pub fn run(
         interrupts_seen: 0,
         redials: 0,
         reconnect_at: None,
+        busy_announced: false,
         peer_name: None,
         input_open: true,
         we_left: false,
@@ -221,6 +226,16 @@ fn jitter() -> f64 {
     f64::from(nanos % 1_000_000) / 1_000_000.0
 }
 
+/// Says once that the dialer is waiting to try again, and why.
+fn announce(d: &mut Dialer, ui: &mut dyn UserSide) {
+    if d.wait_until.is_some() && !d.announced {
+        d.announced = true;
+        ui.notice(Notice::Waiting {
+            line: &d.waiting_line(),
+        });
+    }
+}
+
 /// Refused redials in a row after which the peer's process is taken for
 /// gone (its port is closed), rather than waiting out the grace period.
 const REFUSED_IS_GONE: u32 = 5;
@@ -287,6 +302,8 @@ struct Peer<'a> {
     redials: u32,
     /// A redial, or a return to the relay, waits until then.
     reconnect_at: Option<Instant>,
+    /// The dialer said that the listener is busy (it says so once).
+    busy_announced: bool,
     /// The peer's name once it joined (encrypted modes).
     peer_name: Option<String>,
     input_open: bool,
@@ -550,7 +567,7 @@ impl Peer<'_> {
             net::tune(&sock, self.cfg.idle_timeout);
             match self.insert(registry, sock, addr, ConnState::Open) {
                 Ok(link) => {
-                    self.session.accept(link, net::source_key(addr), now);
+                    self.session.accept(link, source_group(addr), now);
                     // Read what already arrived before accepting the next:
                     // a real dialer's first flight is usually there, and a
                     // connection that has spoken is never made to give way.
@@ -576,13 +593,11 @@ impl Peer<'_> {
         if let Status::Ended(_) = self.session.status() {
             return Ok(());
         }
+        // A wait set by a redial (a busy listener) is announced before it
+        // ends; one set by a failed connect, as soon as it begins.
+        announce(&mut d, ui);
         if !self.dial_step(&mut d, registry, now)? {
-            if d.wait_until.is_some() && !d.announced {
-                d.announced = true;
-                ui.notice(Notice::Waiting {
-                    line: &d.waiting_line(),
-                });
-            }
+            announce(&mut d, ui);
             self.dialer = Some(d);
         }
         Ok(())
@@ -873,6 +888,17 @@ impl Peer<'_> {
         self.redials += 1;
         self.reconnect_at = (!delay.is_zero()).then_some(now + delay);
         match &self.cfg.endpoint {
+            Endpoint::Dial { host, port, retry } if !self.session.is_down() => {
+                // The listener was busy: dial again, saying so once; the
+                // session ends the trying when --retry runs out.
+                let mut d = Dialer::new(host, *port, *retry, false, now);
+                d.wait_until = Some(now + delay.max(FIRST_BACKOFF));
+                d.announced = self.busy_announced;
+                self.busy_announced = true;
+                self.reconnect_at = None;
+                d.waiting_why = Some("the listener is busy".into());
+                self.dialer = Some(d);
+            }
             Endpoint::Dial { host, port, .. } => {
                 // The session's grace period ends the trying; this is a
                 // backstop a little past it.
@@ -1078,6 +1104,17 @@ impl Peer<'_> {
     }
 }
 
+/// The source a listener's per-source caps count: an IPv4 address, or an
+/// IPv6 /64, which one host or one customer usually has whole (so an
+/// attacker cannot multiply itself by the addresses of its /64).
+fn source_group(addr: SocketAddr) -> u128 {
+    let key = net::source_key(addr);
+    match addr.ip() {
+        std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => key & !u128::from(u64::MAX),
+        _ => key,
+    }
+}
+
 /// The peer's name as we show it: when it is the same as ours (two `root`s,
 /// two `alice`s), it gets the peer's address (`root@192.0.2.7`), or
 /// `(peer)` through a relay, whose address says nothing about the peer.
@@ -1103,6 +1140,29 @@ const _: () = assert!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_sources_count_per_64_and_ipv4_per_address() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            source_group(a("[2001:db8:1:2:aaaa::1]:5")),
+            source_group(a("[2001:db8:1:2:ffff:1:2:3]:6")),
+            "one /64 is one source"
+        );
+        assert_ne!(
+            source_group(a("[2001:db8:1:2::1]:5")),
+            source_group(a("[2001:db8:1:3::1]:5"))
+        );
+        assert_ne!(
+            source_group(a("192.0.2.1:5")),
+            source_group(a("192.0.2.2:5")),
+            "IPv4 counts per address"
+        );
+        assert_eq!(
+            source_group(a("[::ffff:192.0.2.1]:5")),
+            source_group(a("192.0.2.1:7"))
+        );
+    }
 
     #[test]
     fn redials_back_off_with_jitter_and_a_cap() {

@@ -31,6 +31,10 @@ const PREFIX: &[u8] = b"p2pchat/";
 const PREFACE_SAS: &[u8] = b"p2pchat/2 sas\n";
 const PREFACE_PAKE: &[u8] = b"p2pchat/2 pake\n";
 const PREFACE_RESUME: &[u8] = b"p2pchat/2 resume\n";
+/// A listener whose handshake slots are all taken by connections that sent
+/// their whole first flight says this, instead of its preface, and closes:
+/// the dialer may try again later (`--retry` does).
+pub const BUSY: &[u8] = b"p2pchat/2 busy\n";
 /// A preface line longer than this is not one.
 const MAX_PREFACE: usize = 32;
 const KEY_BYTES: usize = 32;
@@ -113,6 +117,8 @@ pub struct Handshake {
     /// We sent our key material (E_l or SPAKE2 msg B as listener; C or
     /// msg A as dialer): from here on, an unfinished exchange is an attempt.
     revealed: bool,
+    /// Dialer: the listener answered [`BUSY`].
+    busy: bool,
 }
 
 impl Handshake {
@@ -125,6 +131,7 @@ impl Handshake {
             state: State::Preface,
             preface_seen: false,
             revealed: false,
+            busy: false,
         };
         if role == Role::Dialer {
             tx.extend(hs.preface());
@@ -149,6 +156,25 @@ impl Handshake {
     /// Returns true if and only if the peer's preface line has arrived.
     pub fn preface_seen(&self) -> bool {
         self.preface_seen
+    }
+
+    /// Returns true if and only if the dialer's whole first flight (its
+    /// preface line and its first key message) has arrived, `buffered`
+    /// being the bytes received and not yet taken. A real dialer sends it
+    /// in one write; a listener gives a connection short of it little time
+    /// and lets it make way for others.
+    pub fn first_flight_in(&self, buffered: usize) -> bool {
+        match &self.state {
+            State::Preface => false,
+            State::AwaitCommit | State::AwaitResumeKey { .. } => buffered >= KEY_BYTES,
+            State::AwaitReveal | State::AwaitPake { .. } => buffered >= PAKE_MSG,
+            State::AwaitKey { .. } | State::Done => true,
+        }
+    }
+
+    /// Returns true if and only if the listener answered that it is busy.
+    pub fn peer_busy(&self) -> bool {
+        self.busy
     }
 
     /// Returns true if and only if we sent key material to the peer: a
@@ -225,7 +251,9 @@ impl Handshake {
                 State::Preface | State::Done => (state, false),
                 State::AwaitCommit if !may_reveal => (state, false),
                 State::AwaitCommit => self.on_commit(rx, tx, rng),
-                State::AwaitReveal if !may_reveal => (state, false),
+                // Message B waits for message A too: a connection that
+                // sent only its preface learns nothing and costs no try.
+                State::AwaitReveal if !may_reveal || rx.len() < PAKE_MSG => (state, false),
                 State::AwaitReveal => (self.key_flight(rng, tx), true),
                 State::AwaitKey {
                     secret,
@@ -380,9 +408,17 @@ impl Handshake {
         Ok(Established { keys, verify_code })
     }
 
-    fn check_preface(&self, line: &[u8]) -> Result<(), Error> {
+    fn check_preface(&mut self, line: &[u8]) -> Result<(), Error> {
         if line == self.preface() {
             return Ok(());
+        }
+        if line == BUSY && self.role == Role::Dialer {
+            self.busy = true;
+            return Err(Error::Connect(
+                "the listener is busy: all its handshake slots are taken (someone may be \
+                 flooding it); try again, or dial with --retry SECS"
+                    .into(),
+            ));
         }
         if line == PREFACE_RESUME {
             return Err(Error::Handshake(

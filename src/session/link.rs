@@ -16,9 +16,10 @@ use crate::protocol::{Random, Role};
 
 /// Capacity of the wire buffers: four full records.
 pub const WIRE_CAP: usize = 4 * MAX_RECORD;
-/// A connection that has not sent its preface by then is dropped: a real
-/// dialer sends it in its first write.
-pub const PREFACE_DEADLINE: Duration = Duration::from_secs(2);
+/// A connection that has not sent its whole first flight (its preface and
+/// first key message) by then is dropped: a real dialer sends it in its
+/// first write.
+pub const FIRST_FLIGHT_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The record keys of one connection.
 pub struct Channel {
@@ -149,6 +150,23 @@ impl Link {
         }
     }
 
+    /// Returns true if and only if the peer's whole first flight has
+    /// arrived (listener), or the handshake is past it.
+    pub fn first_flight_seen(&self) -> bool {
+        match &self.phase {
+            Phase::Handshaking(hs) => hs.first_flight_in(self.rx.len()),
+            _ => true,
+        }
+    }
+
+    /// Returns true if and only if the listener answered that it is busy.
+    pub fn peer_busy(&self) -> bool {
+        match &self.phase {
+            Phase::Handshaking(hs) => hs.peer_busy(),
+            _ => false,
+        }
+    }
+
     /// Returns true if and only if we sent our key material on this
     /// connection: it counts as an attempt unless it ends confirmed.
     pub fn revealed(&self) -> bool {
@@ -233,11 +251,12 @@ impl Link {
         }
     }
 
-    /// The deadline before key confirmation: the preface deadline while the
-    /// peer has said nothing (listener), then the handshake deadline.
+    /// The deadline before key confirmation: the first-flight deadline
+    /// until the dialer's first flight is in (listener), then the
+    /// handshake deadline.
     pub fn handshake_deadline(&self, role: Role) -> Instant {
-        if role == Role::Listener && !self.preface_seen() {
-            (self.started + PREFACE_DEADLINE).min(self.handshake_deadline)
+        if role == Role::Listener && !self.first_flight_seen() {
+            (self.started + FIRST_FLIGHT_DEADLINE).min(self.handshake_deadline)
         } else {
             self.handshake_deadline
         }
@@ -245,10 +264,10 @@ impl Link {
 
     /// The error for a handshake past its deadline.
     pub fn timeout_error(&self, role: Role, now: Instant) -> Error {
-        if role == Role::Listener && !self.preface_seen() && now < self.handshake_deadline {
+        if role == Role::Listener && !self.first_flight_seen() && now < self.handshake_deadline {
             return Error::Handshake(format!(
-                "the peer sent no p2pchat preface within {} s",
-                PREFACE_DEADLINE.as_secs()
+                "the peer did not send its first flight within {} s",
+                FIRST_FLIGHT_DEADLINE.as_secs()
             ));
         }
         let secs = (self.handshake_deadline - self.started).as_secs_f64();

@@ -94,6 +94,10 @@ pub struct SessionConfig {
     pub tries: u32,
     /// Failed attempts earlier rooms of this process saw (`--keep`).
     pub failed_before: u32,
+    /// Dialer: a listener that answers busy is dialed again (an
+    /// [`Action::Redial`]) until this long after the first connection
+    /// (`--retry`); None: a busy listener ends the room.
+    pub retry_busy: Option<Duration>,
     /// Our output is data for a program (a pipe or a file), not a chat on
     /// a screen: a peer that leaves before its EOF leaves it incomplete,
     /// which is then an error, so `listen > file && ...` can be trusted.
@@ -178,9 +182,10 @@ pub enum Action {
     },
     /// Close at once (turned away, made way for another, superseded).
     Close(LinkId),
-    /// The room lost its connection: make a new one (dial again, or go
-    /// back to the relay) and hand it over with `connected` or `accept`.
-    /// A listener that still listens has nothing to do.
+    /// The room lost its connection, or the listener was busy: make a
+    /// new one (dial again, or go back to the relay) and hand it over with
+    /// `connected` or `accept`. A listener that still listens has nothing
+    /// to do.
     Redial,
 }
 
@@ -224,6 +229,7 @@ impl Session {
                 tries: cfg.tries.max(1),
                 failed_before: cfg.failed_before,
                 one_time,
+                retry_busy: cfg.retry_busy,
                 output_is_data: cfg.output_is_data,
                 resume: cfg.resume,
                 resume_buffer: cfg.resume_buffer,

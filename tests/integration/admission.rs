@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spake2::{Ed25519Group, Identity, Password, Spake2};
 
@@ -13,6 +13,7 @@ use crate::pty::Pty;
 use crate::util::*;
 
 const PAKE_PREFACE: &[u8] = b"p2pchat/2 pake\n";
+const SAS_PREFACE: &[u8] = b"p2pchat/2 sas\n";
 
 /// Connects from `ip` (a loopback source address), or None once the
 /// listener no longer accepts.
@@ -143,4 +144,194 @@ fn keep_with_one_time_codes_ends_after_tries_burned_codes() {
         "{everything}"
     );
     assert_eq!(count(&alice, "listening on"), 3, "no fourth room");
+}
+
+/// Opens `n` connections from `ip` that each send `bytes` and stay open.
+fn holders(ip: &str, port: u16, n: usize, bytes: &[u8]) -> Vec<TcpStream> {
+    (0..n)
+        .filter_map(|_| {
+            let mut s = connect_from(ip, port)?;
+            s.write_all(bytes).ok()?;
+            Some(s)
+        })
+        .collect()
+}
+
+#[test]
+fn preface_only_connections_make_way_and_time_out() {
+    // Four from each of two addresses, each sending its preface line and
+    // nothing more, fill every slot; the real dialer still gets in at once.
+    let (mut l, port) = listen(&["--handshake-timeout", "600"], "127.0.0.1", In::Pipe);
+    let mut held = holders("127.0.0.2", port, 4, SAS_PREFACE);
+    held.extend(holders("127.0.0.3", port, 4, SAS_PREFACE));
+    // The listener has read every preface before the real dialer comes.
+    let first = Instant::now();
+    let mut d = dial(&["--handshake-timeout", "600"], "127.0.0.1", port, In::Pipe);
+    d.write(b"real peer\n");
+    d.close_stdin();
+    l.wait_stdout(10);
+    assert!(
+        first.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        first.elapsed()
+    );
+    l.close_stdin();
+    assert_both_ok(&mut d, &mut l);
+    assert_eq!(l.stdout(), b"real peer\n");
+    assert!(!l.stderr().contains("failed"), "{}", l.stderr());
+    // And those that were not evicted were closed within about 2 s.
+    for mut s in held {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut b = [0u8; 64];
+        let mut total = 0;
+        loop {
+            match s.read(&mut b) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+        assert!(total <= 64, "nothing but a preface reached a holder");
+    }
+    assert!(
+        first.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        first.elapsed()
+    );
+}
+
+#[test]
+fn a_preface_alone_is_closed_at_the_first_flight_deadline() {
+    let (_l, port) = listen(&["--handshake-timeout", "600"], "127.0.0.1", In::Pipe);
+    let started = Instant::now();
+    let mut s = holders("127.0.0.2", port, 1, SAS_PREFACE).pop().unwrap();
+    let mut b = [0u8; 64];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(4),
+        "closed after {took:?}"
+    );
+}
+
+/// A whole verify-code first flight: preface and a commitment.
+fn sas_flight(i: u8) -> Vec<u8> {
+    let mut f = SAS_PREFACE.to_vec();
+    f.extend_from_slice(&[i; 32]);
+    f
+}
+
+#[test]
+fn a_full_listener_says_busy_and_retry_dials_again() {
+    // Eight whole first flights (each a key exchange in flight) from two
+    // addresses take every slot: a real dialer is told why it cannot get
+    // in, and with --retry it comes back once a slot frees.
+    let mut l = Proc::p2p(
+        &[
+            "--handshake-timeout",
+            "600",
+            "listen",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--tries",
+            "10",
+        ],
+        In::Pipe,
+    );
+    let port = wait_port(&l);
+    let mut held = Vec::new();
+    for (i, ip) in ["127.0.0.2", "127.0.0.3"].iter().enumerate() {
+        for k in 0..4u8 {
+            held.extend(holders(ip, port, 1, &sas_flight(i as u8 * 4 + k)));
+        }
+    }
+    // Each holder got the listener's key: every slot is a real exchange.
+    for s in held.iter_mut() {
+        let mut got = vec![0u8; SAS_PREFACE.len() + 32];
+        s.read_exact(&mut got).unwrap();
+    }
+    let mut d = dial(&[], "127.0.0.1", port, In::Pipe);
+    assert_eq!(d.code(), 1, "{}", d.stderr());
+    assert!(
+        d.stderr().contains("the listener is busy"),
+        "{}",
+        d.stderr()
+    );
+    assert!(d.stderr().contains("--retry"), "{}", d.stderr());
+
+    let port_s = port.to_string();
+    let args = ["dial", "127.0.0.1", &port_s, "--retry", "30"];
+    let mut d = Proc::p2p(&args, In::Pipe);
+    wait_until_lazy(
+        || {
+            format!(
+                "the dialer waits; dialer:\n{}\nlistener:\n{}",
+                d.stderr(),
+                l.stderr()
+            )
+        },
+        DEADLINE,
+        || {
+            d.stderr()
+                .contains("(the listener is busy; retrying for 30 s)")
+        },
+    );
+    // One holder gives up: a failed attempt, and a free slot.
+    drop(held.pop());
+    d.write(b"came back\n");
+    d.close_stdin();
+    l.wait_stdout(10);
+    l.close_stdin();
+    assert_both_ok(&mut d, &mut l);
+    assert_eq!(l.stdout(), b"came back\n");
+    let err = d.stderr();
+    assert_eq!(
+        err.matches("the listener is busy").count(),
+        1,
+        "said once: {err}"
+    );
+    drop(held);
+}
+
+#[test]
+fn slot_holders_never_shut_out_the_rooms_resume() {
+    // The room is up; strangers from four addresses hold eight resume
+    // flights open (a preface and a key, and never a RESUME record). The
+    // connection is cut: the dialer's resume still finds a slot.
+    let resume_preface = b"p2pchat/2 resume\n";
+    let (mut l, port) = listen(&["--handshake-timeout", "600"], "127.0.0.1", In::Pipe);
+    let proxy = crate::resume::HoldProxy::start(port);
+    let mut d = dial(&[], "127.0.0.1", proxy.port, In::Pipe);
+    l.wait_stderr("connected to");
+    d.wait_stderr("connected to");
+    let mut flight = resume_preface.to_vec();
+    flight.extend_from_slice(&[9; 32]);
+    let mut held = Vec::new();
+    for ip in ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"] {
+        held.extend(holders(ip, port, 2, &flight));
+    }
+    for s in held.iter_mut() {
+        // Each got the listener's preface and key: it holds a slot.
+        let mut got = vec![0u8; resume_preface.len() + 32];
+        s.read_exact(&mut got).unwrap();
+    }
+    d.write(b"before\n");
+    l.wait_stdout(7);
+    proxy.cut_noticed([&l, &d], 1);
+    wait_until_lazy(
+        || format!("the resume; dialer:\n{}", d.stderr()),
+        DEADLINE,
+        || d.stderr().contains("reconnected after"),
+    );
+    d.write(b"after\n");
+    d.close_stdin();
+    l.close_stdin();
+    assert_both_ok(&mut d, &mut l);
+    assert_eq!(l.stdout(), b"before\nafter\n");
+    drop(held);
 }
