@@ -445,7 +445,29 @@ impl Peer<'_> {
                 .relay
                 .as_ref()
                 .is_some_and(|r| matches!(r.phase, Phase::Idle));
-        !connecting && (dial_due || relay_due) && !matches!(self.session.status(), Status::Ended(_))
+        // The relay's partner left before the room was up: go back now,
+        // not after some deadline that may never come.
+        let handed_back = self.relay.as_ref().is_some_and(|r| self.handed_back(r));
+        handed_back
+            || (!connecting
+                && (dial_due || relay_due)
+                && !matches!(self.session.status(), Status::Ended(_)))
+    }
+
+    /// A listener's connection from the relay is gone before the room
+    /// was up (or resumed): it goes back to the relay.
+    fn handed_back(&self, rc: &RelayClient) -> bool {
+        let Phase::Handed(link) = rc.phase else {
+            return false;
+        };
+        let gone = link
+            .0
+            .checked_sub(FIRST_CONN)
+            .and_then(|i| self.conns.get(i))
+            .is_none_or(Option::is_none);
+        gone && self.cfg.role() == Role::Listener
+            && !self.session.is_established()
+            && !matches!(self.session.status(), Status::Ended(_))
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -729,12 +751,18 @@ impl Peer<'_> {
         let role = self.cfg.role();
         loop {
             match rc.phase {
-                Phase::Handed(link) => {
+                Phase::Handed(_) => {
                     // The relay paired us with someone who left before the
                     // room was up, without costing the code: go back.
-                    let gone = self.conn(link).is_none();
-                    if gone && role == Role::Listener && !self.session.is_established() {
+                    if self.handed_back(rc) {
                         rc.phase = Phase::Idle;
+                        ui.notice(Notice::Waiting {
+                            line: &format!(
+                                "the peer the relay paired us with left before the handshake; \
+                                 waiting in room {} again",
+                                rc.room
+                            ),
+                        });
                         continue;
                     }
                     return Ok(());
@@ -803,7 +831,7 @@ impl Peer<'_> {
                         RelayStep::Paired(first_bytes) => {
                             c.state = ConnState::Open;
                             match role {
-                                Role::Listener => self.session.accept(link, 0, now),
+                                Role::Listener => self.session.accept_paired(link, now),
                                 Role::Dialer => self.session.connected(link, now),
                             }
                             self.feed(link, &first_bytes, now)?;

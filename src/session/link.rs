@@ -68,6 +68,10 @@ pub struct Link {
     /// The stream offset of the next DATA byte the peer sends on this
     /// connection (what we reported in RESUME, or 0 on the first).
     pub recv_pos: u64,
+    /// A relay paired us with this connection's peer (listener): it has
+    /// the whole handshake timeout for its first flight, and silence until
+    /// then is not a stranger's but a relay's fault.
+    pub paired: bool,
 }
 
 impl Link {
@@ -101,6 +105,7 @@ impl Link {
             resume_psk: None,
             resuming,
             recv_pos: 0,
+            paired: false,
         }
     }
 
@@ -255,7 +260,7 @@ impl Link {
     /// until the dialer's first flight is in (listener), then the
     /// handshake deadline.
     pub fn handshake_deadline(&self, role: Role) -> Instant {
-        if role == Role::Listener && !self.first_flight_seen() {
+        if role == Role::Listener && !self.paired && !self.first_flight_seen() {
             (self.started + FIRST_FLIGHT_DEADLINE).min(self.handshake_deadline)
         } else {
             self.handshake_deadline
@@ -264,7 +269,11 @@ impl Link {
 
     /// The error for a handshake past its deadline.
     pub fn timeout_error(&self, role: Role, now: Instant) -> Error {
-        if role == Role::Listener && !self.first_flight_seen() && now < self.handshake_deadline {
+        if role == Role::Listener
+            && !self.paired
+            && !self.first_flight_seen()
+            && now < self.handshake_deadline
+        {
             return Error::Handshake(format!(
                 "the peer did not send its first flight within {} s",
                 FIRST_FLIGHT_DEADLINE.as_secs()

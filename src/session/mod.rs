@@ -250,6 +250,18 @@ impl Session {
         }
     }
 
+    /// Listener: a relay paired us with a peer on `link`. As
+    /// [`Session::accept`]; besides, a peer that sends nothing for the
+    /// whole handshake timeout ends the room (exit 3) while it is not
+    /// waiting for a resume: that is what a relay pairing two listeners
+    /// looks like. One that closes without a byte is only dropped.
+    pub fn accept_paired(&mut self, link: LinkId, now: Instant) {
+        match self {
+            Session::Plain(p) => p.attach(link),
+            Session::Secure(r) => r.accept_paired(link, now),
+        }
+    }
+
     /// The process ran out of descriptors while accepting: the session
     /// closes the oldest silent pending connection, if it has one (an
     /// [`Action::Close`]). Returns whether it did.

@@ -395,6 +395,15 @@ impl Room {
         self.pending.push(link);
     }
 
+    /// Listener: a relay paired us with a peer (see
+    /// [`super::Session::accept_paired`]).
+    pub fn accept_paired(&mut self, id: LinkId, now: Instant) {
+        self.accept(id, 0, now);
+        if let Some(l) = self.pending.iter_mut().find(|l| l.id == id) {
+            l.paired = true;
+        }
+    }
+
     /// While the room is up or down, a new connection can only be a resume
     /// of it, and none of them costs a try: one always gets a slot. When
     /// the caps are reached, the oldest attempt of the source that holds
@@ -1163,6 +1172,21 @@ impl Room {
             .iter()
             .position(|l| now >= l.handshake_deadline(role))
         {
+            let link = &self.pending[i];
+            if link.paired && !link.heard && self.down.is_none() {
+                // Not a byte from the peer a relay paired us with, for the
+                // whole handshake timeout: a dialer sends at once.
+                let secs = self.cfg.handshake_timeout.as_secs_f64();
+                let link = self.pending.swap_remove(i);
+                self.outbox.actions.push_back(Action::Close(link.id));
+                return self.fail(
+                    Error::Handshake(format!(
+                        "the relay paired us with a peer that sent nothing in {secs} s: \
+                         the relay is not relaying, or it paired two listeners"
+                    )),
+                    now,
+                );
+            }
             if !self.pending[i].first_flight_seen() {
                 // Short of its first flight: no attempt, and not a word.
                 let link = self.pending.swap_remove(i);

@@ -335,3 +335,166 @@ fn slot_holders_never_shut_out_the_rooms_resume() {
     assert_eq!(l.stdout(), b"before\nafter\n");
     drop(held);
 }
+
+/// A transit relay of the test's own, driven step by step: it sorts the
+/// connections by the side in their hello, and the test decides whom to
+/// answer `ok`, whom to pair and whom to drop.
+struct ScriptedRelay {
+    port: u16,
+    listeners: std::sync::mpsc::Receiver<TcpStream>,
+    dialers: std::sync::mpsc::Receiver<TcpStream>,
+}
+
+const LISTENER_SIDE: &[u8] = b"d7e1aaa9ddbb4636";
+
+impl ScriptedRelay {
+    fn start() -> ScriptedRelay {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (lt, lr) = std::sync::mpsc::channel();
+        let (dt, dr) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { return };
+                let mut hello = [0u8; 104];
+                if s.read_exact(&mut hello).is_err() {
+                    continue;
+                }
+                let to = if hello.windows(16).any(|w| w == LISTENER_SIDE) {
+                    &lt
+                } else {
+                    &dt
+                };
+                if to.send(s).is_err() {
+                    return;
+                }
+            }
+        });
+        ScriptedRelay {
+            port,
+            listeners: lr,
+            dialers: dr,
+        }
+    }
+
+    fn next(rx: &std::sync::mpsc::Receiver<TcpStream>, who: &str) -> TcpStream {
+        let mut s = rx
+            .recv_timeout(DEADLINE)
+            .unwrap_or_else(|_| panic!("no {who} came to the relay"));
+        s.write_all(b"ok\n").unwrap();
+        s
+    }
+
+    fn listener(&self) -> TcpStream {
+        ScriptedRelay::next(&self.listeners, "listener")
+    }
+
+    fn dialer(&self) -> TcpStream {
+        ScriptedRelay::next(&self.dialers, "dialer")
+    }
+}
+
+/// Copies both ways between `a` and `b` until either ends; returns the
+/// streams to cut them with.
+fn pair(a: TcpStream, b: TcpStream) -> [TcpStream; 2] {
+    let cut = [a.try_clone().unwrap(), b.try_clone().unwrap()];
+    for (mut from, mut to) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)] {
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 16384];
+            while let Ok(n) = from.read(&mut buf) {
+                if n == 0 || to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = to.shutdown(std::net::Shutdown::Write);
+        });
+    }
+    cut
+}
+
+fn relay_listener(relay: &ScriptedRelay, input: In) -> (Proc, String) {
+    let r = format!("127.0.0.1:{}", relay.port);
+    let p = Proc::p2p(&["listen", "--relay", &r], input);
+    let code = stderr_after(&p, "code: ").trim().to_string();
+    (p, code)
+}
+
+fn relay_dialer(relay: &ScriptedRelay, code: &str) -> Proc {
+    let r = format!("127.0.0.1:{}", relay.port);
+    Proc::p2p_env(
+        &["dial", "--relay", &r],
+        In::Pipe,
+        &[("P2PCHAT_CODE", code)],
+    )
+}
+
+#[test]
+fn a_relay_partner_that_leaves_without_a_byte_sends_the_listener_back() {
+    // A stranger with the room number (or a faulty relay): paired, gone
+    // without a byte. The listener goes back, and the real dialer's one
+    // attempt at the code still gets in.
+    let relay = ScriptedRelay::start();
+    let (mut l, code) = relay_listener(&relay, In::Pipe);
+    drop(relay.listener());
+    let back = relay.listener();
+    l.wait_stderr("left before the handshake; waiting in room");
+    let mut d = relay_dialer(&relay, &code);
+    let _cut = pair(back, relay.dialer());
+    d.write(b"got in\n");
+    d.close_stdin();
+    l.wait_stdout(7);
+    l.close_stdin();
+    assert_both_ok(&mut d, &mut l);
+    assert_eq!(l.stdout(), b"got in\n");
+}
+
+#[test]
+fn a_relay_that_pairs_two_listeners_ends_in_exit_3() {
+    let relay = ScriptedRelay::start();
+    let r = format!("127.0.0.1:{}", relay.port);
+    let args = ["--handshake-timeout", "2", "listen", "--relay", &r];
+    let mut l1 = Proc::p2p(&args, In::Pipe);
+    let a = relay.listener();
+    let l2 = Proc::p2p(&args, In::Pipe);
+    let b = relay.listener();
+    let _cut = pair(a, b);
+    // The first to give up ends with exit 3; to the other, its partner
+    // then left without a byte, and it goes back to wait for its dialer.
+    assert_eq!(l1.code(), 3, "{}", l1.stderr());
+    assert!(
+        l1.stderr().contains("paired two listeners"),
+        "{}",
+        l1.stderr()
+    );
+    assert!(l1.stdout().is_empty());
+    l2.wait_stderr("left before the handshake; waiting in room");
+    assert!(l2.stdout().is_empty());
+}
+
+#[test]
+fn a_partner_that_leaves_without_a_byte_does_not_stop_a_resume() {
+    let relay = ScriptedRelay::start();
+    let (mut l, code) = relay_listener(&relay, In::Pipe);
+    let first = relay.listener();
+    let mut d = relay_dialer(&relay, &code);
+    let cut = pair(first, relay.dialer());
+    d.write(b"before\n");
+    l.wait_stdout(7);
+    for s in cut {
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    }
+    // Both come back; the listener is first paired with nobody at all.
+    drop(relay.listener());
+    let back = relay.listener();
+    let _cut = pair(back, relay.dialer());
+    wait_until_lazy(
+        || format!("the resume; listener:\n{}", l.stderr()),
+        DEADLINE,
+        || l.stderr().contains("reconnected after") && d.stderr().contains("reconnected after"),
+    );
+    d.write(b"after\n");
+    d.close_stdin();
+    l.close_stdin();
+    assert_both_ok(&mut d, &mut l);
+    assert_eq!(l.stdout(), b"before\nafter\n");
+}
