@@ -18,6 +18,7 @@ use super::readiness::Readiness;
 use super::relay_channel::{Channel, Fill};
 use super::{net, Reactor, FIRST_CONN, LISTENER};
 use crate::error::{describe_io, Error};
+use crate::relay::log::LogQueue;
 use crate::relay::{Action, ConnId, Limits, PairEnd, Relay};
 
 /// How long accepting pauses when the process is out of file descriptors.
@@ -27,6 +28,8 @@ const ACCEPTS_PER_TURN: usize = 64;
 /// Reads and writes per direction per turn, so one fast pair cannot hold
 /// the loop.
 const COPIES_PER_TURN: usize = 16;
+/// While log lines wait for stderr, how often the loop tries again.
+const LOG_RETRY: Duration = Duration::from_millis(200);
 /// The relay's listen backlog: bursts of connects must not hit SYN drops
 /// (the reference server's 50 gives 1 s stalls).
 const BACKLOG: i32 = 1024;
@@ -82,18 +85,71 @@ pub fn run(reactor: &mut Reactor, cfg: &RelayConfig) -> Result<(), Error> {
         readable: true,
         paused_until: None,
         quiet: cfg.quiet,
+        log: LogQueue::default(),
     };
     // Always said, even with -q: `relay 0` is useless without the port.
-    log(&format!(
+    relay.log.push(&format!(
         "relaying on {} (transit relay protocol)",
         crate::names::display_addr(local)
     ));
+    relay.flush_log();
     relay.run(reactor)
 }
 
-fn log(line: &str) {
-    // Not eprintln!: it panics when stderr is a closed pipe.
-    let _ = writeln!(io::stderr(), "p2pchat relay: {line}");
+/// Writes what it can of `buf` to stderr without ever waiting: Ok(0)
+/// when stderr takes nothing now. A socket is written with MSG_DONTWAIT;
+/// anything else (a pipe, a terminal, a file) only when poll(2) says it
+/// is writable, and at most PIPE_BUF bytes, which a pipe with any room
+/// takes whole. (Setting O_NONBLOCK on stderr would change it for every
+/// process that shares it, such as the shell.)
+fn write_stderr(buf: &[u8]) -> io::Result<usize> {
+    let fd = libc::STDERR_FILENO;
+    // SAFETY: send(2) reads `buf.len()` bytes from a live slice.
+    let n = unsafe {
+        libc::send(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) => return Ok(0),
+        Some(libc::EINTR) => return Ok(0),
+        Some(libc::ENOTSOCK) => {}
+        _ => return Err(e),
+    }
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: poll(2) on one pollfd we own, without waiting.
+    let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if ready <= 0 {
+        return Ok(0);
+    }
+    if pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+        return Err(io::Error::from(io::ErrorKind::BrokenPipe));
+    }
+    if pfd.revents & libc::POLLOUT == 0 {
+        return Ok(0);
+    }
+    let len = buf.len().min(libc::PIPE_BUF);
+    // SAFETY: write(2) reads `len` bytes from a live slice.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), len) };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+        _ => Err(e),
+    }
 }
 
 /// Lifts the soft descriptor limit toward the hard one, as far as the
@@ -122,6 +178,8 @@ struct RelayLoop {
     readable: bool,
     paused_until: Option<Instant>,
     quiet: bool,
+    /// Log lines on their way to stderr, never waited for.
+    log: LogQueue,
 }
 
 fn id_of(slot: usize) -> ConnId {
@@ -133,12 +191,14 @@ impl RelayLoop {
         loop {
             let now = Instant::now();
             if reactor.interrupts().count() > 0 {
-                log(&format!(
+                self.log.push(&format!(
                     "stopping ({}); {} pairs and {} waiting connections closed",
                     reactor.interrupts().last().name(),
                     self.core.pairs(),
                     self.core.waiting()
                 ));
+                self.log.note_drops();
+                self.flush_log();
                 return Ok(());
             }
             self.accept(reactor.registry(), now);
@@ -147,9 +207,11 @@ impl RelayLoop {
             self.actions(reactor.registry(), now);
             while let Some(line) = self.core.poll_log() {
                 if !self.quiet {
-                    log(&line);
+                    self.log.push(&line);
                 }
             }
+            self.flush_log();
+            let log_retry = (!self.log.is_empty()).then(|| now + LOG_RETRY);
             let timeout = if self.busy() {
                 Some(Duration::ZERO)
             } else {
@@ -157,6 +219,7 @@ impl RelayLoop {
                     .poll_timeout()
                     .into_iter()
                     .chain(self.paused_until)
+                    .chain(log_retry)
                     .min()
                     .map(|t| t.saturating_duration_since(now))
             };
@@ -173,6 +236,19 @@ impl RelayLoop {
             let now = Instant::now();
             if self.core.poll_timeout().is_some_and(|t| now >= t) {
                 self.core.handle_timeout(now);
+            }
+        }
+    }
+
+    /// Writes the log lines stderr takes now; the rest wait, and new ones
+    /// are dropped (and counted) once too many wait. A broken stderr
+    /// (EPIPE, a closed descriptor) just ends the logging.
+    fn flush_log(&mut self) {
+        while let Some(front) = self.log.front() {
+            match write_stderr(front) {
+                Ok(0) => return,
+                Ok(n) => self.log.written(n),
+                Err(_) => return self.log.clear(),
             }
         }
     }

@@ -9,6 +9,7 @@
 //! a token (a token is a room) or content.
 
 mod limits;
+pub mod log;
 mod table;
 #[cfg(test)]
 mod tests;

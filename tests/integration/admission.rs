@@ -498,3 +498,137 @@ fn a_partner_that_leaves_without_a_byte_does_not_stop_a_resume() {
     assert_both_ok(&mut d, &mut l);
     assert_eq!(l.stdout(), b"before\nafter\n");
 }
+
+/// A pipe for a child's stderr that the test never reads, shrunk to one
+/// page so that a few dozen log lines fill it.
+fn unread_pipe() -> (std::fs::File, std::process::Stdio) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors that we then own.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 4096) };
+    // SAFETY: each descriptor is owned once, here.
+    let (r, w) = unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::process::Stdio::from(std::os::fd::OwnedFd::from_raw_fd(fds[1])),
+        )
+    };
+    (r, w)
+}
+
+/// One pair through the relay at `port` from `ip`: two hellos for room
+/// `token`, both answered `ok`, then `bytes` each way.
+fn relay_pair(ip: &str, port: u16, token: usize, bytes: usize) {
+    let t = format!("{token:064x}");
+    let mut a = connect_from(ip, port).expect("connect");
+    let mut b = connect_from(ip, port).expect("connect");
+    for (s, side) in [(&mut a, "d7e1aaa9ddbb4636"), (&mut b, "995caf422c857c91")] {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(format!("please relay {t} for side {side}\n").as_bytes())
+            .unwrap();
+    }
+    for s in [&mut a, &mut b] {
+        let mut ok = [0u8; 3];
+        s.read_exact(&mut ok).expect("the relay answers ok");
+        if &ok != b"ok\n" {
+            let mut rest = String::new();
+            let _ = s.read_to_string(&mut rest);
+            panic!(
+                "pair {token} from {ip}: {}{rest}",
+                String::from_utf8_lossy(&ok)
+            );
+        }
+    }
+    if bytes > 0 {
+        let data = random_bytes(bytes, token as u64);
+        let mut w = a.try_clone().unwrap();
+        let d = data.clone();
+        let writer = std::thread::spawn(move || w.write_all(&d).unwrap());
+        let mut got = vec![0u8; bytes];
+        b.read_exact(&mut got).expect("the pair moves bytes");
+        writer.join().unwrap();
+        assert!(got == data, "byte-exact");
+    }
+}
+
+#[test]
+fn a_relay_whose_stderr_nobody_reads_keeps_serving_and_stops_on_sigterm() {
+    use std::process::{Command, Stdio};
+    let (mut unread, stderr) = unread_pipe();
+    let port = free_port();
+    /// Kills the relay if the test fails before it ends.
+    struct Reaped(std::process::Child);
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut relay = Reaped(
+        Command::new(BIN)
+            .args(["relay", &port.to_string(), "--bind", "127.0.0.1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("the relay to listen", DEADLINE, || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    // A line per finished pair: far more than the pipe and the relay's
+    // queue of log lines hold.
+    for i in 0..480 {
+        relay_pair(
+            &format!("127.0.{}.{}", 2 + i / 200, 1 + i % 200),
+            port,
+            i,
+            0,
+        );
+    }
+    // Still serving, and bytes still flow.
+    relay_pair("127.0.1.1", port, 1000, 1 << 20);
+    // Someone reads at last: the relay says how many lines it dropped.
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        libc::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&unread),
+            libc::F_SETFL,
+            libc::O_NONBLOCK,
+        )
+    };
+    let mut log = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut more = 0;
+    let started = Instant::now();
+    while !String::from_utf8_lossy(&log).contains("log lines dropped") {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{}",
+            String::from_utf8_lossy(&log)
+        );
+        match unread.read(&mut buf) {
+            Ok(n) => log.extend_from_slice(&buf[..n]),
+            Err(_) => {
+                more += 1;
+                relay_pair(&format!("127.0.9.{}", 1 + more % 200), port, 2000 + more, 0);
+            }
+        }
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(relay.0.id() as i32, libc::SIGTERM) };
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = relay.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "SIGTERM ignored"
+        );
+        std::thread::yield_now();
+    };
+    assert_eq!(status.code(), Some(0));
+}
