@@ -632,3 +632,29 @@ fn a_relay_whose_stderr_nobody_reads_keeps_serving_and_stops_on_sigterm() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn a_few_addresses_cannot_take_the_relays_rooms() {
+    // Sixteen addresses each try to hold twenty waiting rooms: each gets
+    // its share of eight, the rest are told why, and a real room pairs.
+    let (_relay, port) = crate::relay::p2p_relay();
+    let mut held = Vec::new();
+    for src in 0..16 {
+        for k in 0..20 {
+            let mut s = connect_from(&format!("127.0.3.{}", 1 + src), port).expect("connect");
+            let t = format!("{:064x}", src * 100 + k);
+            let _ = s.write_all(format!("please relay {t} for side d7e1aaa9ddbb4636\n").as_bytes());
+            held.push((k, s));
+        }
+    }
+    for (k, s) in held.iter_mut().filter(|(k, _)| *k >= 8) {
+        let mut said = String::new();
+        let _ = s.read_to_string(&mut said);
+        assert!(
+            said.starts_with("error too many"),
+            "connection {k}: {said:?}"
+        );
+    }
+    relay_pair("127.0.4.1", port, 99_999, 1 << 16);
+    drop(held);
+}
