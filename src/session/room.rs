@@ -671,7 +671,7 @@ impl Room {
             let Some(i) = self
                 .pending
                 .iter()
-                .position(|l| l.preface_seen() && !l.revealed())
+                .position(|l| l.first_flight_seen() && !l.revealed())
             else {
                 return;
             };
