@@ -74,7 +74,8 @@ pub enum Command {
         #[arg(long, value_name = "ADDR", value_parser = parse_bind)]
         bind: Option<IpAddr>,
         /// Give up after N failed attempts to join (wrong secret, a tampered
-        /// or abandoned key exchange): someone may be guessing
+        /// or abandoned key exchange): someone may be guessing; with --keep,
+        /// N in all rooms together
         #[arg(long, value_name = "N", default_value = "3",
               value_parser = clap::value_parser!(u32).range(1..=1000))]
         tries: u32,
@@ -86,7 +87,8 @@ pub enum Command {
         /// side can accept a connection (NAT)
         #[arg(long, value_name = "HOST[:PORT]", conflicts_with_all = ["bind", "port"])]
         relay: Option<String>,
-        /// Host rooms one after another (a fresh code each time), like ncat -k
+        /// Host rooms one after another (a fresh code each time), like ncat -k;
+        /// --tries counts the failed attempts of all rooms together
         #[arg(long)]
         keep: bool,
         #[command(flatten)]
@@ -104,7 +106,7 @@ pub enum Command {
         /// TCP port of the listening peer (unless given as HOST:PORT)
         #[arg(value_parser = clap::value_parser!(u16).range(1..))]
         port: Option<u16>,
-        /// Keep re-dialing a refused or unreachable peer for up to SECS seconds
+        /// Keep re-dialing a refused, unreachable or busy peer for up to SECS seconds
         #[arg(long, value_name = "SECS", value_parser = parse_secs)]
         retry: Option<Duration>,
         /// The listener printed a one-time code: ask for it (or read
@@ -373,8 +375,6 @@ pub enum Endpoint {
     Listen {
         bind: Option<IpAddr>,
         port: u16,
-        /// Failed attempts allowed before giving up.
-        tries: u32,
     },
     Dial {
         host: String,
@@ -420,6 +420,12 @@ pub struct Config {
     pub keep: bool,
     /// Ring the bell for a message after a quiet spell (chat room).
     pub bell: bool,
+    /// A listener's budget of failed attempts to join, for the whole
+    /// process (`--tries`; with `--keep`, across all its rooms).
+    pub tries: u32,
+    /// Failed attempts that earlier rooms of this process saw (`--keep`):
+    /// they count against [`Config::tries`].
+    pub failed_before: u32,
     /// Report how a transfer is going (`--progress`).
     pub progress: bool,
     /// Resume a lost connection within this grace period (None: off).
@@ -435,7 +441,7 @@ impl Cli {
     pub fn into_plan(self, rng: &mut dyn Random) -> Result<Plan, Error> {
         let quiet = self.quiet.quiet;
         // What meets whom, and whether a one-time code authenticates it.
-        let (endpoint, code, keep, g) = match self.command {
+        let (endpoint, code, keep, tries, g) = match self.command {
             Command::Completions { shell } => return Ok(Plan::Completions(shell)),
             Command::Manpage => return Ok(Plan::Manpage),
             Command::Relay {
@@ -463,12 +469,13 @@ impl Cli {
                     relay_endpoint(&r, Role::Listener, Duration::MAX)?,
                     true,
                     keep,
+                    tries,
                     room,
                 ),
                 None => {
                     // Invariant: clap requires the port without --relay.
                     let port = port.ok_or_else(|| Error::Usage("the port is missing".into()))?;
-                    (Endpoint::Listen { bind, port, tries }, code, keep, room)
+                    (Endpoint::Listen { bind, port }, code, keep, tries, room)
                 }
             },
             Command::Dial {
@@ -480,14 +487,14 @@ impl Cli {
                 wait,
                 room,
             } => match relay {
-                Some(r) => (relay_endpoint(&r, Role::Dialer, wait)?, true, false, room),
+                Some(r) => (relay_endpoint(&r, Role::Dialer, wait)?, true, false, 1, room),
                 None => {
                     // Invariant: clap requires the host without --relay.
                     let Some(host) = host else {
                         return Err(Error::Usage("dial needs HOST and PORT, or --relay".into()));
                     };
                     let (host, port) = dial_target(&host, port)?;
-                    (Endpoint::Dial { host, port, retry }, code, false, room)
+                    (Endpoint::Dial { host, port, retry }, code, false, 1, room)
                 }
             },
         };
@@ -587,6 +594,8 @@ impl Cli {
             handshake_timeout: g.handshake_timeout,
             keep,
             bell: !g.no_bell,
+            tries,
+            failed_before: 0,
             progress: g.progress,
             resume,
             resume_buffer: g.resume_buffer as usize * 1024 * 1024,

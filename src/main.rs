@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         .and_then(|mut rng| cli.into_plan(&mut rng))
         .and_then(|plan| match plan {
             Plan::Room(cfg) if cfg.keep => keep_hosting(cfg),
-            Plan::Room(cfg) => run(&peer_config(&cfg), chat_options(&cfg)).map(|_| ()),
+            Plan::Room(cfg) => run(&peer_config(&cfg), chat_options(&cfg), &mut 0).map(|_| ()),
             Plan::Relay { bind, port, quiet } => Reactor::new().and_then(|mut r| {
                 let cfg = RelayConfig {
                     bind,
@@ -66,22 +66,37 @@ fn main() -> ExitCode {
 /// we leave at the prompt (`/quit`, Ctrl-D), a signal, or a failure that
 /// the next room would meet too (the port is taken, the relay is
 /// unreachable, the terminal is gone). A peer leaving ends only its room.
+/// The `--tries` budget is the process's: failed attempts add up over the
+/// rooms, and when they reach it the hosting ends (exit 3), or a stranger
+/// would get a fresh set of guesses with every room.
 fn keep_hosting(mut cfg: Config) -> Result<(), Error> {
     loop {
         if let Security::Code(_) = cfg.security {
             cfg.security = Security::Code(Code::generate(&mut SystemRng::new()?));
         }
-        match run(&peer_config(&cfg), chat_options(&cfg)) {
+        let mut failed = cfg.failed_before;
+        let result = run(&peer_config(&cfg), chat_options(&cfg), &mut failed);
+        cfg.failed_before = failed;
+        match result {
             Ok(peer::Ended::ByUs) => return Ok(()),
             Ok(peer::Ended::Otherwise) => {}
             Err(
                 e @ (Error::Interrupted(_) | Error::Usage(_) | Error::Local(_) | Error::Connect(_)),
             ) => return Err(e),
+            // The room's own error already counts every room's attempts.
+            Err(e) if failed >= cfg.tries => return Err(e),
             Err(e) => {
                 // A room that ends badly is a normal event while hosting:
                 // said as a status line, not as the program's error.
                 let _ = writeln!(io::stderr(), "the room ended: {e}");
             }
+        }
+        if failed >= cfg.tries {
+            return Err(Error::AuthFailed(format!(
+                "{failed} failed attempt{} to join while hosting: someone may be guessing; \
+                 giving up",
+                if failed == 1 { "" } else { "s" }
+            )));
         }
         if !cfg.quiet {
             let _ = writeln!(io::stderr(), "the room is over; hosting the next one");
@@ -101,7 +116,7 @@ fn chat_options(cfg: &Config) -> ChatOptions {
 fn peer_config(cfg: &Config) -> PeerConfig {
     PeerConfig {
         endpoint: match cfg.endpoint.clone() {
-            cli::Endpoint::Listen { bind, port, tries } => Endpoint::Listen { bind, port, tries },
+            cli::Endpoint::Listen { bind, port } => Endpoint::Listen { bind, port },
             cli::Endpoint::Dial { host, port, retry } => Endpoint::Dial { host, port, retry },
             cli::Endpoint::Relay {
                 host,
@@ -123,12 +138,15 @@ fn peer_config(cfg: &Config) -> PeerConfig {
         progress: cfg.progress,
         resume: cfg.resume,
         resume_buffer: cfg.resume_buffer,
+        tries: cfg.tries,
+        failed_before: cfg.failed_before,
     }
 }
 
 /// Wires the pieces: one reactor, the front-end the terminal calls for,
-/// and the peer service on top.
-fn run(cfg: &PeerConfig, chat: ChatOptions) -> Result<peer::Ended, Error> {
+/// and the peer service on top. `failed` comes back with the failed
+/// attempts to join so far (see [`peer::run`]).
+fn run(cfg: &PeerConfig, chat: ChatOptions, failed: &mut u32) -> Result<peer::Ended, Error> {
     let mut reactor = Reactor::new()?;
     let mut ui = frontend::open(
         cfg,
@@ -138,7 +156,7 @@ fn run(cfg: &PeerConfig, chat: ChatOptions) -> Result<peer::Ended, Error> {
         reactor.waker(),
         reactor.interrupts(),
     )?;
-    let result = peer::run(&mut reactor, cfg, ui.as_mut());
+    let result = peer::run(&mut reactor, cfg, ui.as_mut(), failed);
     ui.finish();
     result
 }

@@ -200,6 +200,8 @@ pub fn run_room_script(steps: &[Step]) {
             idle_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
             tries: 3,
+            failed_before: 0,
+            retry_busy: None,
             output_is_data: true,
             resume: None,
             resume_buffer: crate::session::room::REPLAY_CAP,

@@ -27,7 +27,14 @@ fuzz_target!(|data: &[u8]| {
             idle_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
             tries: 3,
+            failed_before: 0,
+            retry_busy: None,
             output_is_data: true,
+            // Half the inputs also offer resume, so its HELLO field and a
+            // RESUME where a HELLO belongs are fuzzed too.
+            resume: (mode & 0x40 != 0).then(|| Duration::from_secs(60)),
+            resume_buffer: 1 << 20,
+            input_rewindable: false,
         },
         Box::new(DeterministicRng::new(u64::from(mode))),
     );

@@ -13,8 +13,6 @@ pub enum Endpoint {
     Listen {
         bind: Option<IpAddr>,
         port: u16,
-        /// Failed attempts allowed before giving up.
-        tries: u32,
     },
     Dial {
         host: String,
@@ -47,16 +45,22 @@ pub struct PeerConfig {
     pub resume: Option<Duration>,
     /// Bytes of ours kept until the peer confirms them (resume).
     pub resume_buffer: usize,
+    /// A listener's budget of failed attempts to join, for the whole
+    /// process (`--tries`; with `--keep`, across all its rooms).
+    pub tries: u32,
+    /// Failed attempts that earlier rooms of this process saw (`--keep`):
+    /// they count against [`PeerConfig::tries`].
+    pub failed_before: u32,
 }
 
 impl PeerConfig {
-    /// Failed attempts a listener allows (a dialer has one connection; a
-    /// one-time code allows one).
+    /// Failed attempts this process still allows (a dialer has one
+    /// connection). A one-time code allows one more per room on top of
+    /// this: the session burns the code at its first failure.
     pub fn tries(&self) -> u32 {
-        match (&self.endpoint, &self.security) {
-            (_, Security::Code(_)) => 1,
-            (Endpoint::Listen { tries, .. }, _) => *tries,
-            _ => 1,
+        match self.role() {
+            Role::Listener => self.tries,
+            Role::Dialer => 1,
         }
     }
 

@@ -46,8 +46,15 @@ pub enum Ended {
     Otherwise,
 }
 
-/// Runs the room described by `cfg` with `ui` as the user's side.
-pub fn run(reactor: &mut Reactor, cfg: &PeerConfig, ui: &mut dyn UserSide) -> Result<Ended, Error> {
+/// Runs the room described by `cfg` with `ui` as the user's side. `failed`
+/// is set to the failed attempts to join so far, counting those of earlier
+/// rooms (`cfg.failed_before`), so `--keep` can hold one budget for all.
+pub fn run(
+    reactor: &mut Reactor,
+    cfg: &PeerConfig,
+    ui: &mut dyn UserSide,
+    failed: &mut u32,
+) -> Result<Ended, Error> {
     let session = Session::new(
         SessionConfig {
             role: cfg.role(),
@@ -56,6 +63,11 @@ pub fn run(reactor: &mut Reactor, cfg: &PeerConfig, ui: &mut dyn UserSide) -> Re
             idle_timeout: cfg.idle_timeout,
             handshake_timeout: cfg.handshake_timeout,
             tries: cfg.tries(),
+            failed_before: cfg.failed_before,
+            retry_busy: match cfg.endpoint {
+                Endpoint::Dial { retry, .. } => retry,
+                _ => None,
+            },
             output_is_data: ui.output_is_data(),
             resume: cfg.resume,
             resume_buffer: cfg.resume_buffer,
@@ -72,6 +84,7 @@ pub fn run(reactor: &mut Reactor, cfg: &PeerConfig, ui: &mut dyn UserSide) -> Re
         interrupts_seen: 0,
         redials: 0,
         reconnect_at: None,
+        busy_announced: false,
         peer_name: None,
         input_open: true,
         we_left: false,
@@ -159,6 +172,7 @@ pub fn run(reactor: &mut Reactor, cfg: &PeerConfig, ui: &mut dyn UserSide) -> Re
     let result = peer
         .run(reactor, ui)
         .map_err(|e| name_the_listener(e, &cfg.endpoint));
+    *failed = peer.session.failed_attempts().max(cfg.failed_before);
     if let Some(p) = peer.progress.as_ref().filter(|p| p.moved()) {
         ui.progress(&p.summary(Instant::now()), true);
     }
@@ -227,6 +241,17 @@ fn jitter() -> f64 {
 /// the same: not resumed in time.
 const REFUSED_FOR: Duration = Duration::from_secs(10);
 
+/// Says once that the dialer is waiting to try again, and why.
+fn announce(d: &mut Dialer, ui: &mut dyn UserSide) {
+    if d.wait_until.is_some() && !d.announced {
+        d.announced = true;
+        ui.notice(Notice::Waiting {
+            line: &d.waiting_line(),
+        });
+    }
+}
+
+
 impl Dialer {
     /// Dials `host:port`; with `retry`, keeps trying that long. A redial
     /// (resume) keeps trying until the room's grace period says stop.
@@ -290,6 +315,8 @@ struct Peer<'a> {
     redials: u32,
     /// A redial, or a return to the relay, waits until then.
     reconnect_at: Option<Instant>,
+    /// The dialer said that the listener is busy (it says so once).
+    busy_announced: bool,
     /// The peer's name once it joined (encrypted modes).
     peer_name: Option<String>,
     input_open: bool,
@@ -431,7 +458,29 @@ impl Peer<'_> {
                 .relay
                 .as_ref()
                 .is_some_and(|r| matches!(r.phase, Phase::Idle));
-        !connecting && (dial_due || relay_due) && !matches!(self.session.status(), Status::Ended(_))
+        // The relay's partner left before the room was up: go back now,
+        // not after some deadline that may never come.
+        let handed_back = self.relay.as_ref().is_some_and(|r| self.handed_back(r));
+        handed_back
+            || (!connecting
+                && (dial_due || relay_due)
+                && !matches!(self.session.status(), Status::Ended(_)))
+    }
+
+    /// A listener's connection from the relay is gone before the room
+    /// was up (or resumed): it goes back to the relay.
+    fn handed_back(&self, rc: &RelayClient) -> bool {
+        let Phase::Handed(link) = rc.phase else {
+            return false;
+        };
+        let gone = link
+            .0
+            .checked_sub(FIRST_CONN)
+            .and_then(|i| self.conns.get(i))
+            .is_none_or(Option::is_none);
+        gone && self.cfg.role() == Role::Listener
+            && !self.session.is_established()
+            && !matches!(self.session.status(), Status::Ended(_))
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -555,7 +604,7 @@ impl Peer<'_> {
             net::tune(&sock, self.cfg.idle_timeout);
             match self.insert(registry, sock, addr, ConnState::Open) {
                 Ok(link) => {
-                    self.session.accept(link, net::source_key(addr), now);
+                    self.session.accept(link, source_group(addr), now);
                     // Read what already arrived before accepting the next:
                     // a real dialer's first flight is usually there, and a
                     // connection that has spoken is never made to give way.
@@ -581,6 +630,9 @@ impl Peer<'_> {
         if let Status::Ended(_) = self.session.status() {
             return Ok(());
         }
+        // A wait set by a redial (a busy listener) is announced before it
+        // ends; one set by a failed connect, as soon as it begins.
+        announce(&mut d, ui);
         if !self.dial_step(&mut d, registry, now)? {
             let connecting = self
                 .conns
@@ -597,12 +649,7 @@ impl Peer<'_> {
                     });
                 }
             }
-            if d.wait_until.is_some() && !d.announced {
-                d.announced = true;
-                ui.notice(Notice::Waiting {
-                    line: &d.waiting_line(),
-                });
-            }
+            announce(&mut d, ui);
             self.dialer = Some(d);
         }
         Ok(())
@@ -740,12 +787,18 @@ impl Peer<'_> {
         let role = self.cfg.role();
         loop {
             match rc.phase {
-                Phase::Handed(link) => {
+                Phase::Handed(_) => {
                     // The relay paired us with someone who left before the
                     // room was up, without costing the code: go back.
-                    let gone = self.conn(link).is_none();
-                    if gone && role == Role::Listener && !self.session.is_established() {
+                    if self.handed_back(rc) {
                         rc.phase = Phase::Idle;
+                        ui.notice(Notice::Waiting {
+                            line: &format!(
+                                "the peer the relay paired us with left before the handshake; \
+                                 waiting in room {} again",
+                                rc.room
+                            ),
+                        });
                         continue;
                     }
                     return Ok(());
@@ -814,7 +867,7 @@ impl Peer<'_> {
                         RelayStep::Paired(first_bytes) => {
                             c.state = ConnState::Open;
                             match role {
-                                Role::Listener => self.session.accept(link, 0, now),
+                                Role::Listener => self.session.accept_paired(link, now),
                                 Role::Dialer => self.session.connected(link, now),
                             }
                             self.feed(link, &first_bytes, now)?;
@@ -899,6 +952,17 @@ impl Peer<'_> {
         self.redials += 1;
         self.reconnect_at = (!delay.is_zero()).then_some(now + delay);
         match &self.cfg.endpoint {
+            Endpoint::Dial { host, port, retry } if !self.session.is_down() => {
+                // The listener was busy: dial again, saying so once; the
+                // session ends the trying when --retry runs out.
+                let mut d = Dialer::new(host, *port, *retry, false, now);
+                d.wait_until = Some(now + delay.max(FIRST_BACKOFF));
+                d.announced = self.busy_announced;
+                self.busy_announced = true;
+                self.reconnect_at = None;
+                d.waiting_why = Some("the listener is busy".into());
+                self.dialer = Some(d);
+            }
             Endpoint::Dial { host, port, .. } => {
                 // The session's grace period ends the trying; this is a
                 // backstop a little past it.
@@ -1146,6 +1210,17 @@ fn name_the_listener(e: Error, endpoint: &Endpoint) -> Error {
     }
 }
 
+/// The source a listener's per-source caps count: an IPv4 address, or an
+/// IPv6 /64, which one host or one customer usually has whole (so an
+/// attacker cannot multiply itself by the addresses of its /64).
+fn source_group(addr: SocketAddr) -> u128 {
+    let key = net::source_key(addr);
+    match addr.ip() {
+        std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => key & !u128::from(u64::MAX),
+        _ => key,
+    }
+}
+
 /// The peer's name as we show it: when it is the same as ours (two `root`s,
 /// two `alice`s), it gets the peer's address (`root@192.0.2.7`), or
 /// `(peer)` through a relay, whose address says nothing about the peer.
@@ -1171,6 +1246,29 @@ const _: () = assert!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_sources_count_per_64_and_ipv4_per_address() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            source_group(a("[2001:db8:1:2:aaaa::1]:5")),
+            source_group(a("[2001:db8:1:2:ffff:1:2:3]:6")),
+            "one /64 is one source"
+        );
+        assert_ne!(
+            source_group(a("[2001:db8:1:2::1]:5")),
+            source_group(a("[2001:db8:1:3::1]:5"))
+        );
+        assert_ne!(
+            source_group(a("192.0.2.1:5")),
+            source_group(a("192.0.2.2:5")),
+            "IPv4 counts per address"
+        );
+        assert_eq!(
+            source_group(a("[::ffff:192.0.2.1]:5")),
+            source_group(a("192.0.2.1:7"))
+        );
+    }
 
     #[test]
     fn redials_back_off_with_jitter_and_a_cap() {

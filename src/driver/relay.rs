@@ -18,6 +18,7 @@ use super::readiness::Readiness;
 use super::relay_channel::{Channel, Fill};
 use super::{net, Reactor, FIRST_CONN, LISTENER};
 use crate::error::{describe_io, Error};
+use crate::relay::log::LogQueue;
 use crate::relay::{Action, ConnId, Limits, PairEnd, Relay};
 
 /// How long accepting pauses when the process is out of file descriptors.
@@ -27,6 +28,8 @@ const ACCEPTS_PER_TURN: usize = 64;
 /// Reads and writes per direction per turn, so one fast pair cannot hold
 /// the loop.
 const COPIES_PER_TURN: usize = 16;
+/// While log lines wait for stderr, how often the loop tries again.
+const LOG_RETRY: Duration = Duration::from_millis(200);
 /// The relay's listen backlog: bursts of connects must not hit SYN drops
 /// (the reference server's 50 gives 1 s stalls).
 const BACKLOG: i32 = 1024;
@@ -82,19 +85,17 @@ pub fn run(reactor: &mut Reactor, cfg: &RelayConfig) -> Result<(), Error> {
         readable: true,
         paused_until: None,
         quiet: cfg.quiet,
+        log: LogQueue::default(),
     };
     // Always said, even with -q: `relay 0` is useless without the port.
-    log(&format!(
+    relay.log.push(&format!(
         "relaying on {} (transit relay protocol)",
         crate::names::display_addr(local)
     ));
+    relay.flush_log();
     relay.run(reactor)
 }
 
-fn log(line: &str) {
-    // Not eprintln!: it panics when stderr is a closed pipe.
-    let _ = writeln!(io::stderr(), "p2pchat relay: {line}");
-}
 
 /// Lifts the soft descriptor limit toward the hard one, as far as the
 /// connections could use (each paired one also holds the two ends of its
@@ -111,6 +112,8 @@ struct RelayLoop {
     readable: bool,
     paused_until: Option<Instant>,
     quiet: bool,
+    /// Log lines on their way to stderr, never waited for.
+    log: LogQueue,
 }
 
 fn id_of(slot: usize) -> ConnId {
@@ -122,12 +125,14 @@ impl RelayLoop {
         loop {
             let now = Instant::now();
             if reactor.interrupts().count() > 0 {
-                log(&format!(
+                self.log.push(&format!(
                     "stopping ({}); {} pairs and {} waiting connections closed",
                     reactor.interrupts().last().name(),
                     self.core.pairs(),
                     self.core.waiting()
                 ));
+                self.log.note_drops();
+                self.flush_log();
                 return Ok(());
             }
             self.accept(reactor.registry(), now);
@@ -136,9 +141,11 @@ impl RelayLoop {
             self.actions(reactor.registry(), now);
             while let Some(line) = self.core.poll_log() {
                 if !self.quiet {
-                    log(&line);
+                    self.log.push(&line);
                 }
             }
+            self.flush_log();
+            let log_retry = (!self.log.is_empty()).then(|| now + LOG_RETRY);
             let timeout = if self.busy() {
                 Some(Duration::ZERO)
             } else {
@@ -146,6 +153,7 @@ impl RelayLoop {
                     .poll_timeout()
                     .into_iter()
                     .chain(self.paused_until)
+                    .chain(log_retry)
                     .min()
                     .map(|t| t.saturating_duration_since(now))
             };
@@ -162,6 +170,19 @@ impl RelayLoop {
             let now = Instant::now();
             if self.core.poll_timeout().is_some_and(|t| now >= t) {
                 self.core.handle_timeout(now);
+            }
+        }
+    }
+
+    /// Writes the log lines stderr takes now; the rest wait, and new ones
+    /// are dropped (and counted) once too many wait. A broken stderr
+    /// (EPIPE, a closed descriptor) just ends the logging.
+    fn flush_log(&mut self) {
+        while let Some(front) = self.log.front() {
+            match crate::sys::stdio::write_stderr_nowait(front) {
+                Ok(0) => return,
+                Ok(n) => self.log.written(n),
+                Err(_) => return self.log.clear(),
             }
         }
     }

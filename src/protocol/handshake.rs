@@ -42,6 +42,10 @@ pub const TAKEN_WHY: &str = "the listener's room is taken: someone else is in th
 /// Why a dialer without a code stops at [`WANTS_CODE`]; the driver adds
 /// the command that works.
 pub const WANTS_CODE_WHY: &str = "the listener expects a one-time code, and we have none";
+/// A listener whose handshake slots are all taken by connections that sent
+/// their whole first flight says this, instead of its preface, and closes:
+/// the dialer may try again later (`--retry` does).
+pub const BUSY: &[u8] = b"p2pchat/2 busy\n";
 /// A preface line longer than this is not one.
 const MAX_PREFACE: usize = 32;
 const KEY_BYTES: usize = 32;
@@ -127,6 +131,8 @@ pub struct Handshake {
     /// Listener: we told the peer something it must read before we close
     /// ([`ROOM_TAKEN`]).
     told_why: bool,
+    /// Dialer: the listener answered [`BUSY`].
+    busy: bool,
 }
 
 impl Handshake {
@@ -140,6 +146,7 @@ impl Handshake {
             preface_seen: false,
             revealed: false,
             told_why: false,
+            busy: false,
         };
         if role == Role::Dialer {
             tx.extend(hs.preface());
@@ -170,6 +177,25 @@ impl Handshake {
     /// Returns true if and only if the peer's preface line has arrived.
     pub fn preface_seen(&self) -> bool {
         self.preface_seen
+    }
+
+    /// Returns true if and only if the dialer's whole first flight (its
+    /// preface line and its first key message) has arrived, `buffered`
+    /// being the bytes received and not yet taken. A real dialer sends it
+    /// in one write; a listener gives a connection short of it little time
+    /// and lets it make way for others.
+    pub fn first_flight_in(&self, buffered: usize) -> bool {
+        match &self.state {
+            State::Preface => false,
+            State::AwaitCommit | State::AwaitResumeKey { .. } => buffered >= KEY_BYTES,
+            State::AwaitReveal | State::AwaitPake { .. } => buffered >= PAKE_MSG,
+            State::AwaitKey { .. } | State::Done => true,
+        }
+    }
+
+    /// Returns true if and only if the listener answered that it is busy.
+    pub fn peer_busy(&self) -> bool {
+        self.busy
     }
 
     /// Returns true if and only if we sent key material to the peer: a
@@ -246,7 +272,9 @@ impl Handshake {
                 State::Preface | State::Done => (state, false),
                 State::AwaitCommit if !may_reveal => (state, false),
                 State::AwaitCommit => self.on_commit(rx, tx, rng),
-                State::AwaitReveal if !may_reveal => (state, false),
+                // Message B waits for message A too: a connection that
+                // sent only its preface learns nothing and costs no try.
+                State::AwaitReveal if !may_reveal || rx.len() < PAKE_MSG => (state, false),
                 State::AwaitReveal => (self.key_flight(rng, tx), true),
                 State::AwaitKey {
                     secret,
@@ -413,7 +441,7 @@ impl Handshake {
         Ok(Established { keys, verify_code })
     }
 
-    fn check_preface(&self, line: &[u8]) -> Result<(), Error> {
+    fn check_preface(&mut self, line: &[u8]) -> Result<(), Error> {
         if line == self.preface() {
             return Ok(());
         }
@@ -422,6 +450,14 @@ impl Handshake {
         }
         if line == WANTS_CODE && self.role == Role::Dialer {
             return Err(Error::Handshake(WANTS_CODE_WHY.into()));
+        }
+        if line == BUSY && self.role == Role::Dialer {
+            self.busy = true;
+            return Err(Error::Connect(
+                "the listener is busy: all its handshake slots are taken (someone may be \
+                 flooding it); try again, or dial with --retry SECS"
+                    .into(),
+            ));
         }
         if line == PREFACE_RESUME {
             return Err(Error::Handshake(

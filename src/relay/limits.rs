@@ -6,9 +6,11 @@
 //! serving many rooms at once:
 //!
 //! * Before its hello a connection holds a socket and at most 104 bytes;
-//!   it must say its hello within `hello_timeout`. `max_hellos` bounds the
-//!   connections still owing one, so a flood of silent connections cannot
-//!   starve the waiting ones of descriptors.
+//!   it must say its hello within `hello_timeout` (2 s: a client sends it
+//!   at once). `max_hellos` bounds the connections still owing one, so a
+//!   flood of silent connections cannot starve the waiting ones of
+//!   descriptors; when that pool is full the oldest of them makes way for
+//!   the newcomer, so a flood cannot keep real clients from saying theirs.
 //! * A waiting connection (hello in, no partner yet) holds a socket and a
 //!   small table entry, about 300 bytes, for at most `wait_timeout`; then
 //!   it is told `error nobody came to the room in time` (a p2pchat
@@ -17,9 +19,12 @@
 //!   allocated only when it pairs. It ends when no byte moves for
 //!   `idle_timeout` (p2pchat rooms send heartbeats, so only dead pairs are
 //!   idle) or when one side has not taken its bytes for `stall_timeout`.
-//! * One source address (an IPv4 address or an IPv6 /64) may hold
-//!   `max_per_source` connections and open `new_per_source` per
-//!   `rate_window`, so one host cannot take the relay for itself.
+//! * One source (an IPv4 address, or an IPv6 /48) may hold
+//!   `max_per_source` connections, of which `rooms_per_source` waiting or
+//!   paired (a real user has one or two), and open `new_per_source` per
+//!   `rate_window`, so a few hosts cannot take the relay for themselves.
+//!   Within a /48 each /64 holds at most a quarter of that.
+//! * A room (a token) has at most `waiting_per_token` connections waiting.
 //!
 //! At the defaults the worst case in user space is
 //! `max_pairs × 2 × buffer` = 1024 × 128 KiB = 128 MiB for the copy buffers
@@ -43,8 +48,13 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// A pair whose bytes wait this long for a side that does not read ends.
     pub stall_timeout: Duration,
-    /// Open connections per source address.
+    /// Open connections per source (IPv4 address, IPv6 /48).
     pub max_per_source: usize,
+    /// Waiting or paired connections per source: far below
+    /// `max_per_source`, since a real user has one or two.
+    pub rooms_per_source: usize,
+    /// Connections waiting on one token.
+    pub waiting_per_token: usize,
     /// New connections per source address per `rate_window`.
     pub new_per_source: u32,
     pub rate_window: Duration,
@@ -59,13 +69,15 @@ impl Default for Limits {
         Limits {
             max_connections: 4096,
             max_hellos: 1024,
-            hello_timeout: Duration::from_secs(10),
+            hello_timeout: Duration::from_secs(2),
             max_waiting: 2048,
             wait_timeout: Duration::from_secs(600),
             max_pairs: 1024,
             idle_timeout: Duration::from_secs(600),
             stall_timeout: Duration::from_secs(60),
-            max_per_source: 64,
+            max_per_source: 16,
+            rooms_per_source: 8,
+            waiting_per_token: 2,
             new_per_source: 64,
             rate_window: Duration::from_secs(10),
             buffer: 64 * 1024,

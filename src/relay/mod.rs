@@ -9,6 +9,7 @@
 //! a token (a token is a room) or content.
 
 mod limits;
+pub mod log;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -73,9 +74,14 @@ enum State {
 
 #[derive(Debug)]
 struct Entry {
+    /// The source it counts against (IPv4 address, IPv6 /48), and its
+    /// IPv6 /64 within that.
     source: u128,
+    subnet: Option<u128>,
     state: State,
     deadline: Option<Instant>,
+    /// It counts as one of its source's rooms (waiting or paired).
+    room: bool,
 }
 
 /// Counts since the last summary line.
@@ -91,12 +97,25 @@ pub struct Counts {
     pub bytes: u64,
 }
 
-/// Per source address: open connections and the rate of new ones.
+/// Per source: open connections, those waiting or paired, and the rate
+/// of new ones.
 #[derive(Debug)]
 struct Source {
     conns: usize,
+    rooms: usize,
     window_start: Instant,
     new_in_window: u32,
+}
+
+impl Source {
+    fn new(now: Instant) -> Source {
+        Source {
+            conns: 0,
+            rooms: 0,
+            window_start: now,
+            new_in_window: 0,
+        }
+    }
 }
 
 pub struct Relay {
@@ -106,7 +125,12 @@ pub struct Relay {
     timers: BTreeSet<(Instant, ConnId)>,
     waiting: Waiting,
     sources: HashMap<u128, Source>,
+    /// IPv6 /64s within their /48 source, with a quarter of its caps.
+    subnets: HashMap<u128, Source>,
     hellos: usize,
+    /// Connections in the order they came, for the oldest still owing its
+    /// hello (entries that moved on are skipped, and pruned).
+    hello_order: VecDeque<ConnId>,
     pairs: usize,
     actions: VecDeque<Action>,
     log: VecDeque<String>,
@@ -114,15 +138,24 @@ pub struct Relay {
     next_summary: Option<Instant>,
 }
 
-/// Connections from one IPv6 /64 (or one IPv4 address) count as one
-/// source: a host gets a /64 to choose from.
-fn group(source: u128) -> u128 {
+/// The source a connection counts against, and for IPv6 its /64: one
+/// IPv4 address, or one IPv6 /48 (a site or a customer often has a whole
+/// /48 or /56 to choose addresses and /64s from), with per-/64 sub-caps.
+fn group(source: u128) -> (u128, Option<u128>) {
     let is_v4_mapped = source >> 32 == 0xffff;
     if is_v4_mapped {
-        source
+        (source, None)
     } else {
-        source & !((1u128 << 64) - 1)
+        (
+            source & !((1u128 << 80) - 1),
+            Some(source & !((1u128 << 64) - 1)),
+        )
     }
+}
+
+/// A /64's share of its source's cap.
+fn sub_cap(cap: usize) -> usize {
+    (cap / 4).max(1)
 }
 
 impl Relay {
@@ -133,7 +166,9 @@ impl Relay {
             timers: BTreeSet::new(),
             waiting: Waiting::default(),
             sources: HashMap::new(),
+            subnets: HashMap::new(),
             hellos: 0,
+            hello_order: VecDeque::new(),
             pairs: 0,
             actions: VecDeque::new(),
             log: VecDeque::new(),
@@ -149,35 +184,63 @@ impl Relay {
     /// A new connection from `source` (see `net::source_key`). Returns
     /// false if it is turned away; a [`Action::Refuse`] says why.
     pub fn accept(&mut self, conn: ConnId, source: u128, now: Instant) -> bool {
-        let source = group(source);
-        let refusal = if self.conns.len() >= self.limits.max_connections {
-            Some("error relay is full, try again later\n")
-        } else if self.hellos >= self.limits.max_hellos {
-            Some("error relay is busy, try again later\n")
-        } else {
-            let l = &self.limits;
-            let s = self.sources.entry(source).or_insert(Source {
-                conns: 0,
-                window_start: now,
-                new_in_window: 0,
-            });
+        let (source, subnet) = group(source);
+        let l = &self.limits;
+        let mut refusal = None;
+        if self.conns.len() >= l.max_connections {
+            refusal = Some("error relay is full, try again later\n");
+        }
+        let caps = [
+            (false, Some(source), l.max_per_source, l.new_per_source),
+            (
+                true,
+                subnet,
+                sub_cap(l.max_per_source),
+                sub_cap(l.new_per_source as usize) as u32,
+            ),
+        ];
+        for (is_sub, key, max, new) in caps {
+            let (Some(key), None) = (key, refusal) else {
+                continue;
+            };
+            let table = if is_sub {
+                &mut self.subnets
+            } else {
+                &mut self.sources
+            };
+            let s = table.entry(key).or_insert_with(|| Source::new(now));
             if now.saturating_duration_since(s.window_start) >= l.rate_window {
                 s.window_start = now;
                 s.new_in_window = 0;
             }
-            if s.conns >= l.max_per_source {
-                Some("error too many connections from your address\n")
-            } else if s.new_in_window >= l.new_per_source {
-                Some("error too many new connections from your address, slow down\n")
-            } else {
+            if s.conns >= max {
+                refusal = Some("error too many connections from your address\n");
+            } else if s.new_in_window >= new {
+                refusal = Some("error too many new connections from your address, slow down\n");
+            }
+        }
+        if refusal.is_none() && self.hellos >= self.limits.max_hellos {
+            // The oldest connection still owing its hello makes way: a real
+            // client says it at once, so a flood of silent ones cannot
+            // keep it out.
+            self.evict_oldest_hello();
+            if self.hellos >= self.limits.max_hellos {
+                refusal = Some("error relay is busy, try again later\n");
+            }
+        }
+        if refusal.is_none() {
+            for s in [self.sources.get_mut(&source)]
+                .into_iter()
+                .chain([subnet.and_then(|n| self.subnets.get_mut(&n))])
+                .flatten()
+            {
                 s.conns += 1;
                 s.new_in_window += 1;
-                None
             }
-        };
+        }
         if let Some(line) = refusal {
             self.counts.refused += 1;
-            self.forget_idle_source(source);
+            self.forget_idle_source(source, subnet);
             self.actions.push_back(Action::Refuse {
                 conn,
                 line: line.as_bytes().to_vec(),
@@ -186,17 +249,72 @@ impl Relay {
             return false;
         }
         self.hellos += 1;
+        self.hello_order.push_back(conn);
+        if self.hello_order.len() > 2 * self.limits.max_hellos.max(1) {
+            let conns = &self.conns;
+            self.hello_order.retain(|c| {
+                matches!(
+                    conns.get(c).map(|e| &e.state),
+                    Some(State::Hello { .. }) | None
+                )
+            });
+        }
         self.insert(
             conn,
             Entry {
                 source,
+                subnet,
                 state: State::Hello {
                     buf: Vec::with_capacity(MAX_HELLO),
                 },
                 deadline: Some(now + self.limits.hello_timeout),
+                room: false,
             },
         );
         self.wake_summary(now);
+        true
+    }
+
+    /// Closes the oldest connection still owing its hello, if any.
+    fn evict_oldest_hello(&mut self) {
+        while let Some(c) = self.hello_order.pop_front() {
+            if let Some(State::Hello { .. }) = self.conns.get(&c).map(|e| &e.state) {
+                self.counts.timed_out += 1;
+                self.remove(c);
+                self.actions.push_back(Action::Close(c));
+                return;
+            }
+        }
+    }
+
+    /// Counts `conn` as one of its source's rooms (waiting or paired), or
+    /// returns false when the source (or its /64) has as many as allowed.
+    fn take_room(&mut self, conn: ConnId) -> bool {
+        let Some(e) = self.conns.get(&conn) else {
+            return false;
+        };
+        if e.room {
+            return true;
+        }
+        let (source, subnet) = (e.source, e.subnet);
+        let cap = self.limits.rooms_per_source;
+        let full = self.sources.get(&source).is_some_and(|s| s.rooms >= cap)
+            || subnet
+                .and_then(|n| self.subnets.get(&n))
+                .is_some_and(|s| s.rooms >= sub_cap(cap));
+        if full {
+            return false;
+        }
+        for s in [self.sources.get_mut(&source)]
+            .into_iter()
+            .chain([subnet.and_then(|n| self.subnets.get_mut(&n))])
+            .flatten()
+        {
+            s.rooms += 1;
+        }
+        if let Some(e) = self.conns.get_mut(&conn) {
+            e.room = true;
+        }
         true
     }
 
@@ -250,6 +368,11 @@ impl Relay {
     }
 
     fn hello_done(&mut self, conn: ConnId, hello: Hello, now: Instant) {
+        if !self.take_room(conn) {
+            self.counts.refused += 1;
+            self.refuse(conn, b"error too many rooms from your address\n");
+            return;
+        }
         if let Some(partner) = self.waiting.take_match(&hello) {
             if self.pairs >= self.limits.max_pairs {
                 // Put the partner back; the newcomer is told.
@@ -291,6 +414,11 @@ impl Relay {
         if self.waiting.len() >= self.limits.max_waiting {
             self.counts.refused += 1;
             self.refuse(conn, b"error too many rooms waiting, try again later\n");
+            return;
+        }
+        if self.waiting.on_token(&hello.token) >= self.limits.waiting_per_token {
+            self.counts.refused += 1;
+            self.refuse(conn, b"error too many connections waiting in this room\n");
             return;
         }
         self.waiting.add(hello.clone(), conn);
@@ -481,26 +609,35 @@ impl Relay {
             State::Waiting { hello } => self.waiting.remove(&hello.token, conn),
             State::Placing | State::Paired { .. } => {}
         }
-        if let Some(s) = self.sources.get_mut(&e.source) {
+        for s in [self.sources.get_mut(&e.source)]
+            .into_iter()
+            .chain([e.subnet.and_then(|n| self.subnets.get_mut(&n))])
+            .flatten()
+        {
             s.conns -= 1;
+            if e.room {
+                s.rooms -= 1;
+            }
         }
-        self.forget_idle_source(e.source);
+        self.forget_idle_source(e.source, e.subnet);
     }
 
     /// A source with no connections is kept only while its rate window
     /// matters; it goes at its next refusal or connection otherwise.
-    fn forget_idle_source(&mut self, source: u128) {
-        if self
-            .sources
-            .get(&source)
-            .is_some_and(|s| s.conns == 0 && s.new_in_window == 0)
-        {
+    fn forget_idle_source(&mut self, source: u128, subnet: Option<u128>) {
+        let idle = |s: &Source| s.conns == 0 && s.new_in_window == 0;
+        if self.sources.get(&source).is_some_and(idle) {
             self.sources.remove(&source);
         }
-        // Bound the table: sources with no connections are dropped once
-        // it is larger than the connections could need.
-        if self.sources.len() > 2 * self.limits.max_connections {
-            self.sources.retain(|_, s| s.conns > 0);
+        if let Some(n) = subnet.filter(|n| self.subnets.get(n).is_some_and(idle)) {
+            self.subnets.remove(&n);
+        }
+        // Bound the tables: sources with no connections are dropped once
+        // they are larger than the connections could need.
+        for table in [&mut self.sources, &mut self.subnets] {
+            if table.len() > 2 * self.limits.max_connections {
+                table.retain(|_, s| s.conns > 0);
+            }
         }
     }
 

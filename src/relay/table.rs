@@ -24,6 +24,11 @@ impl Waiting {
         self.len += 1;
     }
 
+    /// Connections waiting on `token`.
+    pub fn on_token(&self, token: &[u8; TOKEN_LEN]) -> usize {
+        self.by_token.get(token).map_or(0, Vec::len)
+    }
+
     /// Takes the longest-waiting connection that `hello` may pair with.
     pub fn take_match(&mut self, hello: &Hello) -> Option<ConnId> {
         let list = self.by_token.get_mut(&hello.token)?;

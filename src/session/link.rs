@@ -16,9 +16,10 @@ use crate::protocol::{Random, Role};
 
 /// Capacity of the wire buffers: four full records.
 pub const WIRE_CAP: usize = 4 * MAX_RECORD;
-/// A connection that has not sent its preface by then is dropped: a real
-/// dialer sends it in its first write.
-pub const PREFACE_DEADLINE: Duration = Duration::from_secs(2);
+/// A connection that has not sent its whole first flight (its preface and
+/// first key message) by then is dropped: a real dialer sends it in its
+/// first write.
+pub const FIRST_FLIGHT_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The record keys of one connection.
 pub struct Channel {
@@ -67,6 +68,10 @@ pub struct Link {
     /// The stream offset of the next DATA byte the peer sends on this
     /// connection (what we reported in RESUME, or 0 on the first).
     pub recv_pos: u64,
+    /// A relay paired us with this connection's peer (listener): it has
+    /// the whole handshake timeout for its first flight, and silence until
+    /// then is not a stranger's but a relay's fault.
+    pub paired: bool,
 }
 
 impl Link {
@@ -100,6 +105,7 @@ impl Link {
             resume_psk: None,
             resuming,
             recv_pos: 0,
+            paired: false,
         }
     }
 
@@ -155,6 +161,23 @@ impl Link {
         match &self.phase {
             Phase::Handshaking(hs) => hs.preface_seen(),
             _ => true,
+        }
+    }
+
+    /// Returns true if and only if the peer's whole first flight has
+    /// arrived (listener), or the handshake is past it.
+    pub fn first_flight_seen(&self) -> bool {
+        match &self.phase {
+            Phase::Handshaking(hs) => hs.first_flight_in(self.rx.len()),
+            _ => true,
+        }
+    }
+
+    /// Returns true if and only if the listener answered that it is busy.
+    pub fn peer_busy(&self) -> bool {
+        match &self.phase {
+            Phase::Handshaking(hs) => hs.peer_busy(),
+            _ => false,
         }
     }
 
@@ -242,11 +265,12 @@ impl Link {
         }
     }
 
-    /// The deadline before key confirmation: the preface deadline while the
-    /// peer has said nothing (listener), then the handshake deadline.
+    /// The deadline before key confirmation: the first-flight deadline
+    /// until the dialer's first flight is in (listener), then the
+    /// handshake deadline.
     pub fn handshake_deadline(&self, role: Role) -> Instant {
-        if role == Role::Listener && !self.preface_seen() {
-            (self.started + PREFACE_DEADLINE).min(self.handshake_deadline)
+        if role == Role::Listener && !self.paired && !self.first_flight_seen() {
+            (self.started + FIRST_FLIGHT_DEADLINE).min(self.handshake_deadline)
         } else {
             self.handshake_deadline
         }
@@ -254,10 +278,14 @@ impl Link {
 
     /// The error for a handshake past its deadline.
     pub fn timeout_error(&self, role: Role, now: Instant) -> Error {
-        if role == Role::Listener && !self.preface_seen() && now < self.handshake_deadline {
+        if role == Role::Listener
+            && !self.paired
+            && !self.first_flight_seen()
+            && now < self.handshake_deadline
+        {
             return Error::Handshake(format!(
-                "the peer sent no p2pchat preface within {} s",
-                PREFACE_DEADLINE.as_secs()
+                "the peer did not send its first flight within {} s",
+                FIRST_FLIGHT_DEADLINE.as_secs()
             ));
         }
         let secs = (self.handshake_deadline - self.started).as_secs_f64();

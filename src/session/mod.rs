@@ -89,8 +89,15 @@ pub struct SessionConfig {
     pub idle_timeout: Duration,
     /// Each handshake must finish within this.
     pub handshake_timeout: Duration,
-    /// Failed attempts a listener allows before it gives up.
+    /// Failed attempts a listener allows before it gives up, counting
+    /// `failed_before`: the budget belongs to the process, not the room.
     pub tries: u32,
+    /// Failed attempts earlier rooms of this process saw (`--keep`).
+    pub failed_before: u32,
+    /// Dialer: a listener that answers busy is dialed again (an
+    /// [`Action::Redial`]) until this long after the first connection
+    /// (`--retry`); None: a busy listener ends the room.
+    pub retry_busy: Option<Duration>,
     /// Our output is data for a program (a pipe or a file), not a chat on
     /// a screen: a peer that leaves before its EOF leaves it incomplete,
     /// which is then an error, so `listen > file && ...` can be trusted.
@@ -175,9 +182,10 @@ pub enum Action {
     },
     /// Close at once (turned away, made way for another, superseded).
     Close(LinkId),
-    /// The room lost its connection: make a new one (dial again, or go
-    /// back to the relay) and hand it over with `connected` or `accept`.
-    /// A listener that still listens has nothing to do.
+    /// The room lost its connection, or the listener was busy: make a
+    /// new one (dial again, or go back to the relay) and hand it over with
+    /// `connected` or `accept`. A listener that still listens has nothing
+    /// to do.
     Redial,
 }
 
@@ -216,8 +224,12 @@ impl Session {
                 name: cfg.name,
                 idle_timeout: cfg.idle_timeout,
                 handshake_timeout: cfg.handshake_timeout,
-                // A one-time code allows one failed attempt, whatever asked.
-                tries: if one_time { 1 } else { cfg.tries.max(1) },
+                // A one-time code also allows one failed attempt per room
+                // (the code is burned); the session sees to that.
+                tries: cfg.tries.max(1),
+                failed_before: cfg.failed_before,
+                one_time,
+                retry_busy: cfg.retry_busy,
                 output_is_data: cfg.output_is_data,
                 resume: cfg.resume,
                 resume_buffer: cfg.resume_buffer,
@@ -235,6 +247,18 @@ impl Session {
         match self {
             Session::Plain(p) => p.attach(link),
             Session::Secure(r) => r.accept(link, source, now),
+        }
+    }
+
+    /// Listener: a relay paired us with a peer on `link`. As
+    /// [`Session::accept`]; besides, a peer that sends nothing for the
+    /// whole handshake timeout ends the room (exit 3) while it is not
+    /// waiting for a resume: that is what a relay pairing two listeners
+    /// looks like. One that closes without a byte is only dropped.
+    pub fn accept_paired(&mut self, link: LinkId, now: Instant) {
+        match self {
+            Session::Plain(p) => p.attach(link),
+            Session::Secure(r) => r.accept_paired(link, now),
         }
     }
 
@@ -441,6 +465,15 @@ impl Session {
         match self {
             Session::Plain(_) => false,
             Session::Secure(r) => r.is_down(),
+        }
+    }
+
+    /// Failed attempts to join so far, counting those of earlier rooms
+    /// ([`SessionConfig::failed_before`]).
+    pub fn failed_attempts(&self) -> u32 {
+        match self {
+            Session::Plain(_) => 0,
+            Session::Secure(r) => r.failed_attempts(),
         }
     }
 

@@ -17,7 +17,7 @@ use super::{Action, Event, LeaveReason, LinkId, IO_CAP};
 use crate::buf::{ByteBuf, Ring};
 use crate::error::{describe_lost, Error, Signal};
 use crate::names;
-use crate::protocol::handshake::{Method, Pake};
+use crate::protocol::handshake::{Method, Pake, BUSY};
 use crate::protocol::record::{Kind, MAX_PAYLOAD, MAX_WHY};
 use crate::protocol::{Random, Role};
 
@@ -28,6 +28,12 @@ pub const MAX_PENDING: usize = 8;
 /// Handshakes one source address may hold at once, so one stranger cannot
 /// take every slot.
 pub const MAX_PENDING_PER_SOURCE: usize = 4;
+/// Resume attempts one source may have in flight while the room is up: the
+/// room's own peer makes one at a time.
+pub const MAX_RESUMES_PER_SOURCE: usize = 2;
+/// How long a connection told [`BUSY`] is read from before it is closed,
+/// so the line is not lost to a reset.
+pub const BUSY_LINGER: Duration = Duration::from_millis(250);
 /// How long to keep reading after our side is done, so the peer's last
 /// bytes are not answered with a reset.
 pub const LINGER: Duration = Duration::from_secs(2);
@@ -56,8 +62,15 @@ pub struct RoomConfig {
     pub name: String,
     pub idle_timeout: Duration,
     pub handshake_timeout: Duration,
-    /// Failed attempts a listener allows before it gives up.
+    /// Failed attempts a listener allows before it gives up, counting
+    /// `failed_before` (the process's budget).
     pub tries: u32,
+    /// Failed attempts earlier rooms of this process saw.
+    pub failed_before: u32,
+    /// A one-time code: one failed attempt in this room burns it.
+    pub one_time: bool,
+    /// Dialer: dial a busy listener again for this long (`--retry`).
+    pub retry_busy: Option<Duration>,
     /// A peer leaving before its EOF makes our output incomplete: an error.
     pub output_is_data: bool,
     /// The grace period we offer for resuming a lost connection.
@@ -139,6 +152,8 @@ pub struct Room {
     /// the peer's since then.
     clean_since: Option<Instant>,
     failed_attempts: u32,
+    /// Dialer: when the first connection came up (for `retry_busy`).
+    first_connected: Option<Instant>,
     interrupts: u32,
     /// Events, actions and the outcome, waiting to be taken.
     pub(super) outbox: Outbox,
@@ -154,6 +169,7 @@ impl Room {
             IO_CAP
         };
         Room {
+            failed_attempts: cfg.failed_before,
             cfg,
             rng,
             pending: Vec::new(),
@@ -182,7 +198,7 @@ impl Room {
             down: None,
             connections: 0,
             clean_since: None,
-            failed_attempts: 0,
+            first_connected: None,
             interrupts: 0,
             outbox: Outbox::default(),
         }
@@ -344,15 +360,20 @@ impl Room {
 
     // ----- connections -----------------------------------------------------
 
-    /// Listener: a new connection from `source`. It is admitted, or closed
-    /// at once when the room is taken or the caps are reached and no silent
-    /// connection can make way.
+    /// Listener: a new connection from `source`. Before the room is up it
+    /// is admitted, making way for the oldest connection that has not sent
+    /// its whole first flight when the caps are reached, or told that we are
+    /// busy when none can make way. Once the room is up only a resume of it
+    /// may come in, and a resume always finds a slot (see
+    /// [`Room::admit_resume`]).
     pub fn accept(&mut self, id: LinkId, source: u128, now: Instant) {
-        // Once the room is up, only a resume of it may come in.
         let taken = self.current.is_some() || self.down.is_some();
         let resumable = self.resume.is_some() && self.farewell != Farewell::PeerLeft;
         if self.outbox.outcome.is_some() || (taken && !resumable) {
             return self.outbox.actions.push_back(Action::Close(id));
+        }
+        if taken {
+            return self.admit_resume(id, source, now);
         }
         let same = self.pending.iter().filter(|l| l.source == source).count();
         let full = if same >= MAX_PENDING_PER_SOURCE {
@@ -363,23 +384,85 @@ impl Room {
             None
         };
         if let Some(among) = full {
-            if !self.evict_silent(among) {
-                return self.outbox.actions.push_back(Action::Close(id));
+            if !self.evict_incomplete(among) {
+                // Every slot holds a connection that sent its whole first
+                // flight: say so, so a real dialer can try again.
+                return self.outbox.actions.push_back(Action::Linger {
+                    link: id,
+                    flush: BUSY.to_vec(),
+                    until: now + BUSY_LINGER,
+                });
             }
         }
         let link = self.start_link(id, source, now);
         self.pending.push(link);
     }
 
-    /// Closes the oldest pending connection that has sent no preface yet
-    /// (from `source`, or from anyone): a silent client makes way for a new
-    /// one, so silence can never keep the real peer out.
-    fn evict_silent(&mut self, source: Option<u128>) -> bool {
+    /// Listener: a relay paired us with a peer (see
+    /// [`super::Session::accept_paired`]).
+    pub fn accept_paired(&mut self, id: LinkId, now: Instant) {
+        self.accept(id, 0, now);
+        if let Some(l) = self.pending.iter_mut().find(|l| l.id == id) {
+            l.paired = true;
+        }
+    }
+
+    /// While the room is up or down, a new connection can only be a resume
+    /// of it, and none of them costs a try: one always gets a slot. When
+    /// the caps are reached, the oldest attempt of the source that holds
+    /// the most (the newcomer's own when it is at its cap) makes way, so a
+    /// flooder displaces its own before anyone else's, and the room's own
+    /// resume is displaced only by sources with as few attempts in flight
+    /// as itself.
+    fn admit_resume(&mut self, id: LinkId, source: u128, now: Instant) {
+        let count = |s: u128| self.pending.iter().filter(|l| l.source == s).count();
+        let same = count(source);
+        // Whose oldest attempt makes way: None for the oldest of all.
+        let victim = if same >= MAX_RESUMES_PER_SOURCE {
+            Some(Some(source))
+        } else if self.pending.len() >= MAX_PENDING {
+            let most = self
+                .pending
+                .iter()
+                .map(|l| (count(l.source), l.source))
+                .max_by_key(|(n, _)| *n);
+            Some(match most {
+                // The newcomer's source would hold the most: its own.
+                _ if same > 0 && most.is_none_or(|(n, _)| same + 1 >= n) => Some(source),
+                Some((n, s)) if n > 1 => Some(s),
+                _ => None,
+            })
+        } else {
+            None
+        };
+        if let Some(among) = victim {
+            let oldest = self
+                .pending
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| among.is_none_or(|s| l.source == s))
+                .min_by_key(|(_, l)| l.started)
+                .map(|(i, _)| i);
+            if let Some(i) = oldest {
+                let link = self.pending.swap_remove(i);
+                self.outbox.actions.push_back(Action::Close(link.id));
+            }
+        }
+        let link = self.start_link(id, source, now);
+        self.pending.push(link);
+    }
+
+    /// Closes the oldest pending connection that has not sent its whole
+    /// first flight (from `source`, or from anyone): such a client makes
+    /// way for a new one, since a real dialer sends the flight in its first
+    /// write, so neither silence nor a preface alone keeps the real peer
+    /// out.
+    fn evict_incomplete(&mut self, source: Option<u128>) -> bool {
         let oldest = self
             .pending
             .iter()
             .enumerate()
-            .filter(|(_, l)| !l.preface_seen() && source.is_none_or(|s| l.source == s))
+            .filter(|(_, l)| !l.first_flight_seen() && source.is_none_or(|s| l.source == s))
             .min_by_key(|(_, l)| l.started)
             .map(|(i, _)| i);
         let Some(i) = oldest else { return false };
@@ -388,11 +471,11 @@ impl Room {
         true
     }
 
-    /// The process is out of descriptors: close the oldest silent pending
-    /// connection, if any, so that accepting can go on. Returns whether one
-    /// was closed.
+    /// The process is out of descriptors: close the oldest pending
+    /// connection short of its first flight, if any, so that accepting can
+    /// go on. Returns whether one was closed.
     pub fn shed_load(&mut self) -> bool {
-        self.evict_silent(None)
+        self.evict_incomplete(None)
     }
 
     /// Dialer: our connection is up; the first flight goes out.
@@ -401,6 +484,7 @@ impl Room {
             return self.outbox.actions.push_back(Action::Close(id));
         }
         // While down this is a resume: its keys come from the room's.
+        self.first_connected.get_or_insert(now);
         self.current = Some(self.start_link(id, 0, now));
     }
 
@@ -532,7 +616,7 @@ impl Room {
                 why: e.to_string(),
                 counted,
                 failed: self.failed_attempts,
-                tries: self.cfg.tries,
+                tries: self.tries_here(),
             });
             self.outbox.actions.push_back(Action::Linger {
                 link: link.id,
@@ -540,30 +624,45 @@ impl Room {
                 until: now + ABORT_DRAIN,
             });
         }
-        if self.failed_attempts < self.cfg.tries {
+        let burned = self.cfg.one_time && self.failed_attempts > self.cfg.failed_before;
+        if self.failed_attempts < self.cfg.tries && !burned {
             self.resume_held(now);
             return;
         }
-        {
-            let n = self.failed_attempts;
-            let why = match &self.cfg.secret {
-                Some(Pake { room: Some(_), .. }) => String::from(
-                    "a failed attempt to join the room (a wrong code, or someone guessing): \
-                     the code is burned; run again for a new code",
-                ),
-                secret => format!(
-                    "{n} failed attempt{} to join the room: someone may be guessing {}; \
-                     giving up (start again, with a fresh secret)",
-                    if n == 1 { "" } else { "s" },
-                    if secret.is_some() {
-                        "the shared secret"
-                    } else {
-                        "the verify code"
-                    }
-                ),
+        let n = self.failed_attempts;
+        let why = if self.failed_attempts < self.cfg.tries {
+            String::from(
+                "a failed attempt to join the room (a wrong code, or someone guessing): \
+                 the code is burned; run again for a new code",
+            )
+        } else {
+            let (what, fresh) = match &self.cfg.secret {
+                Some(Pake { room: Some(_), .. }) => ("the one-time codes", "code"),
+                Some(_) => ("the shared secret", "secret"),
+                None => ("the verify code", "verify code"),
             };
-            self.fail(Error::AuthFailed(why), now);
+            format!(
+                "{n} failed attempt{} to join: someone may be guessing {what}; \
+                 giving up (start again, with a fresh {fresh})",
+                if n == 1 { "" } else { "s" },
+            )
+        };
+        self.fail(Error::AuthFailed(why), now);
+    }
+
+    /// The failed attempts after which this room gives up: the process's
+    /// budget, and for a one-time code the first failure in this room.
+    fn tries_here(&self) -> u32 {
+        if self.cfg.one_time {
+            self.cfg.tries.min(self.cfg.failed_before + 1)
+        } else {
+            self.cfg.tries
         }
+    }
+
+    /// Failed attempts so far, counting those of earlier rooms.
+    pub fn failed_attempts(&self) -> u32 {
+        self.failed_attempts
     }
 
     /// Returns true if and only if one more key exchange may be served:
@@ -571,7 +670,9 @@ impl Room {
     /// so no more than `tries` guesses are ever answered.
     fn may_reveal(&self) -> bool {
         let in_flight = self.pending.iter().filter(|l| l.revealed()).count() as u32;
-        self.failed_attempts + in_flight < self.cfg.tries
+        // A one-time code: one attempt per room, and within the budget.
+        let this_room = self.failed_attempts - self.cfg.failed_before + in_flight;
+        self.failed_attempts + in_flight < self.cfg.tries && (!self.cfg.one_time || this_room < 1)
     }
 
     /// Lets connections held back by [`Room::may_reveal`] go on, now that
@@ -581,7 +682,7 @@ impl Room {
             let Some(i) = self
                 .pending
                 .iter()
-                .position(|l| l.preface_seen() && !l.revealed())
+                .position(|l| l.first_flight_seen() && !l.revealed())
             else {
                 return;
             };
@@ -1135,6 +1236,27 @@ impl Room {
             .iter()
             .position(|l| now >= l.handshake_deadline(role))
         {
+            let link = &self.pending[i];
+            if link.paired && !link.heard && self.down.is_none() {
+                // Not a byte from the peer a relay paired us with, for the
+                // whole handshake timeout: a dialer sends at once.
+                let secs = self.cfg.handshake_timeout.as_secs_f64();
+                let link = self.pending.swap_remove(i);
+                self.outbox.actions.push_back(Action::Close(link.id));
+                return self.fail(
+                    Error::Handshake(format!(
+                        "the relay paired us with a peer that sent nothing in {secs} s: \
+                         the relay is not relaying, or it paired two listeners"
+                    )),
+                    now,
+                );
+            }
+            if !self.pending[i].first_flight_seen() {
+                // Short of its first flight: no attempt, and not a word.
+                let link = self.pending.swap_remove(i);
+                self.outbox.actions.push_back(Action::Close(link.id));
+                continue;
+            }
             let e = self.pending[i].timeout_error(role, now);
             self.drop_attempt(i, e, now);
             if self.outbox.outcome.is_some() {
@@ -1334,6 +1456,10 @@ impl Room {
         if self.may_go_down(&e) {
             return self.go_down(e, now);
         }
+        let e = match self.busy_retry(e, now) {
+            Ok(()) => return,
+            Err(e) => e,
+        };
         if let Some(link) = self.current.as_ref() {
             let action = if link.is_confirmed() {
                 Action::Reset(link.id)
@@ -1348,6 +1474,36 @@ impl Room {
         }
         self.outbox.outcome = Some(Err(e));
         self.close_the_rest();
+    }
+
+    /// Dialer: the listener said it is busy before the room was up. Within
+    /// `--retry` the connection is closed and a new one dialed; after it,
+    /// the error says how long we tried.
+    fn busy_retry(&mut self, e: Error, now: Instant) -> Result<(), Error> {
+        let busy = self
+            .current
+            .as_ref()
+            .is_some_and(|l| l.peer_busy() && !l.resuming);
+        let (Some(retry), Some(first)) = (self.cfg.retry_busy, self.first_connected) else {
+            return Err(e);
+        };
+        if !busy {
+            return Err(e);
+        }
+        if now >= first + retry {
+            return Err(match e {
+                Error::Connect(m) => Error::Connect(format!(
+                    "{m} (gave up after retrying for {} s)",
+                    retry.as_secs_f64()
+                )),
+                e => e,
+            });
+        }
+        if let Some(link) = self.current.take() {
+            self.outbox.actions.push_back(Action::Close(link.id));
+        }
+        self.outbox.actions.push_back(Action::Redial);
+        Ok(())
     }
 
     /// A lost connection (not tampering, not a failed first handshake)

@@ -206,6 +206,79 @@ pub fn send_nowait(data: &[u8]) -> io::Result<usize> {
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
+/// Writes what it can of `buf` to stderr without ever waiting: Ok(0)
+/// when stderr takes nothing now. A socket is written with MSG_DONTWAIT;
+/// anything else (a pipe, a terminal, a file) only when poll(2) says it
+/// is writable, and at most PIPE_BUF bytes, which a pipe with any room
+/// takes whole. (Setting O_NONBLOCK on stderr would change it for every
+/// process that shares it, such as the shell.)
+#[cfg(unix)]
+pub fn write_stderr_nowait(buf: &[u8]) -> io::Result<usize> {
+    let fd = libc::STDERR_FILENO;
+    // SAFETY: send(2) reads `buf.len()` bytes from a live slice.
+    let n = unsafe {
+        libc::send(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            NOWAIT_NOSIGNAL,
+        )
+    };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) => return Ok(0),
+        Some(libc::EINTR) => return Ok(0),
+        Some(libc::ENOTSOCK) => {}
+        _ => return Err(e),
+    }
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: poll(2) on one pollfd we own, without waiting.
+    let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if ready <= 0 {
+        return Ok(0);
+    }
+    if pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+        return Err(io::Error::from(io::ErrorKind::BrokenPipe));
+    }
+    if pfd.revents & libc::POLLOUT == 0 {
+        return Ok(0);
+    }
+    let len = buf.len().min(libc::PIPE_BUF);
+    // SAFETY: write(2) reads `len` bytes from a live slice.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), len) };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+        _ => Err(e),
+    }
+}
+
+/// Windows: a plain write (the console or a pipe); Windows has no way to
+/// ask a pipe whether a write would wait short of overlapped I/O on a
+/// handle we did not open, so a stderr nobody reads can still stall there.
+#[cfg(windows)]
+pub fn write_stderr_nowait(buf: &[u8]) -> io::Result<usize> {
+    use std::io::Write;
+    io::stderr().write(buf)
+}
+
+/// send(2) flags: never wait, never SIGPIPE (macOS: SO_NOSIGPIPE is not
+/// ours to set on a shared stderr, and std ignores SIGPIPE anyway).
+#[cfg(all(unix, not(target_os = "macos")))]
+const NOWAIT_NOSIGNAL: libc::c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+#[cfg(target_os = "macos")]
+const NOWAIT_NOSIGNAL: libc::c_int = libc::MSG_DONTWAIT;
+
 /// macOS: a write to standard output, a socket whose peer has gone, gives
 /// EPIPE and no SIGPIPE (std ignores SIGPIPE anyway; this is for certain).
 pub fn quiet_socket_stdout() {

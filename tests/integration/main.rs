@@ -56,3 +56,5 @@ mod new_user;
 mod recipes;
 // Everyday situations: leaving an empty room, a full disk, a taken room (issue 20).
 mod everyday;
+// Strangers, round two: --keep budget, slot holders, stranded relay listeners (issue 21).
+mod admission;

@@ -12,14 +12,14 @@ use crate::util::*;
 
 /// Forwards connections to `target` until told to cut: then it drops the
 /// connection and turns every new one away until released.
-struct HoldProxy {
-    port: u16,
+pub(crate) struct HoldProxy {
+    pub(crate) port: u16,
     held: Arc<AtomicBool>,
     live: Arc<std::sync::Mutex<Vec<TcpStream>>>,
 }
 
 impl HoldProxy {
-    fn start(target: u16) -> HoldProxy {
+    pub(crate) fn start(target: u16) -> HoldProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
         let port = listener.local_addr().expect("addr").port();
         let held = Arc::new(AtomicBool::new(false));
@@ -61,7 +61,7 @@ impl HoldProxy {
 
     /// Cuts, waits until both sides report their `nth` lost connection,
     /// and lets them back in.
-    fn cut_noticed(&self, sides: [&Proc; 2], nth: usize) {
+    pub(crate) fn cut_noticed(&self, sides: [&Proc; 2], nth: usize) {
         self.cut_and_hold();
         let lost = |p: &Proc| p.stderr().matches("connection lost").count() >= nth;
         wait_until("both notice the cut", DEADLINE, || {

@@ -134,9 +134,9 @@ fn garbage_and_early_bytes_are_refused_with_the_reference_words() {
 fn a_silent_connection_is_closed_at_the_hello_deadline() {
     let mut t = T::new(Limits::default());
     let (s, _) = t.conn(A);
-    t.advance(Duration::from_secs(9));
+    t.advance(Duration::from_millis(1900));
     assert!(t.actions().is_empty());
-    t.advance(Duration::from_secs(2));
+    t.advance(Duration::from_millis(200));
     assert_eq!(t.actions(), vec![Action::Close(s)]);
     assert_eq!(t.relay.connections(), 0);
 }
@@ -192,11 +192,11 @@ fn an_idle_pair_ends_and_a_stalled_one_ends_sooner() {
 #[test]
 fn one_source_cannot_take_every_connection() {
     let limits = Limits {
-        max_per_source: 3,
+        max_per_source: 8,
         ..Limits::default()
     };
     let mut t = T::new(limits);
-    for _ in 0..3 {
+    for _ in 0..8 {
         assert!(t.conn(A).1);
     }
     let (extra, ok) = t.conn(A);
@@ -204,13 +204,59 @@ fn one_source_cannot_take_every_connection() {
     assert!(refused(&t.actions(), extra)
         .unwrap()
         .contains("too many connections"));
-    // Another address is unaffected; an IPv6 /64 counts as one source.
+    // Another address is unaffected.
     assert!(t.conn(B).1);
-    let v6 = 0x2001_0db8_0000_0001_0000_0000_0000_0000u128;
-    for i in 0..3 {
-        assert!(t.conn(v6 + i).1);
+    // IPv6 counts per /48, and each /64 in it gets a quarter of the cap:
+    // addresses of one /64 reach its sub-cap, other /64s go on until the
+    // /48 has its whole share.
+    let net48 = 0x2001_0db8_0001_0000_0000_0000_0000_0000u128;
+    let net64 = |n: u128| net48 + (n << 64);
+    for i in 0..2 {
+        assert!(t.conn(net64(0) + i).1);
     }
-    assert!(!t.conn(v6 + 99).1);
+    assert!(!t.conn(net64(0) + 99).1, "the /64's share is used up");
+    for n in 1..4 {
+        for i in 0..2 {
+            assert!(t.conn(net64(n) + i).1);
+        }
+    }
+    assert!(!t.conn(net64(9)).1, "the /48's share is used up");
+    let other48 = 0x2001_0db8_0002_0000_0000_0000_0000_0000u128;
+    assert!(t.conn(other48).1);
+}
+
+#[test]
+fn a_source_holds_few_rooms_and_a_room_few_waiting_connections() {
+    let mut t = T::new(Limits::default());
+    let cap = t.relay.limits().rooms_per_source;
+    // One source opens room after room: beyond its share it is refused,
+    // though it is far below its connection cap.
+    for i in 0..cap {
+        t.hello(A, &format!("{i}"), LISTENER_SIDE);
+    }
+    t.actions();
+    let extra = t.hello(A, "extra", LISTENER_SIDE);
+    assert!(refused(&t.actions(), extra)
+        .unwrap()
+        .contains("too many rooms from your address"));
+    // Another user's room is served.
+    let l = t.hello(B, "mine", LISTENER_SIDE);
+    let d = t.hello(0xffff_0a00_0003, "mine", DIALER_SIDE);
+    assert_eq!(t.actions(), vec![Action::Pair(l, d)]);
+    // At most two wait in one room: a third is turned away.
+    let sources = [4u128, 5, 6].map(|n| 0xffff_0a00_0000 + n);
+    t.hello(sources[0], "crowded", LISTENER_SIDE);
+    t.hello(sources[1], "crowded", LISTENER_SIDE);
+    t.actions();
+    let third = t.hello(sources[2], "crowded", LISTENER_SIDE);
+    assert!(refused(&t.actions(), third)
+        .unwrap()
+        .contains("too many connections waiting in this room"));
+    // A closed room gives its share back to the source.
+    t.relay.closed(ConnId(0), t.now);
+    t.actions();
+    let again = t.hello(A, "again", LISTENER_SIDE);
+    assert!(refused(&t.actions(), again).is_none());
 }
 
 #[test]
@@ -246,11 +292,13 @@ fn the_global_limits_hold() {
     };
     let mut t = T::new(limits);
     let sources = [1u128, 2, 3, 4, 5, 6].map(|n| 0xffff_0000_0000 + n);
-    let (h1, _) = t.conn(sources[0]);
+    let (oldest, _) = t.conn(sources[0]);
     assert!(t.conn(sources[1]).1);
-    let (busy, ok) = t.conn(sources[2]);
-    assert!(!ok, "a third silent connection waits for no hello slot");
-    assert!(refused(&t.actions(), busy).unwrap().contains("busy"));
+    // The hello pool is full: the oldest connection owing its hello makes
+    // way for the newcomer, so silence cannot keep a real client out.
+    let (h1, ok) = t.conn(sources[2]);
+    assert!(ok, "a newcomer always gets a hello slot");
+    assert_eq!(t.actions(), vec![Action::Close(oldest)]);
     t.relay
         .received(h1, &hello(&token("1"), LISTENER_SIDE), t.now);
     let (w2, _) = t.conn(sources[3]);

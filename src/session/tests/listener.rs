@@ -146,7 +146,7 @@ fn failures_before_our_key_material_cost_no_attempt() {
     }
     // A silent one, dropped at its preface deadline.
     l.s.accept(LinkId(300), 9, now);
-    l.s.handle_timeout(now + link::PREFACE_DEADLINE);
+    l.s.handle_timeout(now + link::FIRST_FLIGHT_DEADLINE);
     l.drain(now);
     assert_eq!(
         counted(&l),
@@ -240,42 +240,75 @@ fn the_first_peer_to_confirm_gets_the_room_and_the_rest_are_closed() {
 }
 
 #[test]
-fn admission_caps_hold_and_silent_clients_make_way() {
+fn admission_caps_hold_and_clients_short_of_their_first_flight_make_way() {
+    use crate::session::room::{MAX_PENDING, MAX_PENDING_PER_SOURCE};
     let mut l = listener(Security::VerifyCode, 3);
     let now = Instant::now();
     let preface: &[u8] = b"p2pchat/2 sas\n";
-    // One source fills its share with clients that sent their preface.
-    for i in 0..crate::session::room::MAX_PENDING_PER_SOURCE {
+    let mut flight = preface.to_vec();
+    flight.extend_from_slice(&[7; 32]); // a commitment: the whole flight
+    let send = |l: &mut Side, id: LinkId, bytes: &[u8]| {
+        l.s.receive_buf(id)[..bytes.len()].copy_from_slice(bytes);
+        l.s.received(id, bytes.len(), now);
+    };
+    // One source fills its share with whole first flights.
+    for i in 0..MAX_PENDING_PER_SOURCE {
         let id = LinkId(40 + i);
         l.s.accept(id, 1, now);
-        l.s.receive_buf(id)[..preface.len()].copy_from_slice(preface);
-        l.s.received(id, preface.len(), now);
+        send(&mut l, id, &flight);
     }
     l.s.accept(LinkId(60), 1, now + Duration::from_millis(1));
     l.drain(now);
     assert!(
-        l.actions.contains(&Action::Close(LinkId(60))),
-        "a flood beyond the per-source cap is closed at once"
+        l.actions.iter().any(|a| matches!(a,
+            Action::Linger { link, flush, .. } if *link == LinkId(60) && flush == b"p2pchat/2 busy\n")),
+        "beyond the per-source cap a newcomer is told busy: {:?}",
+        l.actions
     );
-    // Others fill the rest with silence; the next newcomer evicts the
-    // oldest silent one, never a client that spoke.
-    for i in 0..(crate::session::room::MAX_PENDING - crate::session::room::MAX_PENDING_PER_SOURCE) {
-        l.s.accept(
-            LinkId(70 + i),
-            2 + i as u128,
-            now + Duration::from_millis(2 + i as u64),
-        );
+    // Others fill the rest with a preface and nothing more; the next
+    // newcomer evicts the oldest of them, never a whole first flight.
+    for i in 0..(MAX_PENDING - MAX_PENDING_PER_SOURCE) {
+        let id = LinkId(70 + i);
+        l.s.accept(id, 2 + i as u128, now + Duration::from_millis(2 + i as u64));
+        send(&mut l, id, preface);
     }
     l.s.accept(LinkId(90), 50, now + Duration::from_millis(20));
     l.drain(now);
     assert!(
         l.actions.contains(&Action::Close(LinkId(70))),
-        "the oldest silent one made way"
+        "the oldest preface-only one made way"
     );
     assert!(!l.actions.contains(&Action::Close(LinkId(90))));
-    for i in 0..crate::session::room::MAX_PENDING_PER_SOURCE {
+    for i in 0..MAX_PENDING_PER_SOURCE {
         assert!(!l.actions.contains(&Action::Close(LinkId(40 + i))));
     }
+    // A preface alone is dropped, without a word, at the first-flight
+    // deadline; whole flights wait for the handshake deadline.
+    l.s.handle_timeout(now + Duration::from_millis(25) + link::FIRST_FLIGHT_DEADLINE);
+    l.drain(now);
+    for i in 1..(MAX_PENDING - MAX_PENDING_PER_SOURCE) {
+        assert!(l.actions.contains(&Action::Close(LinkId(70 + i))));
+    }
+    for i in 0..MAX_PENDING_PER_SOURCE {
+        assert!(!l.actions.contains(&Action::Close(LinkId(40 + i))));
+    }
+    assert!(
+        counted(&l).is_empty(),
+        "no attempt, no word: {:?}",
+        l.events
+    );
+    // With every slot holding a whole first flight, the newcomer is busy.
+    for i in 0..(MAX_PENDING - MAX_PENDING_PER_SOURCE) {
+        let id = LinkId(100 + i);
+        l.s.accept(id, 200 + i as u128, now + Duration::from_millis(30));
+        send(&mut l, id, &flight);
+    }
+    l.s.accept(LinkId(120), 300, now + Duration::from_millis(40));
+    l.drain(now);
+    assert!(l
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Linger { link, .. } if *link == LinkId(120))));
 }
 
 #[test]

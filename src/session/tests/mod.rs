@@ -37,6 +37,8 @@ pub fn config(role: Role, security: Security, name: &str) -> SessionConfig {
         idle_timeout: IDLE,
         handshake_timeout: HANDSHAKE,
         tries: 3,
+        failed_before: 0,
+        retry_busy: None,
         output_is_data: true,
         resume: None,
         resume_buffer: crate::session::room::REPLAY_CAP,

@@ -161,11 +161,11 @@ fn a_silent_peer_times_out_the_handshake() {
     p.connected = false;
     // The listener drops a connection that sent no preface within 2 s,
     // silently, and keeps waiting for the real peer.
-    p.advance(link::PREFACE_DEADLINE);
+    p.advance(link::FIRST_FLIGHT_DEADLINE);
     assert_eq!(p.listener.s.status(), Status::Running);
     assert!(p.listener.actions.contains(&Action::Close(LINK)));
     assert!(p.listener.events.is_empty(), "silence is not reported");
-    p.advance(HANDSHAKE - link::PREFACE_DEADLINE - Duration::from_millis(1));
+    p.advance(HANDSHAKE - link::FIRST_FLIGHT_DEADLINE - Duration::from_millis(1));
     assert_eq!(p.dialer.s.status(), Status::Running);
     p.advance(Duration::from_millis(2));
     assert!(
