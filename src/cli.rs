@@ -487,7 +487,13 @@ impl Cli {
                 wait,
                 room,
             } => match relay {
-                Some(r) => (relay_endpoint(&r, Role::Dialer, wait)?, true, false, 1, room),
+                Some(r) => (
+                    relay_endpoint(&r, Role::Dialer, wait)?,
+                    true,
+                    false,
+                    1,
+                    room,
+                ),
                 None => {
                     // Invariant: clap requires the host without --relay.
                     let Some(host) = host else {

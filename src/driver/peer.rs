@@ -251,7 +251,6 @@ fn announce(d: &mut Dialer, ui: &mut dyn UserSide) {
     }
 }
 
-
 impl Dialer {
     /// Dials `host:port`; with `retry`, keeps trying that long. A redial
     /// (resume) keeps trying until the room's grace period says stop.

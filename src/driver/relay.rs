@@ -96,7 +96,6 @@ pub fn run(reactor: &mut Reactor, cfg: &RelayConfig) -> Result<(), Error> {
     relay.run(reactor)
 }
 
-
 /// Lifts the soft descriptor limit toward the hard one, as far as the
 /// connections could use (each paired one also holds the two ends of its
 /// channel's pipe); a relay should not stop at the default 1024.

@@ -216,14 +216,7 @@ pub fn send_nowait(data: &[u8]) -> io::Result<usize> {
 pub fn write_stderr_nowait(buf: &[u8]) -> io::Result<usize> {
     let fd = libc::STDERR_FILENO;
     // SAFETY: send(2) reads `buf.len()` bytes from a live slice.
-    let n = unsafe {
-        libc::send(
-            fd,
-            buf.as_ptr().cast(),
-            buf.len(),
-            NOWAIT_NOSIGNAL,
-        )
-    };
+    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), NOWAIT_NOSIGNAL) };
     if n >= 0 {
         return Ok(n as usize);
     }

@@ -502,20 +502,17 @@ fn a_partner_that_leaves_without_a_byte_does_not_stop_a_resume() {
 /// A pipe for a child's stderr that the test never reads, shrunk to one
 /// page so that a few dozen log lines fill it.
 fn unread_pipe() -> (std::fs::File, std::process::Stdio) {
-    use std::os::fd::FromRawFd;
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two descriptors that we then own.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 4096) };
-    // SAFETY: each descriptor is owned once, here.
-    let (r, w) = unsafe {
-        (
-            std::fs::File::from_raw_fd(fds[0]),
-            std::process::Stdio::from(std::os::fd::OwnedFd::from_raw_fd(fds[1])),
-        )
-    };
-    (r, w)
+    let (r, w) = std::io::pipe().expect("a pipe");
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: fcntl on a descriptor we own; a refusal leaves 64 KiB.
+        unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    }
+    (
+        std::fs::File::from(std::os::fd::OwnedFd::from(r)),
+        std::process::Stdio::from(w),
+    )
 }
 
 /// One pair through the relay at `port` from `ip`: two hellos for room

@@ -92,3 +92,44 @@ fn imports_only_point_down() {
         up.join("\n")
     );
 }
+
+/// Words that name an operating system or call one directly.
+const PLATFORM: &[&str] = &[
+    "crate::sys",
+    "libc::",
+    "windows_sys",
+    "std::os::",
+    "unsafe",
+    "cfg(unix",
+    "cfg(windows",
+    "target_os",
+];
+
+#[test]
+fn the_core_names_no_operating_system() {
+    let found = offenders(&["session", "protocol", "relay", "buf.rs"], PLATFORM);
+    assert!(
+        found.is_empty(),
+        "platform code in the core:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn only_the_platform_area_calls_the_system() {
+    // Everything but src/sys/ (and the vendored editor, not ours) goes
+    // through sys for anything beyond std.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let dirs: Vec<String> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "sys" && n != "testkit.rs")
+        .collect();
+    let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
+    let found = offenders(&dirs, &["libc::", "windows_sys", "unsafe {", "unsafe fn"]);
+    assert!(
+        found.is_empty(),
+        "an OS call outside src/sys/:\n{}",
+        found.join("\n")
+    );
+}

@@ -25,15 +25,22 @@ pub struct Term {
 impl Term {
     pub fn run(script: &str, dir: &std::path::Path) -> Term {
         let (mut m, mut s) = (0, 0);
-        let ws = libc::winsize {
+        let mut ws = libc::winsize {
             ws_row: 24,
             ws_col: 200,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
         // SAFETY: openpty fills two fds; null name and termios mean defaults.
-        let rc =
-            unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
+        let rc = unsafe {
+            libc::openpty(
+                &mut m,
+                &mut s,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                &raw mut ws,
+            )
+        };
         assert_eq!(rc, 0, "openpty failed");
         // SAFETY: both fds are fresh and owned here.
         let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
@@ -51,7 +58,7 @@ impl Term {
         unsafe {
             cmd.pre_exec(|| {
                 libc::setsid();
-                libc::ioctl(0, libc::TIOCSCTTY, 0);
+                libc::ioctl(0, libc::TIOCSCTTY as _, 0);
                 Ok(())
             });
         }
