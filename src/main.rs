@@ -5,8 +5,8 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use p2pchat::cli::{self, Config, Plan};
-use p2pchat::driver::config::{Endpoint, PeerConfig};
+use p2pchat::cli::{Config, Plan};
+use p2pchat::driver::config::PeerConfig;
 use p2pchat::driver::relay::RelayConfig;
 use p2pchat::driver::{peer, relay, Reactor, SystemRng};
 use p2pchat::error::{exit, Error};
@@ -115,21 +115,7 @@ fn chat_options(cfg: &Config) -> ChatOptions {
 /// The room the user asked for, in the driver's terms.
 fn peer_config(cfg: &Config) -> PeerConfig {
     PeerConfig {
-        endpoint: match cfg.endpoint.clone() {
-            cli::Endpoint::Listen { bind, port } => Endpoint::Listen { bind, port },
-            cli::Endpoint::Dial { host, port, retry } => Endpoint::Dial { host, port, retry },
-            cli::Endpoint::Relay {
-                host,
-                port,
-                role,
-                wait,
-            } => Endpoint::Relay {
-                host,
-                port,
-                role,
-                wait,
-            },
-        },
+        endpoint: cfg.endpoint.clone(),
         security: cfg.security.clone(),
         name: cfg.name.clone(),
         quiet: cfg.quiet,
