@@ -20,6 +20,9 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         let _ = writeln!(io::stderr(), "p2pchat: internal error: {info}");
     }));
+    // Colors, redrawn progress lines and the prompt's cursor moves are
+    // escape sequences; a Windows console acts on them only when asked.
+    p2pchat::sys::terminal::enable_escapes();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = match p2pchat::cli::parse_args(&args) {
         Ok(cli) => cli,
