@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use super::link::Link;
 use super::outbox::Outbox;
-use super::stream::{Farewell, Receiving, Sending};
+use super::stream::{violation, Farewell, Receiving, SendStream, Sending, StreamId};
 use super::{Action, Event, LeaveReason, LinkId, IO_CAP};
-use crate::buf::{ByteBuf, Ring};
+use crate::buf::ByteBuf;
 use crate::error::{describe_lost, Error, Signal};
 use crate::names;
 use crate::protocol::handshake::{Method, Pake, BUSY};
@@ -106,40 +106,19 @@ pub struct Room {
     current: Option<Link>,
     /// Plaintext for the user.
     out: ByteBuf,
-    sending: Sending,
+    /// Stream 0, our direction: our input, its resume replay, the peer's
+    /// acknowledgements and our EOF.
+    send: SendStream,
     receiving: Receiving,
     farewell: Farewell,
     /// Nobody reads our output any more: drop what arrives.
     discard_output: bool,
-    /// DATA bytes we sealed, and DATA bytes we delivered to our user.
-    bytes_sent: u64,
+    /// DATA bytes we delivered to our user.
     bytes_delivered: u64,
-    /// What the peer said it delivered (its RECEIVED record), if it did.
-    peer_received: Option<u64>,
     /// The peer could not write what it received, and said why.
     peer_write_failed: Option<String>,
     /// Resume, once both HELLOs offered it.
     resume: Option<Resume>,
-    /// Our DATA from offset `acked` on: the user's input is read straight
-    /// into it, sealed from it at `cursor` (the offset the current link
-    /// seals next), and kept until the peer acknowledges it while resume
-    /// may be agreed, or dropped once sealed otherwise (also when the
-    /// input is rewindable: a resume reads it again). At most [`IO_CAP`]
-    /// of it waits unsealed: that is what stops stdin.
-    replay: Ring,
-    /// The most the replay buffer holds.
-    replay_limit: usize,
-    acked: u64,
-    cursor: u64,
-    /// The offset of ours the peer acknowledged (ACK, RESUME, DONE). Equal
-    /// to `acked` while the replay buffer keeps sealed DATA; ahead of it
-    /// when the input itself is read again instead.
-    peer_acked: u64,
-    /// Resume from a rewindable input: it must be read again from this
-    /// offset before any more of it is taken.
-    rewind: Option<u64>,
-    /// Keep sealed DATA for a resume (until the HELLOs say otherwise).
-    retain: bool,
     /// DATA bytes of the peer's we accepted, over all connections, and the
     /// count our last ACK carried.
     accepted: u64,
@@ -163,11 +142,7 @@ impl Room {
     pub fn new(cfg: RoomConfig, rng: Box<dyn Random>) -> Room {
         // A rewindable input is its own replay buffer.
         let retain = cfg.resume.is_some() && !cfg.input_rewindable;
-        let replay_cap = if retain {
-            cfg.resume_buffer.max(IO_CAP)
-        } else {
-            IO_CAP
-        };
+        let send = SendStream::new(StreamId::MAIN, retain, cfg.resume_buffer);
         Room {
             failed_attempts: cfg.failed_before,
             cfg,
@@ -175,24 +150,13 @@ impl Room {
             pending: Vec::new(),
             current: None,
             out: ByteBuf::with_capacity(IO_CAP),
-            sending: Sending::Open,
+            send,
             receiving: Receiving::Open,
             farewell: Farewell::Staying,
             discard_output: false,
-            bytes_sent: 0,
             bytes_delivered: 0,
-            peer_received: None,
             peer_write_failed: None,
             resume: None,
-            // A ring: what it keeps is never moved, so keeping costs no
-            // copy beyond reading the input into it.
-            replay: Ring::with_capacity(replay_cap),
-            replay_limit: replay_cap,
-            acked: 0,
-            cursor: 0,
-            peer_acked: 0,
-            rewind: None,
-            retain,
             accepted: 0,
             ack_sent: 0,
             down: None,
@@ -246,14 +210,8 @@ impl Room {
                     grace: ours.min(theirs),
                 });
             }
-            _ => {
-                // No resume: sealed DATA need not be kept.
-                self.retain = false;
-                let sealed = (self.cursor - self.acked) as usize;
-                self.replay.consume(sealed);
-                self.acked = self.cursor;
-                self.replay_limit = IO_CAP;
-            }
+            // No resume: sealed DATA need not be kept.
+            _ => self.send.no_resume(),
         }
         self.connections = 1;
         peer_name(name)
@@ -265,7 +223,7 @@ impl Room {
         let mut r = [0u8; 9];
         r[..8].copy_from_slice(&self.accepted.to_be_bytes());
         r[8] = u8::from(self.receiving.ended())
-            | (u8::from(self.sending == Sending::Confirmed) << 1)
+            | (u8::from(self.send.state() == Sending::Confirmed) << 1)
             | (u8::from(self.farewell == Farewell::PeerLeft) << 2);
         r
     }
@@ -277,12 +235,7 @@ impl Room {
         };
         let mut n = [0u8; 8];
         n.copy_from_slice(&r[..8]);
-        let at = sent_offset(
-            u64::from_be_bytes(n),
-            self.peer_acked,
-            self.bytes_sent,
-            "a RESUME",
-        )?;
+        let at = self.send.check_offset(u64::from_be_bytes(n), "a RESUME")?;
         Ok((at, r[8]))
     }
 
@@ -294,25 +247,7 @@ impl Room {
                 self.outbox.actions.push_back(Action::Close(old.id));
             }
         }
-        self.ack_to(at);
-        let resent = self.bytes_sent - at;
-        if matches!(self.sending, Sending::EofSent) && flags & 1 == 0 {
-            self.sending = Sending::Ending;
-        }
-        if !self.retain {
-            // Nothing sealed was kept: the input is read again from `at`,
-            // and what was read past it and not sealed goes with it.
-            let taken = self.data_taken();
-            self.replay.consume(self.replay.len());
-            self.acked = at;
-            if at < taken {
-                self.rewind = Some(at);
-                if matches!(self.sending, Sending::Ending | Sending::EofSent) {
-                    self.sending = Sending::Open; // it ends again when read
-                }
-            }
-        }
-        self.cursor = at;
+        let resent = self.send.on_resume(at, flags & 1 != 0);
         if self.receiving == Receiving::DoneSent && flags & 2 == 0 {
             self.receiving = Receiving::Ended;
         }
@@ -332,17 +267,6 @@ impl Room {
         });
         self.current = Some(link);
         self.seal_pending(now);
-    }
-
-    /// The peer has everything of ours before `at`: free it.
-    fn ack_to(&mut self, at: u64) {
-        acknowledge(
-            self.retain,
-            &mut self.peer_acked,
-            &mut self.replay,
-            &mut self.acked,
-            at,
-        );
     }
 
     fn start_link(&mut self, id: LinkId, source: u128, now: Instant) -> Link {
@@ -867,22 +791,10 @@ impl Room {
                 _ if !confirmed => Err(violation("the first record was not HELLO")),
                 Kind::Resume => Err(violation("a RESUME on a running connection")),
                 Kind::Ack => match <[u8; 8]>::try_from(payload) {
-                    Ok(n) => sent_offset(
-                        u64::from_be_bytes(n),
-                        self.peer_acked,
-                        self.bytes_sent,
-                        "an ACK",
-                    )
-                    .map(|at| {
-                        let retain = self.retain;
-                        acknowledge(
-                            retain,
-                            &mut self.peer_acked,
-                            &mut self.replay,
-                            &mut self.acked,
-                            at,
-                        );
-                    }),
+                    Ok(n) => self
+                        .send
+                        .check_offset(u64::from_be_bytes(n), "an ACK")
+                        .map(|at| self.send.on_ack(at)),
                     Err(_) => Err(violation("an ACK record of the wrong size")),
                 },
                 Kind::Hello => Err(violation("a second HELLO")),
@@ -904,16 +816,7 @@ impl Room {
                         Ok(())
                     }
                 }
-                Kind::Received => match <[u8; 8]>::try_from(payload) {
-                    // A resume may bring it again, with the BYE it precedes.
-                    Ok(n) if self.peer_received.is_none() || resume => {
-                        let n = u64::from_be_bytes(n);
-                        self.peer_received = Some(self.peer_received.map_or(n, |p| p.max(n)));
-                        Ok(())
-                    }
-                    Ok(_) => Err(violation("a second RECEIVED")),
-                    Err(_) => Err(violation("a RECEIVED record of the wrong size")),
-                },
+                Kind::Received => self.send.on_received(payload, resume),
                 Kind::WriteFailed if payload.len() > MAX_WHY => {
                     Err(violation("a WRITE_FAILED reason too long"))
                 }
@@ -936,23 +839,7 @@ impl Room {
                     self.outbox.events.push_back(Event::PeerDone);
                     Ok(())
                 }
-                Kind::Done if self.sending == Sending::Confirmed && resume => Ok(()),
-                Kind::Done if self.sending != Sending::EofSent => {
-                    Err(violation("an unexpected DONE"))
-                }
-                Kind::Done => {
-                    self.sending = Sending::Confirmed;
-                    // The peer has all of it.
-                    let (retain, all) = (self.retain, self.bytes_sent);
-                    acknowledge(
-                        retain,
-                        &mut self.peer_acked,
-                        &mut self.replay,
-                        &mut self.acked,
-                        all,
-                    );
-                    Ok(())
-                }
+                Kind::Done => self.send.on_done(resume),
                 Kind::Bye => {
                     self.farewell = Farewell::PeerLeft;
                     self.outbox.events.push_back(Event::PeerLeft);
@@ -973,65 +860,43 @@ impl Room {
 
     /// Returns true if and only if [`Room::input_buf`] is not empty.
     pub fn can_take_input(&self) -> bool {
-        self.sending == Sending::Open
-            && self.rewind.is_none()
+        self.send.can_take_input()
             && self.farewell == Farewell::Staying
             && self.outbox.outcome.is_none()
             && self
                 .current
                 .as_ref()
                 .is_some_and(|l| l.is_keyed() && (!l.resuming || l.is_confirmed()))
-            && self.input_room() > 0
     }
 
     pub fn input_buf(&mut self) -> &mut [u8] {
         if !self.can_take_input() {
             return &mut [];
         }
-        let n = self.input_room();
-        let spare = self.replay.spare();
-        let n = n.min(spare.len());
-        &mut spare[..n]
-    }
-
-    /// Our DATA read and not yet sealed.
-    fn unsealed(&self) -> usize {
-        self.replay.len() - (self.cursor - self.acked) as usize
-    }
-
-    /// How much more input may be taken now: unsealed input is bounded by
-    /// [`IO_CAP`], and everything kept by the replay limit.
-    fn input_room(&self) -> usize {
-        let unsealed = IO_CAP.saturating_sub(self.unsealed());
-        let kept = self.replay_limit.saturating_sub(self.replay.len());
-        unsealed.min(kept)
+        self.send.input_buf()
     }
 
     /// The offset our input must be read again from before more of it is
     /// given (see [`RoomConfig::input_rewindable`]).
     pub fn rewind_needed(&self) -> Option<u64> {
-        self.rewind
+        self.send.rewind_needed()
     }
 
     /// Our input was rewound to [`Room::rewind_needed`]: take it again.
     pub fn input_rewound(&mut self, now: Instant) {
-        self.rewind = None;
+        self.send.input_rewound();
         self.seal_pending(now);
     }
 
     pub fn input_received(&mut self, n: usize, now: Instant) {
-        self.replay.commit(n);
+        self.send.input_received(n);
         self.seal_pending(now);
     }
 
     pub fn input_ended(&mut self, now: Instant) {
-        if self.rewind.is_some() {
-            // An end read before the rewind: the input is read again from
-            // an earlier offset, and ends again there.
+        if !self.send.input_ended() {
+            // An end read before the rewind does not count.
             return;
-        }
-        if self.sending == Sending::Open {
-            self.sending = Sending::Ending;
         }
         self.seal_pending(now);
         self.check_end(now);
@@ -1165,7 +1030,7 @@ impl Room {
     /// delivered: leaving now cuts nothing short.
     pub fn all_delivered(&self) -> bool {
         let tx_empty = self.current.as_ref().is_none_or(|l| l.tx.is_empty());
-        self.sending.ended() && self.unsealed() == 0 && tx_empty && self.output_finished()
+        self.send.state().ended() && self.send.unsealed() == 0 && tx_empty && self.output_finished()
     }
 
     // ----- time and state --------------------------------------------------
@@ -1306,7 +1171,7 @@ impl Room {
     /// received the other's: everything arrived, the room ended cleanly.
     /// A FIN alone proves nothing: anyone on the path can forge one.
     fn closed_cleanly(&self) -> bool {
-        self.sending == Sending::Confirmed
+        self.send.state() == Sending::Confirmed
             && self.receiving == Receiving::DoneSent
             && self.current.as_ref().is_some_and(|l| l.tx.is_empty())
     }
@@ -1389,13 +1254,13 @@ impl Room {
                 "the peer could not write what it received ({why})"
             )));
         }
-        let confirmed = self.sending == Sending::Confirmed;
-        let read = self.peer_received.unwrap_or(0);
-        if !confirmed && read < self.bytes_sent {
+        let confirmed = self.send.state() == Sending::Confirmed;
+        let read = self.send.peer_received().unwrap_or(0);
+        if !confirmed && read < self.send.sent() {
             // In the user's terms: how much of their input never arrived.
-            let taken = self.data_taken();
+            let taken = self.send.taken();
             let size = crate::progress::bytes;
-            let why = if matches!(self.sending, Sending::Ending | Sending::EofSent) {
+            let why = if matches!(self.send.state(), Sending::Ending | Sending::EofSent) {
                 // All our input was taken: the peer read part of it.
                 format!(
                     "the peer stopped reading: {} of your {} of input was not delivered",
@@ -1548,7 +1413,7 @@ impl Room {
     fn give_up_resume(&mut self, now: Instant) {
         let Some(down) = self.down.take() else { return };
         let grace = self.resume.as_ref().map_or(0.0, |r| r.grace.as_secs_f64());
-        let unconfirmed = self.data_taken().saturating_sub(self.peer_acked);
+        let unconfirmed = self.send.unconfirmed();
         let mut why = format!("{}; not resumed within {grace} s", down.why);
         if unconfirmed > 0 {
             why.push_str(&format!(
@@ -1560,11 +1425,6 @@ impl Room {
         self.fail(Error::Lost(why), now);
     }
 
-    /// All our DATA so far, sealed or not.
-    fn data_taken(&self) -> u64 {
-        self.acked + self.replay.len() as u64
-    }
-
     fn close_the_rest(&mut self) {
         for other in self.pending.drain(..) {
             self.outbox.actions.push_back(Action::Close(other.id));
@@ -1572,7 +1432,8 @@ impl Room {
         self.outbox.actions.push_back(Action::StopAccepting);
     }
 
-    /// Seals pending input into DATA records, then DONE, BYE or EOF when due.
+    /// Seals pending input into DATA records, then DONE, EOF, and on
+    /// leaving RECEIVED (what we delivered) followed by BYE, when due.
     fn seal_pending(&mut self, now: Instant) {
         if self.outbox.outcome.is_some() {
             return;
@@ -1583,20 +1444,16 @@ impl Room {
         if !link.is_keyed() || (link.resuming && !link.is_confirmed()) {
             return;
         }
+        let ack = (self.resume.is_some() && self.accepted >= self.ack_sent + ACK_EVERY)
+            .then_some(self.accepted);
         let result = seal_into(
             link,
             Sealing {
-                replay: &mut self.replay,
-                acked: &mut self.acked,
-                cursor: &mut self.cursor,
-                retain: self.retain,
-                sending: &mut self.sending,
+                send: &mut self.send,
                 receiving: &mut self.receiving,
                 farewell: &mut self.farewell,
-                bytes_sent: &mut self.bytes_sent,
                 bytes_delivered: self.bytes_delivered,
-                ack: (self.resume.is_some() && self.accepted >= self.ack_sent + ACK_EVERY)
-                    .then_some(self.accepted),
+                ack,
                 ack_sent: &mut self.ack_sent,
             },
             now,
@@ -1609,17 +1466,12 @@ impl Room {
 
 /// What sealing changes besides the link: the streams and the counts.
 struct Sealing<'a> {
-    replay: &'a mut Ring,
-    acked: &'a mut u64,
-    cursor: &'a mut u64,
-    retain: bool,
+    send: &'a mut SendStream,
     /// An acknowledgement that is due, and where the last one went.
     ack: Option<u64>,
     ack_sent: &'a mut u64,
-    sending: &'a mut Sending,
     receiving: &'a mut Receiving,
     farewell: &'a mut Farewell,
-    bytes_sent: &'a mut u64,
     bytes_delivered: u64,
 }
 
@@ -1631,24 +1483,8 @@ fn seal_into(link: &mut Link, st: Sealing<'_>, now: Instant) -> Result<(), Error
             *st.ack_sent = n;
         }
     }
-    // DATA is sealed from the replay buffer at the cursor, so a resume can
-    // seal it again.
-    loop {
-        let from = (*st.cursor - *st.acked) as usize;
-        let waiting = st.replay.data_from(from);
-        if waiting.is_empty() {
-            break;
-        }
-        let n = waiting.len().min(MAX_PAYLOAD);
-        if !link.seal(Kind::Data, &waiting[..n], now)? {
-            return Ok(());
-        }
-        *st.cursor += n as u64;
-        *st.bytes_sent = (*st.bytes_sent).max(*st.cursor);
-        if !st.retain {
-            st.replay.consume(n);
-            *st.acked += n as u64;
-        }
+    if !st.send.seal_data(link, now)? {
+        return Ok(());
     }
     if matches!(st.farewell, Farewell::PeerLeft | Farewell::ByeSent(_)) {
         return Ok(());
@@ -1656,11 +1492,8 @@ fn seal_into(link: &mut Link, st: Sealing<'_>, now: Instant) -> Result<(), Error
     if *st.receiving == Receiving::Ended && link.seal(Kind::Done, &[], now)? {
         *st.receiving = Receiving::DoneSent;
     }
-    if *st.sending == Sending::Ending {
-        if !link.seal(Kind::Eof, &[], now)? {
-            return Ok(());
-        }
-        *st.sending = Sending::EofSent;
+    if !st.send.seal_eof(link, now)? {
+        return Ok(());
     }
     if let Farewell::Leaving(reason) = *st.farewell {
         // RECEIVED and BYE go together or not at all.
@@ -1674,35 +1507,6 @@ fn seal_into(link: &mut Link, st: Sealing<'_>, now: Instant) -> Result<(), Error
     Ok(())
 }
 
-/// A stream offset of ours the peer reports (in ACK or RESUME): it must
-/// lie between what it already acknowledged and what we sent.
-fn sent_offset(at: u64, acked: u64, sent: u64, record: &str) -> Result<u64, Error> {
-    if at < acked || at > sent {
-        return Err(violation(&format!("{record} from outside what we sent")));
-    }
-    Ok(at)
-}
-
-/// The peer has everything of ours before `at` (an ACK, RESUME or DONE
-/// says so): note it, and free it from the replay buffer when that keeps
-/// sealed DATA. (A rewindable input keeps none: its ring holds only what
-/// is not sealed yet, which an acknowledgement never covers.)
-fn acknowledge(retain: bool, peer_acked: &mut u64, replay: &mut Ring, acked: &mut u64, at: u64) {
-    *peer_acked = (*peer_acked).max(at);
-    if retain {
-        free_acked(replay, acked, at);
-    }
-}
-
-/// Frees what the peer has from the replay buffer.
-fn free_acked(replay: &mut Ring, acked: &mut u64, at: u64) {
-    if at > *acked {
-        let n = (at - *acked).min(replay.len() as u64);
-        replay.consume(n as usize);
-        *acked = at;
-    }
-}
-
 fn peer_name(payload: &[u8]) -> String {
     let name = names::sanitize(payload);
     if name.is_empty() {
@@ -1710,8 +1514,4 @@ fn peer_name(payload: &[u8]) -> String {
     } else {
         name
     }
-}
-
-fn violation(what: &str) -> Error {
-    Error::Integrity(format!("protocol violation: {what}; connection aborted"))
 }
