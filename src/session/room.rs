@@ -1,5 +1,9 @@
-//! The encrypted room: the user-side buffers, the stream state in each
-//! direction, how the room ended, and the policy over its connections.
+//! The encrypted room: a room of links and streams. It holds its
+//! connections (the listener's door and the room's current [`Link`]),
+//! stream 0 in each direction (a [`SendStream`] and a [`RecvStream`], which
+//! own their offsets, resume replay, acknowledgements and EOF), the
+//! HELLO and RESUME payloads, the farewell (BYE), its deadlines, and the
+//! policy of how the room ends.
 //!
 //! A dialer has one [`Link`]. A listener holds up to [`MAX_PENDING`]
 //! handshakes at once; the first to pass key confirmation becomes the
@@ -12,13 +16,12 @@ use std::time::{Duration, Instant};
 
 use super::link::Link;
 use super::outbox::Outbox;
-use super::stream::{violation, Farewell, Receiving, SendStream, Sending, StreamId};
-use super::{Action, Event, LeaveReason, LinkId, IO_CAP};
-use crate::buf::ByteBuf;
+use super::stream::{violation, Farewell, Receiving, RecvStream, SendStream, Sending, StreamId};
+use super::{Action, Event, LeaveReason, LinkId};
 use crate::error::{describe_lost, Error, Signal};
 use crate::names;
 use crate::protocol::handshake::{Method, Pake, BUSY};
-use crate::protocol::record::{Kind, MAX_PAYLOAD, MAX_WHY};
+use crate::protocol::record::{Kind, MAX_WHY};
 use crate::protocol::{Random, Role};
 
 /// Handshakes a listener runs at once. Each costs about 130 KiB of buffers;
@@ -104,25 +107,17 @@ pub struct Room {
     /// The room's connection: the dialer's from the start, the listener's
     /// once it passed key confirmation.
     current: Option<Link>,
-    /// Plaintext for the user.
-    out: ByteBuf,
     /// Stream 0, our direction: our input, its resume replay, the peer's
     /// acknowledgements and our EOF.
     send: SendStream,
-    receiving: Receiving,
+    /// Stream 0, the peer's direction: the output for our user, what we
+    /// accepted and acknowledged, the peer's EOF.
+    recv: RecvStream,
     farewell: Farewell,
-    /// Nobody reads our output any more: drop what arrives.
-    discard_output: bool,
-    /// DATA bytes we delivered to our user.
-    bytes_delivered: u64,
     /// The peer could not write what it received, and said why.
     peer_write_failed: Option<String>,
     /// Resume, once both HELLOs offered it.
     resume: Option<Resume>,
-    /// DATA bytes of the peer's we accepted, over all connections, and the
-    /// count our last ACK carried.
-    accepted: u64,
-    ack_sent: u64,
     /// The connection was lost; waiting for a resume.
     down: Option<Down>,
     /// Connections the room has had.
@@ -149,16 +144,11 @@ impl Room {
             rng,
             pending: Vec::new(),
             current: None,
-            out: ByteBuf::with_capacity(IO_CAP),
             send,
-            receiving: Receiving::Open,
+            recv: RecvStream::new(StreamId::MAIN),
             farewell: Farewell::Staying,
-            discard_output: false,
-            bytes_delivered: 0,
             peer_write_failed: None,
             resume: None,
-            accepted: 0,
-            ack_sent: 0,
             down: None,
             connections: 0,
             clean_since: None,
@@ -221,8 +211,8 @@ impl Room {
     /// DONE did (our EOF is confirmed); bit 2, its BYE did.
     fn resume_record(&self) -> [u8; 9] {
         let mut r = [0u8; 9];
-        r[..8].copy_from_slice(&self.accepted.to_be_bytes());
-        r[8] = u8::from(self.receiving.ended())
+        r[..8].copy_from_slice(&self.recv.accepted().to_be_bytes());
+        r[8] = u8::from(self.recv.state().ended())
             | (u8::from(self.send.state() == Sending::Confirmed) << 1)
             | (u8::from(self.farewell == Farewell::PeerLeft) << 2);
         r
@@ -248,9 +238,7 @@ impl Room {
             }
         }
         let resent = self.send.on_resume(at, flags & 1 != 0);
-        if self.receiving == Receiving::DoneSent && flags & 2 == 0 {
-            self.receiving = Receiving::Ended;
-        }
+        self.recv.on_resume(flags & 2 != 0);
         if let Farewell::ByeSent(reason) = self.farewell {
             if flags & 4 == 0 {
                 // Our goodbye was lost with the connection: say it again.
@@ -452,7 +440,7 @@ impl Room {
         !is_current
             || (self.outbox.outcome.is_none()
                 && self.farewell != Farewell::PeerLeft
-                && self.out.room() >= MAX_PAYLOAD)
+                && self.recv.reading())
     }
 
     pub fn receive_buf(&mut self, id: LinkId) -> &mut [u8] {
@@ -648,7 +636,7 @@ impl Room {
             let mut link = self.pending.swap_remove(i);
             link.rx.consume(opened.consumed);
             link.confirm();
-            link.recv_pos = self.accepted;
+            link.recv_pos = self.recv.accepted();
             let ours = self.resume_record();
             if link.seal(Kind::Resume, &ours, now).is_err() {
                 return self.outbox.actions.push_back(Action::Close(link.id));
@@ -703,7 +691,7 @@ impl Room {
                 Ok(true) if link.resuming => {
                     // A resume: our RESUME first; the streams go on once
                     // the listener's has verified.
-                    link.recv_pos = self.accepted;
+                    link.recv_pos = self.recv.accepted();
                     let ours = self.resume_record();
                     let Some(link) = self.current.as_mut() else {
                         return;
@@ -733,7 +721,7 @@ impl Room {
         loop {
             if self.outbox.outcome.is_some()
                 || self.farewell == Farewell::PeerLeft
-                || self.out.room() < MAX_PAYLOAD
+                || !self.recv.reading()
             {
                 return;
             }
@@ -798,24 +786,7 @@ impl Room {
                     Err(_) => Err(violation("an ACK record of the wrong size")),
                 },
                 Kind::Hello => Err(violation("a second HELLO")),
-                Kind::Data if self.receiving.ended() => Err(violation("data after EOF")),
-                Kind::Data => {
-                    // After a resume the old connection may have delivered
-                    // more than we reported: drop what we already have.
-                    let start = link.recv_pos;
-                    let n = payload.len() as u64;
-                    link.recv_pos += n;
-                    if start > self.accepted {
-                        Err(violation("data beyond what we received"))
-                    } else {
-                        let skip = (self.accepted - start).min(n) as usize;
-                        if !self.discard_output {
-                            self.out.extend(&payload[skip..]);
-                        }
-                        self.accepted += n - skip as u64;
-                        Ok(())
-                    }
-                }
+                Kind::Data => self.recv.on_data(&mut link.recv_pos, payload),
                 Kind::Received => self.send.on_received(payload, resume),
                 Kind::WriteFailed if payload.len() > MAX_WHY => {
                     Err(violation("a WRITE_FAILED reason too long"))
@@ -832,13 +803,11 @@ impl Room {
                 }
                 _ if !payload.is_empty() => Err(violation("a control record with a payload")),
                 // A resume may repeat an end the old connection delivered.
-                Kind::Eof if self.receiving.ended() && resume => Ok(()),
-                Kind::Eof if self.receiving.ended() => Err(violation("a second EOF")),
-                Kind::Eof => {
-                    self.receiving = Receiving::Ended;
-                    self.outbox.events.push_back(Event::PeerDone);
-                    Ok(())
-                }
+                Kind::Eof => self.recv.on_eof(resume).map(|news| {
+                    if news {
+                        self.outbox.events.push_back(Event::PeerDone);
+                    }
+                }),
                 Kind::Done => self.send.on_done(resume),
                 Kind::Bye => {
                     self.farewell = Farewell::PeerLeft;
@@ -966,26 +935,23 @@ impl Room {
     }
 
     pub fn output(&self) -> &[u8] {
-        self.out.data()
+        self.recv.output()
     }
 
     pub fn output_written(&mut self, n: usize, now: Instant) {
-        self.bytes_delivered += n as u64;
-        if self.out.room() < MAX_PAYLOAD {
+        if !self.recv.reading() {
             // We had stopped reading the socket; the silence was ours.
             if let Some(l) = self.current.as_mut() {
                 l.last_recv = now;
             }
         }
-        self.out.consume(n);
+        self.recv.output_written(n);
         self.process_current(now);
         self.check_end(now);
     }
 
     pub fn output_closed(&mut self, now: Instant) {
-        self.discard_output = true;
-        let pending = self.out.len();
-        self.out.consume(pending);
+        self.recv.discard();
         self.leave(LeaveReason::OutputClosed, now);
     }
 
@@ -994,9 +960,7 @@ impl Room {
     /// sealed, so it stops at once instead of taking our end for tampering
     /// or a lost connection.
     pub fn output_failed(&mut self, e: &io::Error, now: Instant) {
-        self.discard_output = true;
-        let pending = self.out.len();
-        self.out.consume(pending);
+        self.recv.discard();
         let error = super::plain::output_error(e);
         if self.outbox.outcome.is_some() {
             return;
@@ -1021,9 +985,9 @@ impl Room {
     /// Returns true if and only if the peer will send nothing more and all
     /// of it has been shown.
     pub fn output_finished(&self) -> bool {
-        let peer_ended = self.receiving.ended() || self.farewell == Farewell::PeerLeft;
+        let peer_ended = self.recv.state().ended() || self.farewell == Farewell::PeerLeft;
         let rx_empty = self.current.as_ref().is_none_or(|l| l.rx.is_empty());
-        peer_ended && self.out.is_empty() && rx_empty
+        peer_ended && self.recv.output_is_empty() && rx_empty
     }
 
     /// Returns true if and only if everything both ways had ended and was
@@ -1075,7 +1039,7 @@ impl Room {
     /// A silent peer counts against it only while it has not left and we
     /// are reading.
     fn counts_peer_silence(&self, l: &Link) -> bool {
-        self.farewell != Farewell::PeerLeft && !l.transport_eof && self.out.room() >= MAX_PAYLOAD
+        self.farewell != Farewell::PeerLeft && !l.transport_eof && self.recv.reading()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -1148,17 +1112,14 @@ impl Room {
             );
         }
         let due = self.sends_heartbeats() && now >= l.last_send + self.ping_interval();
-        let ack = (self.resume.is_some() && self.accepted > self.ack_sent).then_some(self.accepted);
         if let (true, Some(l)) = (due, self.current.as_mut()) {
             if let Err(e) = l.seal(Kind::Ping, &[], now) {
                 return self.fail(e, now);
             }
-            // A heartbeat carries our acknowledgement along.
-            if let Some(n) = ack {
-                match l.seal(Kind::Ack, &n.to_be_bytes(), now) {
-                    Ok(true) => self.ack_sent = n,
-                    Ok(false) => {}
-                    Err(e) => return self.fail(e, now),
+            // A heartbeat carries our acknowledgement of anything new.
+            if self.resume.is_some() {
+                if let Err(e) = self.recv.seal_ack(l, 1, now) {
+                    return self.fail(e, now);
                 }
             }
             // If the record did not fit, data is queued anyway: the peer
@@ -1172,7 +1133,7 @@ impl Room {
     /// A FIN alone proves nothing: anyone on the path can forge one.
     fn closed_cleanly(&self) -> bool {
         self.send.state() == Sending::Confirmed
-            && self.receiving == Receiving::DoneSent
+            && self.recv.state() == Receiving::DoneSent
             && self.current.as_ref().is_some_and(|l| l.tx.is_empty())
     }
 
@@ -1186,7 +1147,7 @@ impl Room {
         let Some(link) = self.current.as_ref() else {
             return;
         };
-        if !link.is_confirmed() || !self.out.is_empty() {
+        if !link.is_confirmed() || !self.recv.output_is_empty() {
             return;
         }
         let flushed = link.tx.is_empty();
@@ -1217,7 +1178,7 @@ impl Room {
                 None
             }
             _ if link.transport_eof && link.rx.is_empty() => Some(Err(Error::Lost(
-                if self.receiving.ended() {
+                if self.recv.state().ended() {
                     "connection lost: the peer closed the connection before confirming it received everything"
                 } else {
                     "connection lost: the connection dropped without a goodbye from the peer"
@@ -1275,7 +1236,7 @@ impl Room {
             };
             return Err(Error::Lost(why));
         }
-        if self.cfg.output_is_data && !self.receiving.ended() {
+        if self.cfg.output_is_data && !self.recv.state().ended() {
             return Err(Error::Lost(
                 "the peer left before it finished sending (it was interrupted); what arrived is incomplete"
                     .into(),
@@ -1438,73 +1399,45 @@ impl Room {
         if self.outbox.outcome.is_some() {
             return;
         }
-        let Some(link) = self.current.as_mut() else {
-            return;
-        };
-        if !link.is_keyed() || (link.resuming && !link.is_confirmed()) {
-            return;
-        }
-        let ack = (self.resume.is_some() && self.accepted >= self.ack_sent + ACK_EVERY)
-            .then_some(self.accepted);
-        let result = seal_into(
-            link,
-            Sealing {
-                send: &mut self.send,
-                receiving: &mut self.receiving,
-                farewell: &mut self.farewell,
-                bytes_delivered: self.bytes_delivered,
-                ack,
-                ack_sent: &mut self.ack_sent,
-            },
-            now,
-        );
-        if let Err(e) = result {
+        if let Err(e) = self.seal_streams(now) {
             self.fail(e, now);
         }
     }
-}
 
-/// What sealing changes besides the link: the streams and the counts.
-struct Sealing<'a> {
-    send: &'a mut SendStream,
-    /// An acknowledgement that is due, and where the last one went.
-    ack: Option<u64>,
-    ack_sent: &'a mut u64,
-    receiving: &'a mut Receiving,
-    farewell: &'a mut Farewell,
-    bytes_delivered: u64,
-}
-
-/// Seals pending input as DATA, then, when due: DONE for the peer's EOF,
-/// our EOF, and on leaving RECEIVED (what we delivered) followed by BYE.
-fn seal_into(link: &mut Link, st: Sealing<'_>, now: Instant) -> Result<(), Error> {
-    if let Some(n) = st.ack {
-        if link.seal(Kind::Ack, &n.to_be_bytes(), now)? {
-            *st.ack_sent = n;
-        }
-    }
-    if !st.send.seal_data(link, now)? {
-        return Ok(());
-    }
-    if matches!(st.farewell, Farewell::PeerLeft | Farewell::ByeSent(_)) {
-        return Ok(());
-    }
-    if *st.receiving == Receiving::Ended && link.seal(Kind::Done, &[], now)? {
-        *st.receiving = Receiving::DoneSent;
-    }
-    if !st.send.seal_eof(link, now)? {
-        return Ok(());
-    }
-    if let Farewell::Leaving(reason) = *st.farewell {
-        // RECEIVED and BYE go together or not at all.
-        if link.tx.room() < 2 * (crate::protocol::record::OVERHEAD + 8) {
+    /// Seals, in this order: an ACK when one is due, our pending DATA,
+    /// and then (unless a BYE ended the room) DONE for the peer's EOF,
+    /// our EOF, and on leaving RECEIVED (what we delivered) with BYE.
+    fn seal_streams(&mut self, now: Instant) -> Result<(), Error> {
+        let Some(link) = self.current.as_mut() else {
+            return Ok(());
+        };
+        if !link.is_keyed() || (link.resuming && !link.is_confirmed()) {
             return Ok(());
         }
-        link.seal(Kind::Received, &st.bytes_delivered.to_be_bytes(), now)?;
-        link.seal(Kind::Bye, &[], now)?;
-        *st.farewell = Farewell::ByeSent(reason);
+        if self.resume.is_some() {
+            self.recv.seal_ack(link, ACK_EVERY, now)?;
+        }
+        if !self.send.seal_data(link, now)? {
+            return Ok(());
+        }
+        if matches!(self.farewell, Farewell::PeerLeft | Farewell::ByeSent(_)) {
+            return Ok(());
+        }
+        self.recv.seal_done(link, now)?;
+        if !self.send.seal_eof(link, now)? {
+            return Ok(());
+        }
+        if let Farewell::Leaving(reason) = self.farewell {
+            // RECEIVED and BYE go together or not at all.
+            if link.tx.room() < 2 * (crate::protocol::record::OVERHEAD + 8) {
+                return Ok(());
+            }
+            link.seal(Kind::Received, &self.recv.delivered().to_be_bytes(), now)?;
+            link.seal(Kind::Bye, &[], now)?;
+            self.farewell = Farewell::ByeSent(reason);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn peer_name(payload: &[u8]) -> String {

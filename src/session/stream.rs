@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::link::Link;
 use super::{LeaveReason, IO_CAP};
-use crate::buf::Ring;
+use crate::buf::{ByteBuf, Ring};
 use crate::error::Error;
 use crate::protocol::record::{Kind, MAX_PAYLOAD};
 
@@ -352,6 +352,149 @@ impl SendStream {
             self.state = Sending::EofSent;
         }
         Ok(true)
+    }
+}
+
+/// The peer's half of a stream: what it sent, until our user has it.
+/// `accepted` counts the data taken from the peer over all connections
+/// (the offset a resume goes on from, and what ACK reports); `delivered`
+/// what our user took from [`RecvStream::output`].
+pub struct RecvStream {
+    id: StreamId,
+    state: Receiving,
+    /// Plaintext for the user.
+    out: ByteBuf,
+    accepted: u64,
+    /// What the last ACK we sealed carried.
+    ack_sent: u64,
+    delivered: u64,
+    /// Nobody reads our output any more: drop what arrives.
+    discard: bool,
+}
+
+impl RecvStream {
+    pub fn new(id: StreamId) -> RecvStream {
+        RecvStream {
+            id,
+            state: Receiving::Open,
+            out: ByteBuf::with_capacity(IO_CAP),
+            accepted: 0,
+            ack_sent: 0,
+            delivered: 0,
+            discard: false,
+        }
+    }
+
+    pub fn id(&self) -> StreamId {
+        self.id
+    }
+
+    pub fn state(&self) -> Receiving {
+        self.state
+    }
+
+    /// Returns true if and only if a whole record's payload fits in the
+    /// output: the stream reads its link only then.
+    pub fn reading(&self) -> bool {
+        self.out.room() >= MAX_PAYLOAD
+    }
+
+    /// The peer's data taken so far, over all connections.
+    pub fn accepted(&self) -> u64 {
+        self.accepted
+    }
+
+    /// What our user took from the output.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// The peer's DATA, which the link it came on places at `*link_pos`
+    /// (the link counts from where the resume went on). After a resume
+    /// the old connection may have delivered more than we reported: what
+    /// we already have is dropped.
+    pub fn on_data(&mut self, link_pos: &mut u64, payload: &[u8]) -> Result<(), Error> {
+        if self.state.ended() {
+            return Err(violation("data after EOF"));
+        }
+        let start = *link_pos;
+        let n = payload.len() as u64;
+        *link_pos += n;
+        if start > self.accepted {
+            return Err(violation("data beyond what we received"));
+        }
+        let skip = (self.accepted - start).min(n) as usize;
+        if !self.discard {
+            self.out.extend(&payload[skip..]);
+        }
+        self.accepted += n - skip as u64;
+        Ok(())
+    }
+
+    /// The peer's EOF. Returns true when it is news; a resume
+    /// (`resumable`) may repeat one the old connection delivered.
+    pub fn on_eof(&mut self, resumable: bool) -> Result<bool, Error> {
+        match self.state {
+            Receiving::Open => {
+                self.state = Receiving::Ended;
+                Ok(true)
+            }
+            _ if resumable => Ok(false),
+            _ => Err(violation("a second EOF")),
+        }
+    }
+
+    /// A new connection carries the stream on; `done_seen` when the peer
+    /// has our DONE.
+    pub fn on_resume(&mut self, done_seen: bool) {
+        if self.state == Receiving::DoneSent && !done_seen {
+            self.state = Receiving::Ended;
+        }
+    }
+
+    /// What waits for our user.
+    pub fn output(&self) -> &[u8] {
+        self.out.data()
+    }
+
+    pub fn output_is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+
+    /// Our user took `n` bytes of the output.
+    pub fn output_written(&mut self, n: usize) {
+        self.delivered += n as u64;
+        self.out.consume(n);
+    }
+
+    /// Nobody reads the output any more: drop what waits and what comes.
+    pub fn discard(&mut self) {
+        self.discard = true;
+        let pending = self.out.len();
+        self.out.consume(pending);
+    }
+
+    /// Seals an ACK of what we accepted, once `after` more bytes came in
+    /// since the last one. One that does not fit waits for the next turn.
+    pub fn seal_ack(
+        &mut self,
+        sink: &mut impl RecordSink,
+        after: u64,
+        now: Instant,
+    ) -> Result<(), Error> {
+        let n = self.accepted;
+        if n >= self.ack_sent + after && sink.seal(Kind::Ack, &n.to_be_bytes(), now)? {
+            self.ack_sent = n;
+        }
+        Ok(())
+    }
+
+    /// Seals our DONE when the peer's EOF is in.
+    pub fn seal_done(&mut self, sink: &mut impl RecordSink, now: Instant) -> Result<(), Error> {
+        if self.state == Receiving::Ended && sink.seal(Kind::Done, &[], now)? {
+            self.state = Receiving::DoneSent;
+        }
+        Ok(())
     }
 }
 

@@ -1,11 +1,12 @@
-//! The stream types on their own: a [`SendStream`] sealing into a sink
-//! that takes a set number of records, no link and no room around them.
+//! The stream types on their own: a [`SendStream`] and a [`RecvStream`]
+//! sealing into a sink that takes a set number of records, no link and no
+//! room around them.
 
 use std::time::Instant;
 
 use crate::error::Error;
 use crate::protocol::record::{Kind, MAX_PAYLOAD};
-use crate::session::stream::{RecordSink, SendStream, Sending, StreamId};
+use crate::session::stream::{Receiving, RecordSink, RecvStream, SendStream, Sending, StreamId};
 use crate::session::IO_CAP;
 
 /// A sink that takes up to `room` records and remembers them.
@@ -196,4 +197,85 @@ fn without_resume_sealed_data_is_dropped() {
     assert_eq!(s.taken(), 1010);
     // The limit is back to IO_CAP of unsealed input.
     assert_eq!(s.input_buf().len(), IO_CAP - 10);
+}
+
+#[test]
+fn a_recv_stream_delivers_once_what_a_resume_brings_again() {
+    let mut r = RecvStream::new(StreamId::MAIN);
+    assert_eq!(r.id(), StreamId::MAIN);
+    let mut pos = 0;
+    r.on_data(&mut pos, b"hello ").unwrap();
+    assert_eq!((pos, r.accepted()), (6, 6));
+    // A new connection goes on from an older offset: the overlap is
+    // dropped, the rest delivered.
+    let mut pos = 3;
+    r.on_data(&mut pos, b"lo world").unwrap();
+    assert_eq!((pos, r.accepted()), (11, 11));
+    assert_eq!(r.output(), b"hello world");
+    // Data from beyond what we have is a violation.
+    let mut pos = 12;
+    assert!(r.on_data(&mut pos, b"x").is_err());
+    r.output_written(6);
+    assert_eq!(r.output(), b"world");
+    assert_eq!(r.delivered(), 6);
+    assert!(!r.output_is_empty());
+}
+
+#[test]
+fn a_recv_stream_stops_reading_when_its_output_is_full() {
+    let mut r = RecvStream::new(StreamId::MAIN);
+    let mut pos = 0;
+    let record = vec![7u8; MAX_PAYLOAD];
+    while r.reading() {
+        r.on_data(&mut pos, &record).unwrap();
+    }
+    assert!(r.output().len() > IO_CAP - MAX_PAYLOAD);
+    r.output_written(MAX_PAYLOAD);
+    assert!(r.reading());
+    // A discarded output drops what waits and what comes, and still
+    // counts it as accepted.
+    r.discard();
+    assert!(r.output_is_empty());
+    r.on_data(&mut pos, b"more").unwrap();
+    assert!(r.output_is_empty());
+    assert_eq!(r.accepted(), pos);
+}
+
+#[test]
+fn eof_done_and_acks_of_a_recv_stream() {
+    let now = Instant::now();
+    let mut r = RecvStream::new(StreamId::MAIN);
+    let mut sink = Sink::new(usize::MAX);
+    let mut pos = 0;
+    r.on_data(&mut pos, &input(100)).unwrap();
+    // An ACK goes out once enough came in since the last one.
+    r.seal_ack(&mut sink, 101, now).unwrap();
+    assert!(sink.records.is_empty());
+    r.seal_ack(&mut sink, 100, now).unwrap();
+    r.seal_ack(&mut sink, 1, now).unwrap();
+    assert_eq!(
+        sink.records,
+        vec![(Kind::Ack, 100u64.to_be_bytes().to_vec())]
+    );
+    // No DONE before the EOF; then one, and only once.
+    r.seal_done(&mut sink, now).unwrap();
+    assert_eq!(sink.records.len(), 1);
+    assert!(r.on_eof(false).unwrap());
+    assert_eq!(r.state(), Receiving::Ended);
+    assert!(r.on_data(&mut pos, b"x").is_err(), "data after EOF");
+    r.seal_done(&mut Sink::new(0), now).unwrap();
+    assert_eq!(r.state(), Receiving::Ended, "a DONE that did not fit waits");
+    r.seal_done(&mut sink, now).unwrap();
+    r.seal_done(&mut sink, now).unwrap();
+    assert_eq!(sink.records.last().map(|r| r.0), Some(Kind::Done));
+    assert_eq!(sink.records.len(), 2);
+    assert_eq!(r.state(), Receiving::DoneSent);
+    // A second EOF is a violation, unless a resume repeats it.
+    assert!(r.on_eof(false).is_err());
+    assert!(!r.on_eof(true).unwrap());
+    // A resume whose peer lacks our DONE has it sealed again.
+    r.on_resume(true);
+    assert_eq!(r.state(), Receiving::DoneSent);
+    r.on_resume(false);
+    assert_eq!(r.state(), Receiving::Ended);
 }
