@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use super::link::Link;
 use super::outbox::Outbox;
 use super::stream::{violation, Farewell, Receiving, RecvStream, SendStream, Sending, StreamId};
+use super::timer::Timer;
 use super::{Action, Event, LeaveReason, LinkId};
 use crate::error::{describe_lost, Error, Signal};
 use crate::names;
@@ -1003,28 +1004,35 @@ impl Room {
         if self.outbox.outcome.is_some() {
             return None;
         }
-        let grace = self.resume.as_ref().map(|r| r.grace);
-        let resume_deadline = self.down.as_ref().zip(grace).map(|(d, g)| d.since + g);
+        Timer::VALUES.iter().filter_map(|&t| self.deadline(t)).min()
+    }
+
+    /// When `timer` expires, if it runs at all.
+    fn deadline(&self, timer: Timer) -> Option<Instant> {
         let role = self.cfg.role;
-        let pending = self.pending.iter().map(|l| l.handshake_deadline(role));
-        let current = self.current.as_ref().and_then(|l| {
-            if !l.is_confirmed() {
-                return Some(l.handshake_deadline(role));
+        let current = self.current.as_ref();
+        let confirmed = current.filter(|l| l.is_confirmed());
+        match timer {
+            Timer::ResumeGrace => {
+                let grace = self.resume.as_ref().map(|r| r.grace);
+                self.down.as_ref().zip(grace).map(|(d, g)| d.since + g)
             }
-            let ping = self
-                .sends_heartbeats()
-                .then(|| l.last_send + self.ping_interval());
-            let dead = self
-                .counts_peer_silence(l)
-                .then(|| l.last_recv + self.cfg.idle_timeout);
-            ping.into_iter().chain(dead).min()
-        });
-        let final_wait = self.clean_since.map(|t| t + FINAL_WAIT);
-        pending
-            .chain(current)
-            .chain(resume_deadline)
-            .chain(final_wait)
-            .min()
+            Timer::FinalWait => self.clean_since.map(|t| t + FINAL_WAIT),
+            Timer::Admission => self
+                .pending
+                .iter()
+                .map(|l| l.handshake_deadline(role))
+                .min(),
+            Timer::Handshake => current
+                .filter(|l| !l.is_confirmed())
+                .map(|l| l.handshake_deadline(role)),
+            Timer::Idle => confirmed
+                .filter(|l| self.counts_peer_silence(l))
+                .map(|l| l.last_recv + self.cfg.idle_timeout),
+            Timer::Ping => confirmed
+                .filter(|_| self.sends_heartbeats())
+                .map(|l| l.last_send + self.ping_interval()),
+        }
     }
 
     fn ping_interval(&self) -> Duration {
@@ -1042,23 +1050,74 @@ impl Room {
         self.farewell != Farewell::PeerLeft && !l.transport_eof && self.recv.reading()
     }
 
+    /// Runs every timer that expired by `now`, in [`Timer::VALUES`]
+    /// order, until the room ends.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.outbox.outcome.is_some() {
-            return;
-        }
-        let grace = self.resume.as_ref().map(|r| r.grace);
-        if let (Some(d), Some(g)) = (self.down.as_ref(), grace) {
-            if now >= d.since + g {
-                return self.give_up_resume(now);
+        for timer in Timer::VALUES {
+            if self.outbox.outcome.is_some() {
+                return;
+            }
+            if self.deadline(timer).is_some_and(|t| now >= t) {
+                self.on_timeout(timer, now);
             }
         }
-        if self.clean_since.is_some_and(|t| now >= t + FINAL_WAIT) && self.down.is_none() {
-            let result = match self.farewell {
-                Farewell::ByeSent(reason) => self.bye_outcome(reason),
-                _ => Ok(()),
-            };
-            return self.finish(result, now);
+    }
+
+    /// What happens when `timer` expires.
+    fn on_timeout(&mut self, timer: Timer, now: Instant) {
+        let role = self.cfg.role;
+        match timer {
+            Timer::ResumeGrace => self.give_up_resume(now),
+            Timer::FinalWait => {
+                if self.down.is_some() {
+                    return;
+                }
+                let result = match self.farewell {
+                    Farewell::ByeSent(reason) => self.bye_outcome(reason),
+                    _ => Ok(()),
+                };
+                self.finish(result, now);
+            }
+            Timer::Admission => self.admission_timeout(now),
+            Timer::Handshake => {
+                if let Some(l) = self.current.as_ref() {
+                    let e = l.timeout_error(role, now);
+                    self.fail(e, now);
+                }
+            }
+            Timer::Idle => {
+                let secs = self.cfg.idle_timeout.as_secs_f64();
+                self.fail(
+                    Error::Lost(format!(
+                        "connection lost: no sign of life from the peer for {secs} s"
+                    )),
+                    now,
+                );
+            }
+            Timer::Ping => {
+                let Some(l) = self.current.as_mut() else {
+                    return;
+                };
+                if let Err(e) = l.seal(Kind::Ping, &[], now) {
+                    return self.fail(e, now);
+                }
+                // A heartbeat carries our acknowledgement of anything new.
+                if self.resume.is_some() {
+                    if let Err(e) = self.recv.seal_ack(l, 1, now) {
+                        return self.fail(e, now);
+                    }
+                }
+                // If the record did not fit, data is queued anyway: the peer
+                // hears from us as soon as the socket drains.
+                l.last_send = now;
+            }
         }
+    }
+
+    /// Listener: the connections at the door whose handshake ran out of
+    /// time. One short of its first flight goes without a word; one with
+    /// it is a failed attempt.
+    fn admission_timeout(&mut self, now: Instant) {
         let role = self.cfg.role;
         while let Some(i) = self
             .pending
@@ -1091,40 +1150,6 @@ impl Room {
             if self.outbox.outcome.is_some() {
                 return;
             }
-        }
-        let Some(l) = self.current.as_ref() else {
-            return;
-        };
-        if !l.is_confirmed() {
-            if now >= l.handshake_deadline(role) {
-                let e = l.timeout_error(role, now);
-                self.fail(e, now);
-            }
-            return;
-        }
-        if self.counts_peer_silence(l) && now >= l.last_recv + self.cfg.idle_timeout {
-            let secs = self.cfg.idle_timeout.as_secs_f64();
-            return self.fail(
-                Error::Lost(format!(
-                    "connection lost: no sign of life from the peer for {secs} s"
-                )),
-                now,
-            );
-        }
-        let due = self.sends_heartbeats() && now >= l.last_send + self.ping_interval();
-        if let (true, Some(l)) = (due, self.current.as_mut()) {
-            if let Err(e) = l.seal(Kind::Ping, &[], now) {
-                return self.fail(e, now);
-            }
-            // A heartbeat carries our acknowledgement of anything new.
-            if self.resume.is_some() {
-                if let Err(e) = self.recv.seal_ack(l, 1, now) {
-                    return self.fail(e, now);
-                }
-            }
-            // If the record did not fit, data is queued anyway: the peer
-            // hears from us as soon as the socket drains.
-            l.last_send = now;
         }
     }
 
