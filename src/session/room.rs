@@ -1017,7 +1017,11 @@ impl Room {
                 let grace = self.resume.as_ref().map(|r| r.grace);
                 self.down.as_ref().zip(grace).map(|(d, g)| d.since + g)
             }
-            Timer::FinalWait => self.clean_since.map(|t| t + FINAL_WAIT),
+            // While down, a resume decides (or the grace period ends).
+            Timer::FinalWait => self
+                .clean_since
+                .filter(|_| self.down.is_none())
+                .map(|t| t + FINAL_WAIT),
             Timer::Admission => self
                 .pending
                 .iter()
@@ -1069,9 +1073,6 @@ impl Room {
         match timer {
             Timer::ResumeGrace => self.give_up_resume(now),
             Timer::FinalWait => {
-                if self.down.is_some() {
-                    return;
-                }
                 let result = match self.farewell {
                     Farewell::ByeSent(reason) => self.bye_outcome(reason),
                     _ => Ok(()),
