@@ -34,6 +34,7 @@ pub mod outbox;
 pub mod plain;
 pub mod room;
 pub mod stream;
+pub mod timer;
 
 use std::io;
 use std::time::{Duration, Instant};
