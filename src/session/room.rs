@@ -88,7 +88,15 @@ struct Resume {
     psk: zeroize::Zeroizing<[u8; 32]>,
     /// The shorter of the two offers.
     grace: Duration,
+    /// Both offered the relay resume token (flags bit 0): through a relay
+    /// both go back with a token only the room's two ends can name.
+    relay_token: bool,
 }
+
+/// Flags after the grace period in our resume offer. Bit 0: we come back
+/// to a relay with `transit::resume_token` (a peer that does not set it
+/// is met with the room's token, as before).
+const OFFER_RELAY_TOKEN: u8 = 1;
 
 /// The room lost its connection and waits for a new one.
 struct Down {
@@ -215,7 +223,8 @@ impl Room {
     }
 
     /// Our HELLO: the name, and the resume offer after a NUL (names never
-    /// hold one): version 1, then the grace period in seconds (u16).
+    /// hold one): version 1, the grace period in seconds (u16), then a
+    /// flags byte (older peers ignore what follows the grace period).
     fn hello(&self) -> Vec<u8> {
         let mut hello = self.cfg.name.as_bytes().to_vec();
         if let Some(grace) = self.cfg.resume {
@@ -223,6 +232,7 @@ impl Room {
             hello.push(0);
             hello.push(1);
             hello.extend_from_slice(&secs.to_be_bytes());
+            hello.push(OFFER_RELAY_TOKEN);
         }
         hello
     }
@@ -233,17 +243,21 @@ impl Room {
             Some(i) => (&payload[..i], &payload[i + 1..]),
             None => (payload, &[][..]),
         };
-        let theirs = match offer {
-            [1, hi, lo, ..] => Some(Duration::from_secs(u64::from(u16::from_be_bytes([
-                *hi, *lo,
-            ])))),
-            _ => None,
+        let (theirs, flags) = match offer {
+            [1, hi, lo, rest @ ..] => (
+                Some(Duration::from_secs(u64::from(u16::from_be_bytes([
+                    *hi, *lo,
+                ])))),
+                rest.first().copied().unwrap_or(0),
+            ),
+            _ => (None, 0),
         };
         match (self.cfg.resume, theirs, link.resume_psk.take()) {
             (Some(ours), Some(theirs), Some(psk)) if !theirs.is_zero() => {
                 self.resume = Some(Resume {
                     psk,
                     grace: ours.min(theirs),
+                    relay_token: flags & OFFER_RELAY_TOKEN != 0,
                 });
             }
             _ => {
@@ -1035,6 +1049,14 @@ impl Room {
         }
         self.seal_pending(now);
         self.check_end(now);
+    }
+
+    /// The token to go back to a relay with for a resume, when both ends
+    /// agreed on it (`transit::resume_token`): None before the room is up,
+    /// without resume, or with a peer that meets at the room's token.
+    pub fn relay_resume_token(&self) -> Option<[u8; crate::protocol::transit::TOKEN_LEN]> {
+        let r = self.resume.as_ref().filter(|r| r.relay_token)?;
+        Some(crate::protocol::transit::resume_token(&r.psk))
     }
 
     /// Returns true if and only if the connection was lost and a resume is
