@@ -825,3 +825,50 @@ fn one_address_cannot_sweep_the_relays_room_numbers() {
     );
     relay_pair("127.0.7.2", port, 17, 1 << 16);
 }
+
+#[test]
+fn a_pipe_in_verify_code_mode_says_the_data_went_before_the_codes() {
+    // Verify codes in a pipe: the data flows before anyone can compare
+    // them. The room still works (a netcat replacement), and each side
+    // says on stderr what the code does and does not protect, and how to
+    // authenticate first. With a one-time code or a secret: no warning.
+    let warning = "in a pipe the data flows before anyone can compare verify codes";
+    let (mut l, port) = listen(&[], "127.0.0.1", In::Pipe);
+    let mut d = dial(&[], "127.0.0.1", port, In::Pipe);
+    d.write(b"tar stream\n");
+    d.close_stdin();
+    l.close_stdin();
+    assert_both_ok(&mut l, &mut d);
+    assert_eq!(l.stdout(), b"tar stream\n");
+    for p in [&l, &d] {
+        let err = p.stderr();
+        let code_at = err.find("verify code ").expect("a verify code");
+        let warned_at = err.find(warning).unwrap_or_else(|| panic!("{err}"));
+        assert!(code_at < warned_at, "{err}");
+        assert!(err.contains("--code on both sides"), "{err}");
+    }
+
+    let secret = [("P2PCHAT_SECRET", "correct horse battery staple")];
+    let (mut l, port) = listen_env(&[], "127.0.0.1", In::Pipe, &secret);
+    let mut d = dial_env(&[], "127.0.0.1", port, In::Pipe, &secret);
+    d.close_stdin();
+    l.close_stdin();
+    assert_both_ok(&mut l, &mut d);
+
+    let mut l2 = Proc::p2p(&["listen", "0", "--bind", "127.0.0.1", "--code"], In::Pipe);
+    let code = stderr_after(&l2, "code: ");
+    let port = wait_port(&l2);
+    let mut d2 = dial_env(
+        &["--code"],
+        "127.0.0.1",
+        port,
+        In::Pipe,
+        &[("P2PCHAT_CODE", code.trim())],
+    );
+    d2.close_stdin();
+    l2.close_stdin();
+    assert_both_ok(&mut l2, &mut d2);
+    for p in [&l, &d, &l2, &d2] {
+        assert!(!p.stderr().contains(warning), "{}", p.stderr());
+    }
+}
