@@ -457,7 +457,12 @@ fn a_relay_that_pairs_two_listeners_ends_in_exit_3() {
     let args = ["listen", "--relay", &r, "--handshake-timeout", "2"];
     let mut l1 = Proc::p2p(&args, In::Pipe);
     let a = relay.listener();
-    let l2 = Proc::p2p(&args, In::Pipe);
+    // The second waits longer, so the first is the first to give up
+    // however the two are scheduled on a loaded machine.
+    let l2 = Proc::p2p(
+        &["listen", "--relay", &r, "--handshake-timeout", "30"],
+        In::Pipe,
+    );
     let b = relay.listener();
     let _cut = pair(a, b);
     // The first to give up ends with exit 3; to the other, its partner
