@@ -696,7 +696,8 @@ impl Relay {
     }
 
     /// A source with no connections is kept only while its rate window
-    /// matters; it goes at its next refusal or connection otherwise.
+    /// or the rooms it tried matter; it goes at its next refusal or
+    /// connection otherwise, or when the tables outgrow the connections.
     fn forget_idle_source(&mut self, source: u128, subnet: Option<u128>) {
         let idle = |s: &Source| s.conns == 0 && s.new_in_window == 0 && s.tokens.is_empty();
         if self.sources.get(&source).is_some_and(idle) {
