@@ -93,6 +93,20 @@ struct Resume {
     relay_token: bool,
 }
 
+/// The peer's resume offer (what follows the NUL in its HELLO): its grace
+/// period, and its flags (0 from versions that send none).
+fn resume_offer(offer: &[u8]) -> (Option<Duration>, u8) {
+    match offer {
+        [1, hi, lo, rest @ ..] => (
+            Some(Duration::from_secs(u64::from(u16::from_be_bytes([
+                *hi, *lo,
+            ])))),
+            rest.first().copied().unwrap_or(0),
+        ),
+        _ => (None, 0),
+    }
+}
+
 /// Flags after the grace period in our resume offer. Bit 0: we come back
 /// to a relay with `transit::resume_token` (a peer that does not set it
 /// is met with the room's token, as before).
@@ -243,15 +257,7 @@ impl Room {
             Some(i) => (&payload[..i], &payload[i + 1..]),
             None => (payload, &[][..]),
         };
-        let (theirs, flags) = match offer {
-            [1, hi, lo, rest @ ..] => (
-                Some(Duration::from_secs(u64::from(u16::from_be_bytes([
-                    *hi, *lo,
-                ])))),
-                rest.first().copied().unwrap_or(0),
-            ),
-            _ => (None, 0),
-        };
+        let (theirs, flags) = resume_offer(offer);
         match (self.cfg.resume, theirs, link.resume_psk.take()) {
             (Some(ours), Some(theirs), Some(psk)) if !theirs.is_zero() => {
                 self.resume = Some(Resume {
@@ -1736,4 +1742,20 @@ fn peer_name(payload: &[u8]) -> String {
 
 fn violation(what: &str) -> Error {
     Error::Integrity(format!("protocol violation: {what}; connection aborted"))
+}
+
+#[cfg(test)]
+mod offer_tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_offer_without_flags_is_an_older_peers_and_meets_at_the_room() {
+        let secs = Some(Duration::from_secs(60));
+        assert_eq!(resume_offer(&[1, 0, 60]), (secs, 0));
+        assert_eq!(resume_offer(&[1, 0, 60, OFFER_RELAY_TOKEN]), (secs, 1));
+        // Unknown bits and bytes after the flags are ignored by the caller.
+        assert_eq!(resume_offer(&[1, 0, 60, 0xff, 9, 9]), (secs, 0xff));
+        assert_eq!(resume_offer(&[2, 0, 60, 1]), (None, 0));
+        assert_eq!(resume_offer(&[]), (None, 0));
+    }
 }
