@@ -469,6 +469,15 @@ impl Session {
         }
     }
 
+    /// The relay token of this room's resumes, once agreed (see
+    /// [`room::Room::relay_resume_token`]).
+    pub fn relay_resume_token(&self) -> Option<[u8; crate::protocol::transit::TOKEN_LEN]> {
+        match self {
+            Session::Plain(_) => None,
+            Session::Secure(r) => r.relay_resume_token(),
+        }
+    }
+
     /// Failed attempts to join so far, counting those of earlier rooms
     /// ([`SessionConfig::failed_before`]).
     pub fn failed_attempts(&self) -> u32 {

@@ -92,7 +92,29 @@ struct Resume {
     psk: zeroize::Zeroizing<[u8; 32]>,
     /// The shorter of the two offers.
     grace: Duration,
+    /// Both offered the relay resume token (flags bit 0): through a relay
+    /// both go back with a token only the room's two ends can name.
+    relay_token: bool,
 }
+
+/// The peer's resume offer (what follows the NUL in its HELLO): its grace
+/// period, and its flags (0 from versions that send none).
+fn resume_offer(offer: &[u8]) -> (Option<Duration>, u8) {
+    match offer {
+        [1, hi, lo, rest @ ..] => (
+            Some(Duration::from_secs(u64::from(u16::from_be_bytes([
+                *hi, *lo,
+            ])))),
+            rest.first().copied().unwrap_or(0),
+        ),
+        _ => (None, 0),
+    }
+}
+
+/// Flags after the grace period in our resume offer. Bit 0: we come back
+/// to a relay with `transit::resume_token` (a peer that does not set it
+/// is met with the room's token, as before).
+const OFFER_RELAY_TOKEN: u8 = 1;
 
 /// The room lost its connection and waits for a new one.
 struct Down {
@@ -170,7 +192,8 @@ impl Room {
     }
 
     /// Our HELLO: the name, and the resume offer after a NUL (names never
-    /// hold one): version 1, then the grace period in seconds (u16).
+    /// hold one): version 1, the grace period in seconds (u16), then a
+    /// flags byte (older peers ignore what follows the grace period).
     fn hello(&self) -> Vec<u8> {
         let mut hello = self.cfg.name.as_bytes().to_vec();
         if let Some(grace) = self.cfg.resume {
@@ -178,6 +201,7 @@ impl Room {
             hello.push(0);
             hello.push(1);
             hello.extend_from_slice(&secs.to_be_bytes());
+            hello.push(OFFER_RELAY_TOKEN);
         }
         hello
     }
@@ -188,17 +212,13 @@ impl Room {
             Some(i) => (&payload[..i], &payload[i + 1..]),
             None => (payload, &[][..]),
         };
-        let theirs = match offer {
-            [1, hi, lo, ..] => Some(Duration::from_secs(u64::from(u16::from_be_bytes([
-                *hi, *lo,
-            ])))),
-            _ => None,
-        };
+        let (theirs, flags) = resume_offer(offer);
         match (self.cfg.resume, theirs, link.resume_psk.take()) {
             (Some(ours), Some(theirs), Some(psk)) if !theirs.is_zero() => {
                 self.resume = Some(Resume {
                     psk,
                     grace: ours.min(theirs),
+                    relay_token: flags & OFFER_RELAY_TOKEN != 0,
                 });
             }
             // No resume: sealed DATA need not be kept.
@@ -872,6 +892,14 @@ impl Room {
         self.check_end(now);
     }
 
+    /// The token to go back to a relay with for a resume, when both ends
+    /// agreed on it (`transit::resume_token`): None before the room is up,
+    /// without resume, or with a peer that meets at the room's token.
+    pub fn relay_resume_token(&self) -> Option<[u8; crate::protocol::transit::TOKEN_LEN]> {
+        let r = self.resume.as_ref().filter(|r| r.relay_token)?;
+        Some(crate::protocol::transit::resume_token(&r.psk))
+    }
+
     /// Returns true if and only if the connection was lost and a resume is
     /// awaited.
     pub fn is_down(&self) -> bool {
@@ -1472,5 +1500,21 @@ fn peer_name(payload: &[u8]) -> String {
         "peer".into()
     } else {
         name
+    }
+}
+
+#[cfg(test)]
+mod offer_tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_offer_without_flags_is_an_older_peers_and_meets_at_the_room() {
+        let secs = Some(Duration::from_secs(60));
+        assert_eq!(resume_offer(&[1, 0, 60]), (secs, 0));
+        assert_eq!(resume_offer(&[1, 0, 60, OFFER_RELAY_TOKEN]), (secs, 1));
+        // Unknown bits and bytes after the flags are ignored by the caller.
+        assert_eq!(resume_offer(&[1, 0, 60, 0xff, 9, 9]), (secs, 0xff));
+        assert_eq!(resume_offer(&[2, 0, 60, 1]), (None, 0));
+        assert_eq!(resume_offer(&[]), (None, 0));
     }
 }

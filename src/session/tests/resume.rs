@@ -470,3 +470,28 @@ fn an_offset_beyond_what_we_sent_is_a_protocol_violation() {
         assert!(e.contains("protocol violation"), "{e}");
     }
 }
+
+#[test]
+fn both_ends_agree_on_a_relay_resume_token_only_they_can_name() {
+    let mut p = resume_pair(7);
+    assert_eq!(
+        p.dialer.s.relay_resume_token(),
+        None,
+        "not before the room is up"
+    );
+    p.run();
+    let (d, l) = (
+        p.dialer.s.relay_resume_token(),
+        p.listener.s.relay_resume_token(),
+    );
+    assert!(d.is_some() && d == l, "both ends name the same token");
+    // Another room (other keys) has another token.
+    let mut q = resume_pair(8);
+    q.run();
+    assert_ne!(q.dialer.s.relay_resume_token(), d);
+    // Without resume there is nothing to come back for.
+    let mut plain = Pair::new(Security::VerifyCode, Security::VerifyCode);
+    plain.run();
+    assert!(plain.dialer.s.is_established());
+    assert_eq!(plain.dialer.s.relay_resume_token(), None);
+}
