@@ -122,6 +122,14 @@ const ENVIRONMENT: &[(&str, &str)] = &[
          read.",
     ),
     (
+        "P2PCHAT_PORTABLE",
+        "Set to 1 on Linux to use the paths the other systems use: stdin and \
+         stdout on blocking threads instead of private non-blocking \
+         descriptions, the relay's buffer copy instead of splice(2), \
+         acknowledged bytes from the send queue instead of TCP_INFO. For \
+         testing; read once at start.",
+    ),
+    (
         "NO_COLOR",
         "When set and not empty, the chat room uses no colors (as does \
          TERM=dumb, which also selects a plain line reader).",
