@@ -6,6 +6,8 @@
 
 mod command;
 mod editor;
+mod facts;
+mod saved;
 mod transcript;
 
 use std::collections::VecDeque;
@@ -22,6 +24,8 @@ use super::{notice, stdio};
 use crate::driver::signals::Interrupts;
 use crate::driver::user::{Notice, UserInput, UserSide, UserTokens};
 use editor::{Prepared, Running, Typed};
+use facts::RoomFacts;
+use saved::Transcript;
 use transcript::{clock, columns, dumb_terminal, Style};
 
 /// The longest partial line held back before it is shown anyway.
@@ -32,9 +36,6 @@ const LEAVE_PAUSE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A message after this long without keys or messages rings the bell.
 const QUIET_SPELL: Duration = Duration::from_secs(30);
-
-/// The most of the transcript kept for `/save`, in bytes; older lines go.
-const TRANSCRIPT_CAP: usize = 16 * 1024 * 1024;
 
 /// Moves up a line and back down: draws nothing, wherever it lands.
 const PRINTER_BARRIER: &str = "\x1b[1A\n";
@@ -612,130 +613,6 @@ fn read_lines(
 /// Returns true if and only if our terminal hung up (its window closed).
 fn terminal_gone() -> bool {
     crate::sys::terminal::stdin_hung_up()
-}
-
-/// What `/code` and `/status` tell about the room.
-#[derive(Default)]
-struct RoomFacts {
-    peer: Option<std::net::SocketAddr>,
-    verify_code: Option<String>,
-    authenticated_by: Option<&'static str>,
-    via_relay: Option<String>,
-    plain: bool,
-    /// Connections that carried the room on after a drop.
-    resumes: u32,
-    /// Bytes of messages each way.
-    sent: u64,
-    received: u64,
-}
-
-impl RoomFacts {
-    fn code_line(&self) -> String {
-        match (&self.verify_code, self.authenticated_by) {
-            (Some(code), _) => format!(
-                "verify code {code}: the peer's screen shows the same one unless someone is in \
-                 the middle; compare it by voice"
-            ),
-            (None, Some(by)) => {
-                format!("no verify code to compare: this room is authenticated by a {by}")
-            }
-            (None, None) if self.plain => {
-                "no verify code: this room is not encrypted (--plain)".into()
-            }
-            (None, None) => "no verify code yet: nobody has joined".into(),
-        }
-    }
-
-    fn status_line(&self, down: bool) -> String {
-        let Some(peer) = self.peer else {
-            return "not connected yet: nobody has joined".into();
-        };
-        let path = match &self.via_relay {
-            Some(r) => format!("through relay {r}"),
-            None => format!("direct to {}", crate::names::display_addr(peer)),
-        };
-        let security = if self.plain {
-            "not encrypted"
-        } else {
-            "encrypted"
-        };
-        let state = if down {
-            "the connection is down, reconnecting"
-        } else {
-            "connected"
-        };
-        let resumes = match self.resumes {
-            1 => "1 resume".to_string(),
-            n => format!("{n} resumes"),
-        };
-        format!(
-            "{state} {path}, {security}; {resumes} so far; sent {}, received {}",
-            crate::progress::bytes(self.sent),
-            crate::progress::bytes(self.received)
-        )
-    }
-}
-
-/// What the room showed, as plain text, kept in memory for `/save` only.
-#[derive(Default)]
-struct Transcript {
-    lines: VecDeque<String>,
-    bytes: usize,
-    /// Lines dropped from the start to stay within [`TRANSCRIPT_CAP`].
-    dropped: u64,
-}
-
-impl Transcript {
-    fn push(&mut self, line: String) {
-        self.bytes += line.len() + 1;
-        self.lines.push_back(line);
-        while self.bytes > TRANSCRIPT_CAP {
-            let Some(old) = self.lines.pop_front() else {
-                break;
-            };
-            self.bytes -= old.len() + 1;
-            self.dropped += 1;
-        }
-    }
-
-    /// Writes the transcript to a new file at `path` and says how it went.
-    /// An existing file is never overwritten; the file is for the user
-    /// alone (mode 0600).
-    fn save(&self, path: &str) -> String {
-        if path.is_empty() {
-            return "/save needs a file name: /save FILE (a new file; nothing is overwritten)"
-                .into();
-        }
-        let shown = crate::frontend::sanitize::line(path.as_bytes());
-        let target = match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
-            (Some(rest), Some(home)) => std::path::Path::new(&home).join(rest),
-            _ => std::path::PathBuf::from(path),
-        };
-        let mut text = String::with_capacity(self.bytes + 64);
-        if self.dropped > 0 {
-            text.push_str(&format!("({} earlier lines not kept)\n", self.dropped));
-        }
-        for line in &self.lines {
-            text.push_str(line);
-            text.push('\n');
-        }
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        crate::sys::process::owner_only(&mut options);
-        let written = options
-            .open(&target)
-            .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()));
-        match written {
-            Ok(()) => format!(
-                "saved the transcript so far ({} lines) to {shown}",
-                self.lines.len()
-            ),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                format!("{shown} already exists: nothing was saved or overwritten; pick a new name")
-            }
-            Err(e) => format!("cannot save to {shown}: {}", crate::error::describe_io(&e)),
-        }
-    }
 }
 
 /// The rows of a status line `cols` wide: each of its lines wrapped at
