@@ -65,6 +65,7 @@ pub enum Command {
     /// Wait for exactly one peer to dial in.
     #[command(after_help = "Examples:\n  p2pchat listen 51423\n  \
         p2pchat listen 51423 --code          print a one-time code for the dialer\n  \
+        p2pchat listen 51423 --map           ask the router to forward a public port\n  \
         p2pchat listen --relay relay.example.org   meet through a relay, with a code")]
     Listen {
         /// TCP port to listen on (0 picks a free one); not with --relay
@@ -91,6 +92,11 @@ pub enum Command {
         /// --tries counts the failed attempts of all rooms together
         #[arg(long)]
         keep: bool,
+        /// Ask the router (the default gateway) to forward a public port to
+        /// this one, with NAT-PMP; the mapping is renewed while p2pchat
+        /// runs and removed when it ends. Never done without this flag
+        #[arg(long, conflicts_with = "relay")]
+        map: bool,
         #[command(flatten)]
         room: RoomArgs,
     },
@@ -418,6 +424,8 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Host rooms one after another.
     pub keep: bool,
+    /// Ask the router for a port mapping (`listen --map`).
+    pub map: bool,
     /// Ring the bell for a message after a quiet spell (chat room).
     pub bell: bool,
     /// A listener's budget of failed attempts to join, for the whole
@@ -440,6 +448,7 @@ impl Cli {
     /// connects; a listener's code is drawn from `rng`.
     pub fn into_plan(self, rng: &mut dyn Random) -> Result<Plan, Error> {
         let quiet = self.quiet.quiet;
+        let mut map = false;
         // What meets whom, and whether a one-time code authenticates it.
         let (endpoint, code, keep, tries, g) = match self.command {
             Command::Completions { shell } => return Ok(Plan::Completions(shell)),
@@ -462,6 +471,7 @@ impl Cli {
                 code,
                 relay,
                 keep,
+                map: m,
                 room,
             } => match relay {
                 // A listener waits at the relay as long as it takes.
@@ -475,6 +485,7 @@ impl Cli {
                 None => {
                     // Invariant: clap requires the port without --relay.
                     let port = port.ok_or_else(|| Error::Usage("the port is missing".into()))?;
+                    map = m;
                     (Endpoint::Listen { bind, port }, code, keep, tries, room)
                 }
             },
@@ -599,6 +610,7 @@ impl Cli {
             idle_timeout: g.idle_timeout,
             handshake_timeout: g.handshake_timeout,
             keep,
+            map,
             bell: !g.no_bell,
             tries,
             failed_before: 0,

@@ -51,6 +51,17 @@ pub enum Notice<'a> {
         command: &'a str,
         only_here: bool,
     },
+    /// `--map`: the router forwards `public` to us (`how`: the protocol);
+    /// `command` is what the other machine runs.
+    Mapped {
+        public: SocketAddr,
+        how: &'a str,
+        command: &'a str,
+    },
+    /// `--map` did not give a usable mapping, and why (one line).
+    NotMapped {
+        why: &'a str,
+    },
     /// Connected to the relay; waiting in the room.
     AtRelay {
         room: &'a str,
