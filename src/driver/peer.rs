@@ -150,8 +150,12 @@ pub fn run(
                 // After the lines above: the mapped command is the last
                 // `p2pchat dial` line the listener prints.
                 let suffix = if code.is_some() { " --code" } else { "" };
-                peer.portmap =
-                    portmap::start(reactor.registry(), PORTMAP, local.port(), map, suffix, ui);
+                let lp = portmap::Loop {
+                    registry: reactor.registry(),
+                    token: PORTMAP,
+                    waker: reactor.waker(),
+                };
+                peer.portmap = portmap::start(lp, local.port(), map, suffix, ui);
             }
         }
         Endpoint::Relay {

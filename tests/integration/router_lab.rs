@@ -338,24 +338,18 @@ fn dial_through_the_router(router: Router, how: &str) {
 
 #[test]
 fn natpmp_only_a_public_host_dials_the_printed_command() {
-    dial_through_the_router(
-        Router {
-            natpmp: true,
-            upnp: false,
-            daemon: true,
-        },
-        "NAT-PMP",
-    );
+    dial_through_the_router(NATPMP, "NAT-PMP");
+}
+
+#[test]
+fn upnp_only_a_public_host_dials_the_printed_command() {
+    dial_through_the_router(UPNP, "UPnP");
 }
 
 /// The rig is real: without `--map` the public host cannot get in.
 #[test]
 fn without_map_nothing_is_asked_and_the_public_side_cannot_dial() {
-    let Some(lab) = lab(Router {
-        natpmp: true,
-        upnp: false,
-        daemon: true,
-    }) else {
+    let Some(lab) = lab(NATPMP) else {
         return;
     };
     let mut l = lab.ns.p2p("home", &["listen", "51423"], In::Null, &[]);
@@ -386,17 +380,34 @@ fn without_map_nothing_is_asked_and_the_public_side_cannot_dial() {
 /// Ctrl-C, SIGTERM, SIGHUP, an error (the terminal is not needed for
 /// those), and `--keep` ending.
 #[test]
-fn no_mapping_outlives_the_listener_however_it_ends() {
-    let Some(lab) = lab(Router {
-        natpmp: true,
-        upnp: false,
-        daemon: true,
-    }) else {
+fn no_mapping_outlives_the_listener_however_it_ends_natpmp() {
+    no_mapping_outlives_the_listener(NATPMP, "NAT-PMP");
+}
+
+#[test]
+fn no_mapping_outlives_the_listener_however_it_ends_upnp() {
+    no_mapping_outlives_the_listener(UPNP, "UPnP");
+}
+
+const NATPMP: Router = Router {
+    natpmp: true,
+    upnp: false,
+    daemon: true,
+};
+const UPNP: Router = Router {
+    natpmp: false,
+    upnp: true,
+    daemon: true,
+};
+
+fn no_mapping_outlives_the_listener(router: Router, how: &str) {
+    let Some(lab) = lab(router) else {
         return;
     };
+    let on_router = format!("on the router ({how})");
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         let mut l = lab.ns.p2p("home", &["listen", "0", "--map"], In::Pipe, &[]);
-        l.wait_stderr("on the router (NAT-PMP)");
+        l.wait_stderr(&on_router);
         assert_eq!(lab.forwards().len(), 1, "{:?}", lab.forwards());
         l.signal(sig);
         l.wait();
@@ -414,7 +425,7 @@ fn no_mapping_outlives_the_listener_however_it_ends() {
         In::Pipe,
         &[("P2PCHAT_SECRET", "right horse battery staple")],
     );
-    l.wait_stderr("on the router (NAT-PMP)");
+    l.wait_stderr(&on_router);
     let (host, port) = last_dial_command(&l.stderr());
     let mut d = lab.ns.p2p(
         "inet",
@@ -458,10 +469,7 @@ fn no_router_one_line_within_five_seconds_and_the_listener_still_listens() {
         .find(|x| x.contains("not mapped"))
         .unwrap_or_default()
         .to_string();
-    assert!(
-        line.starts_with("no router answered NAT-PMP") && line.ends_with("; not mapped"),
-        "{line}"
-    );
+    assert_eq!(line, "no router answered NAT-PMP or UPnP; not mapped");
     assert!(l.stderr().contains("(--relay)"), "{}", l.stderr());
     // A dial from the home network itself still gets in.
     let mut d = lab.ns.p2p("home", &["dial", HOME, "51424"], In::Pipe, &[]);
@@ -478,12 +486,17 @@ fn no_router_one_line_within_five_seconds_and_the_listener_still_listens() {
 /// on, the mapping is still there after the first lease would have run
 /// out, and a public host still gets in.
 #[test]
-fn a_short_lease_is_renewed() {
-    let Some(lab) = lab(Router {
-        natpmp: true,
-        upnp: false,
-        daemon: true,
-    }) else {
+fn a_short_lease_is_renewed_natpmp() {
+    a_short_lease_is_renewed(NATPMP, "NAT-PMP");
+}
+
+#[test]
+fn a_short_lease_is_renewed_upnp() {
+    a_short_lease_is_renewed(UPNP, "UPnP");
+}
+
+fn a_short_lease_is_renewed(router: Router, how: &str) {
+    let Some(lab) = lab(router) else {
         return;
     };
     let mut l = lab.ns.p2p(
@@ -492,7 +505,7 @@ fn a_short_lease_is_renewed() {
         In::Pipe,
         &[("P2PCHAT_MAP_LEASE", "4")],
     );
-    l.wait_stderr("on the router (NAT-PMP)");
+    l.wait_stderr(&format!("on the router ({how})"));
     let expiry = || {
         std::fs::read_to_string(lab.leases())
             .unwrap_or_default()

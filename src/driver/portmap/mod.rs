@@ -9,21 +9,27 @@
 //! poll, for at most two seconds ([`PortMap::remove`]).
 
 pub mod natpmp;
+pub mod upnp;
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Instant;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
-use mio::{Interest, Registry, Token};
+use mio::{Interest, Registry, Token, Waker};
 
 use super::config::MapConfig;
 use super::user::{Notice, UserSide};
 use super::Reactor;
 use natpmp::News;
+use upnp::{Report, Upnp};
 
 /// The protocols a listener asks with, in order, as the "not mapped" line
 /// names them.
-pub const PROTOCOLS: &str = "NAT-PMP";
+pub const PROTOCOLS: &str = "NAT-PMP or UPnP";
+
+/// How long the end of a room waits for the router to confirm a delete.
+const REMOVE_WAIT: Duration = Duration::from_secs(3);
 
 /// The mapping of one listening port.
 pub struct PortMap {
@@ -31,15 +37,30 @@ pub struct PortMap {
     token: Token,
     client: natpmp::Client,
     readable: bool,
+    /// Our address toward the gateway and the listening port: where
+    /// UPnP's mapping points.
+    local: SocketAddrV4,
+    lease: Duration,
+    waker: Arc<Waker>,
+    /// Asked once NAT-PMP gave no mapping.
+    upnp: Option<Upnp>,
+    /// Why NAT-PMP gave none, when it was the router's refusal.
+    natpmp_refusal: Option<String>,
     /// `--code`: the dial command carries it.
     dial_suffix: &'static str,
+}
+
+/// What asking needs from the loop.
+pub struct Loop<'a> {
+    pub registry: &'a Registry,
+    pub token: Token,
+    pub waker: Arc<Waker>,
 }
 
 /// Starts asking for a mapping of TCP `port`; None (after a line saying
 /// why) when there is nobody to ask.
 pub fn start(
-    registry: &Registry,
-    token: Token,
+    lp: Loop<'_>,
     port: u16,
     cfg: &MapConfig,
     dial_suffix: &'static str,
@@ -51,15 +72,18 @@ pub fn start(
         });
         return None;
     };
-    let open = || -> std::io::Result<UdpSocket> {
-        let sock = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))?;
+    let open = || -> std::io::Result<(UdpSocket, Ipv4Addr)> {
+        let mut sock = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))?;
         sock.connect(SocketAddr::from((gateway, natpmp::SERVER_PORT)))?;
-        Ok(sock)
+        let ours = match sock.local_addr()?.ip() {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+        };
+        lp.registry
+            .register(&mut sock, lp.token, Interest::READABLE)?;
+        Ok((sock, ours))
     };
-    let sock = match open().and_then(|mut s| {
-        registry.register(&mut s, token, Interest::READABLE)?;
-        Ok(s)
-    }) {
+    let (sock, ours) = match open() {
         Ok(s) => s,
         Err(e) => {
             let why = format!(
@@ -72,8 +96,13 @@ pub fn start(
     };
     let mut pm = PortMap {
         client: natpmp::Client::new(port, cfg.lease, Instant::now()),
-        token,
+        token: lp.token,
         readable: false,
+        local: SocketAddrV4::new(ours, port),
+        lease: cfg.lease,
+        waker: lp.waker,
+        upnp: None,
+        natpmp_refusal: None,
         dial_suffix,
         sock,
     };
@@ -82,10 +111,6 @@ pub fn start(
 }
 
 impl PortMap {
-    pub fn token(&self) -> Token {
-        self.token
-    }
-
     /// The socket has datagrams (or an error) to read.
     pub fn set_readable(&mut self) {
         self.readable = true;
@@ -106,30 +131,29 @@ impl PortMap {
         }
     }
 
+    /// Reads the gateway's datagrams into the client. A closed port at the
+    /// gateway (ICMP port unreachable) means no NAT-PMP there: given up at
+    /// once rather than after the retransmissions.
+    fn receive(&mut self, now: Instant) -> Vec<News> {
+        let mut news = Vec::new();
+        let mut buf = [0u8; 64];
+        while self.readable {
+            match self.sock.recv(&mut buf) {
+                Ok(n) => news.extend(self.client.on_datagram(&buf[..n], now)),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    news.extend(self.client.give_up());
+                }
+                Err(_) => self.readable = false,
+            }
+        }
+        news
+    }
+
     /// One turn: read answers, let time pass, send what is due, and tell
     /// the user what happened.
     pub fn turn(&mut self, now: Instant, ui: &mut dyn UserSide) {
-        let mut news = Vec::new();
-        if self.readable {
-            let mut buf = [0u8; 64];
-            loop {
-                match self.sock.recv(&mut buf) {
-                    Ok(n) => news.extend(self.client.on_datagram(&buf[..n], now)),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        self.readable = false;
-                        break;
-                    }
-                    // The gateway's port is closed (ICMP port unreachable):
-                    // nobody speaks NAT-PMP there; the deadline says so.
-                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        self.readable = false;
-                        break;
-                    }
-                }
-            }
-        }
+        let mut news = self.receive(now);
         if self.client.deadline().is_some_and(|t| now >= t) {
             news.extend(self.client.on_timeout(now));
         }
@@ -137,37 +161,21 @@ impl PortMap {
         for n in news {
             self.tell(n, ui);
         }
+        let reports = self.upnp.as_mut().map(Upnp::reports).unwrap_or_default();
+        for r in reports {
+            self.report(r, ui);
+        }
     }
 
-    fn tell(&self, news: News, ui: &mut dyn UserSide) {
+    fn tell(&mut self, news: News, ui: &mut dyn UserSide) {
         match news {
-            News::Mapped { ip, port, .. } => {
-                if behind_another_nat(ip) {
-                    let why = format!(
-                        "the router's own public address {ip} is private or carrier-grade \
-                         NAT (100.64.0.0/10): it is behind a second NAT, where a mapping \
-                         cannot help; meet through a relay instead (--relay)"
-                    );
-                    ui.notice(Notice::NotMapped { why: &why });
-                } else {
-                    let public = SocketAddr::from((ip, port));
-                    let command = format!("p2pchat dial {ip} {port}{}", self.dial_suffix);
-                    ui.notice(Notice::Mapped {
-                        public,
-                        how: "NAT-PMP",
-                        command: &command,
-                    });
+            News::Mapped { ip, port, .. } => self.mapped(IpAddr::V4(ip), port, "NAT-PMP", ui),
+            News::Failed { refusal } => {
+                // Then UPnP, on its helper thread.
+                self.natpmp_refusal = refusal;
+                if self.upnp.is_none() {
+                    self.upnp = Some(Upnp::start(self.local, self.lease, self.waker.clone()));
                 }
-            }
-            News::Failed { refusal: None } => {
-                let why = format!("no router answered {PROTOCOLS}; not mapped");
-                ui.notice(Notice::NotMapped { why: &why });
-            }
-            News::Failed {
-                refusal: Some(text),
-            } => {
-                let why = format!("the router refused the mapping ({text}); not mapped");
-                ui.notice(Notice::NotMapped { why: &why });
             }
             News::Lapsing => ui.notice(Notice::NotMapped {
                 why: "the router stopped answering: the port mapping lapses",
@@ -176,45 +184,89 @@ impl PortMap {
         }
     }
 
-    /// Deletes the mapping, waiting on the poll for the router's answer
-    /// for at most two seconds. Called on every way out of a room.
-    pub fn remove(mut self, reactor: &mut Reactor) {
-        let now = Instant::now();
-        if !self.client.delete(now) {
-            return;
+    fn report(&mut self, report: Report, ui: &mut dyn UserSide) {
+        let why = match report {
+            Report::Mapped { ip, port } => return self.mapped(ip, port, "UPnP", ui),
+            Report::NoAnswer => match &self.natpmp_refusal {
+                None => format!("no router answered {PROTOCOLS}; not mapped"),
+                Some(text) => format!(
+                    "the router refused NAT-PMP ({text}) and no router answered UPnP; not mapped"
+                ),
+            },
+            Report::Refused(text) => {
+                format!("the router refused the mapping (UPnP: {text}); not mapped")
+            }
+            Report::Lapsing => "the router did not renew the port mapping: it lapses".into(),
+            Report::Done => return,
+        };
+        ui.notice(Notice::NotMapped { why: &why });
+    }
+
+    fn mapped(&self, ip: IpAddr, port: u16, how: &str, ui: &mut dyn UserSide) {
+        let private = match ip {
+            IpAddr::V4(v4) => behind_another_nat(v4),
+            IpAddr::V6(_) => false,
+        };
+        if private {
+            let why = format!(
+                "the router's own public address {ip} is private or carrier-grade NAT \
+                 (100.64.0.0/10): it is behind a second NAT, where a mapping cannot help; \
+                 meet through a relay instead (--relay)"
+            );
+            ui.notice(Notice::NotMapped { why: &why });
+        } else {
+            let public = SocketAddr::new(ip, port);
+            let command = format!("p2pchat dial {ip} {port}{}", self.dial_suffix);
+            ui.notice(Notice::Mapped {
+                public,
+                how,
+                command: &command,
+            });
         }
-        self.send(now);
+    }
+
+    /// Deletes the mapping, waiting on the poll for the router's answers
+    /// for at most [`REMOVE_WAIT`]. Called on every way out of a room.
+    pub fn remove(mut self, reactor: &mut Reactor) {
+        let start = Instant::now();
+        self.client.delete(start);
+        self.send(start);
+        if let Some(u) = &self.upnp {
+            u.stop();
+        }
         let token = self.token;
-        while !self.client.done() {
+        loop {
+            let upnp_done = self.upnp.as_ref().is_none_or(Upnp::done);
             let now = Instant::now();
-            let timeout = self
+            if (self.client.done() && upnp_done) || now >= start + REMOVE_WAIT {
+                break;
+            }
+            let until = self
                 .client
                 .deadline()
-                .map(|t| t.saturating_duration_since(now));
+                .into_iter()
+                .chain([start + REMOVE_WAIT])
+                .min()
+                .unwrap_or(now);
             let mut readable = false;
             if reactor
-                .wait(timeout, |ev| readable |= ev.token() == token)
+                .wait(Some(until.saturating_duration_since(now)), |ev| {
+                    readable |= ev.token() == token;
+                })
                 .is_err()
             {
                 break;
             }
             self.readable |= readable;
             let now = Instant::now();
-            let mut buf = [0u8; 64];
-            while self.readable {
-                match self.sock.recv(&mut buf) {
-                    Ok(n) => {
-                        self.client.on_datagram(&buf[..n], now);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
-                    Err(_) => self.readable = false,
-                }
-            }
+            self.receive(now);
             if self.client.deadline().is_some_and(|t| now >= t) {
                 self.client.on_timeout(now);
             }
             self.send(now);
+            if let Some(u) = self.upnp.as_mut() {
+                u.reports();
+            }
         }
         let _ = reactor.registry().deregister(&mut self.sock);
     }

@@ -19,8 +19,9 @@ pub const SERVER_PORT: u16 = 5351;
 /// (RFC 6886 3.1).
 const FIRST_WAIT: Duration = Duration::from_millis(250);
 /// A request with no answer within this is given up: no router speaks
-/// NAT-PMP here (the RFC's full 64 s is too long for a person waiting).
-const GIVE_UP: Duration = Duration::from_millis(3750);
+/// NAT-PMP here (the RFC's full 64 s is too long for a person waiting,
+/// and UPnP is still to be asked).
+const GIVE_UP: Duration = Duration::from_millis(1750);
 /// A delete at the end is given up sooner: the program is leaving.
 const GIVE_UP_DELETE: Duration = Duration::from_millis(1750);
 
@@ -302,6 +303,17 @@ impl Client {
         }
     }
 
+    /// Nobody speaks NAT-PMP at the gateway (its port is closed): the
+    /// request is given up now. News only while still asking.
+    pub fn give_up(&mut self) -> Option<News> {
+        if !self.pending() {
+            return None;
+        }
+        self.step = Step::Failed;
+        self.send_at = None;
+        Some(News::Failed { refusal: None })
+    }
+
     /// The program is leaving: delete the mapping (if one may exist).
     /// Returns false when there is nothing to delete.
     pub fn delete(&mut self, now: Instant) -> bool {
@@ -429,7 +441,7 @@ mod tests {
     }
 
     #[test]
-    fn silence_is_given_up_within_four_seconds_after_backing_off() {
+    fn silence_is_given_up_within_two_seconds_after_backing_off() {
         let t0 = Instant::now();
         let mut c = Client::new(4000, Duration::from_secs(60), t0);
         let mut sent = Vec::new();
@@ -443,9 +455,9 @@ mod tests {
             news = c.on_timeout(now);
         }
         assert_eq!(news, Some(News::Failed { refusal: None }));
-        assert!(now - t0 <= Duration::from_secs(4));
+        assert!(now - t0 <= Duration::from_secs(2));
         let ms: Vec<u128> = sent.iter().map(Duration::as_millis).collect();
-        assert_eq!(ms, [0, 250, 750, 1750]);
+        assert_eq!(ms, [0, 250, 750]);
         // Nothing was asked to map: nothing to delete.
         assert!(!c.delete(now));
     }

@@ -1,0 +1,146 @@
+//! UPnP-IGD for `listen --map`, when NAT-PMP gets no mapping: SSDP finds
+//! the router's Internet Gateway Device, then its control URL is asked
+//! (SOAP) for the external address and a TCP port mapping. The SSDP, SOAP
+//! and XML come from the `igd-next` crate.
+//!
+//! igd-next blocks (a search waits for answers, each SOAP call is an HTTP
+//! request with no deadline of ours), so it runs on one helper thread: the
+//! room's loop must keep accepting and chatting meanwhile, and the mapping
+//! is wanted only after NAT-PMP has failed, which is after the loop has
+//! started, so running it before the loop is no option. The thread tells
+//! the loop what happened through a channel and the loop's
+//! [`mio::Waker`], and takes its orders (stop: delete and finish) through
+//! another channel; it renews the lease at half its length meanwhile.
+
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use igd_next::{PortMappingProtocol, SearchOptions};
+use mio::Waker;
+
+/// How long SSDP discovery waits for a gateway's answer: with NAT-PMP's
+/// 1.75 s before it, "no router answered" comes within 5 s.
+const SEARCH: Duration = Duration::from_millis(2500);
+/// What the router's mapping table shows for ours.
+const DESCRIPTION: &str = "p2pchat";
+
+/// What the helper thread reports.
+#[derive(Debug)]
+pub enum Report {
+    Mapped {
+        ip: IpAddr,
+        port: u16,
+    },
+    /// No gateway answered the search.
+    NoAnswer,
+    /// A gateway answered and would not map (its words).
+    Refused(String),
+    /// A renewal failed: the mapping lapses at the end of its lease.
+    Lapsing,
+    /// The mapping is deleted (or there was none): the thread is done.
+    Done,
+}
+
+/// The loop's side of the helper thread.
+pub struct Upnp {
+    stop: Sender<()>,
+    reports: Receiver<Report>,
+    done: bool,
+}
+
+impl Upnp {
+    /// Starts the helper thread mapping TCP `local` (our LAN address and
+    /// listening port) for `lease`.
+    pub fn start(local: SocketAddrV4, lease: Duration, waker: Arc<Waker>) -> Upnp {
+        let (stop, stop_rx) = mpsc::channel();
+        let (tx, reports) = mpsc::channel();
+        let report = move |r: Report| {
+            let _ = tx.send(r);
+            let _ = waker.wake();
+        };
+        let spawned = std::thread::Builder::new()
+            .name("upnp".into())
+            .spawn(move || helper(local, lease, &stop_rx, report));
+        let mut upnp = Upnp {
+            stop,
+            reports,
+            done: false,
+        };
+        if spawned.is_err() {
+            // No thread, no UPnP: said as no answer.
+            upnp.done = true;
+        }
+        upnp
+    }
+
+    /// The reports that came in since the last call.
+    pub fn reports(&mut self) -> Vec<Report> {
+        let mut out = Vec::new();
+        while let Ok(r) = self.reports.try_recv() {
+            if matches!(r, Report::Done) {
+                self.done = true;
+            }
+            out.push(r);
+        }
+        out
+    }
+
+    /// Tells the thread to delete the mapping and finish.
+    pub fn stop(&self) {
+        let _ = self.stop.send(());
+    }
+
+    pub fn done(&self) -> bool {
+        self.done
+    }
+}
+
+fn helper(local: SocketAddrV4, lease: Duration, stop: &Receiver<()>, report: impl Fn(Report)) {
+    let mut options = SearchOptions::default();
+    options.bind_addr = SocketAddr::from((*local.ip(), 0));
+    options.timeout = Some(SEARCH);
+    options.single_search_timeout = Some(SEARCH);
+    let Ok(gateway) = igd_next::search_gateway(options) else {
+        report(Report::NoAnswer);
+        report(Report::Done);
+        return;
+    };
+    let secs = u32::try_from(lease.as_secs()).unwrap_or(u32::MAX).max(1);
+    let ip = match gateway.get_external_ip() {
+        Ok(ip) => ip,
+        Err(e) => {
+            report(Report::Refused(e.to_string()));
+            report(Report::Done);
+            return;
+        }
+    };
+    let tcp = PortMappingProtocol::TCP;
+    let local_sa = SocketAddr::V4(local);
+    // The same port outside as inside when it is free, else any.
+    let port = match gateway.add_port(tcp, local.port(), local_sa, secs, DESCRIPTION) {
+        Ok(()) => local.port(),
+        Err(_) => match gateway.add_any_port(tcp, local_sa, secs, DESCRIPTION) {
+            Ok(port) => port,
+            Err(e) => {
+                report(Report::Refused(e.to_string()));
+                report(Report::Done);
+                return;
+            }
+        },
+    };
+    report(Report::Mapped { ip, port });
+    let renew_every = Duration::from_secs(u64::from(secs)) / 2;
+    // Until stopped, or the loop is gone: then delete.
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(renew_every) {
+        if gateway
+            .add_port(tcp, port, local_sa, secs, DESCRIPTION)
+            .is_err()
+        {
+            report(Report::Lapsing);
+        }
+    }
+    let _ = gateway.remove_port(tcp, port);
+    report(Report::Done);
+}
