@@ -141,7 +141,13 @@ impl PortMap {
             match self.sock.recv(&mut buf) {
                 Ok(n) => news.extend(self.client.on_datagram(&buf[..n], now)),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                // Windows says "reset" for the same ICMP.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
+                    ) =>
+                {
                     news.extend(self.client.give_up());
                 }
                 Err(_) => self.readable = false,
