@@ -537,3 +537,21 @@ fn a_short_lease_is_renewed(router: Router, how: &str) {
     assert_eq!(d.stdout(), b"still mapped\n");
     assert_eq!(lab.forwards(), Vec::<String>::new());
 }
+
+/// `--keep` hosting at a terminal, ended at its prompt: the mapping goes
+/// with it. (The program is started from a thread inside the home
+/// namespace, which its process inherits.)
+#[test]
+fn keep_hosting_ended_at_the_prompt_leaves_no_mapping() {
+    let Some(lab) = lab(NATPMP) else {
+        return;
+    };
+    let mut host = in_netns(&lab.ns.name("home"), || {
+        crate::pty::Pty::spawn(&["listen", "0", "--map", "--keep"], &[], 30, 120)
+    });
+    host.wait_for("on the router (NAT-PMP)");
+    assert_eq!(lab.forwards().len(), 1, "{:?}", lab.forwards());
+    host.type_text("/quit\r");
+    assert_eq!(host.code(), 0, "{}", host.text());
+    assert_eq!(lab.forwards(), Vec::<String>::new(), "{}", host.text());
+}

@@ -143,7 +143,7 @@ pub struct Client {
     lease: u32,
     step: Step,
     ip: Ipv4Addr,
-    /// The external port granted (0 before that).
+    /// The external port asked for, then the one granted.
     external: u16,
     /// The current request: first sent at, next send at, next wait.
     started: Instant,
@@ -166,7 +166,8 @@ impl Client {
             lease: u32::try_from(lease.as_secs()).unwrap_or(u32::MAX).max(1),
             step: Step::Address,
             ip: Ipv4Addr::UNSPECIFIED,
-            external: 0,
+            // The same port outside as inside, if the router can.
+            external: internal,
             started: now,
             send_at: Some(now),
             wait: FIRST_WAIT,
@@ -409,7 +410,7 @@ mod tests {
         assert_eq!(c.transmit(t0), Some(vec![0, 0]));
         assert_eq!(c.transmit(t0), None);
         assert_eq!(c.on_datagram(&address_answer([203, 0, 113, 1]), t0), None);
-        assert_eq!(c.transmit(t0), Some(map_request(4000, 0, 60).to_vec()));
+        assert_eq!(c.transmit(t0), Some(map_request(4000, 4000, 60).to_vec()));
         // An answer about another port is not ours.
         assert_eq!(c.on_datagram(&map_answer(0, 4001, 9, 60), t0), None);
         assert_eq!(
