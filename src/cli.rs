@@ -93,7 +93,7 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
         /// Ask the router (the default gateway) to forward a public port to
-        /// this one, with NAT-PMP, then UPnP; the mapping is renewed while p2pchat
+        /// this one, with NAT-PMP (or PCP), then UPnP; the mapping is renewed while p2pchat
         /// runs and removed when it ends. Never done without this flag
         #[arg(long, conflicts_with = "relay")]
         map: bool,

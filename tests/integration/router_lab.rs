@@ -469,7 +469,7 @@ fn no_router_one_line_within_five_seconds_and_the_listener_still_listens() {
         .find(|x| x.contains("not mapped"))
         .unwrap_or_default()
         .to_string();
-    assert_eq!(line, "no router answered NAT-PMP or UPnP; not mapped");
+    assert_eq!(line, "no router answered NAT-PMP, PCP or UPnP; not mapped");
     assert!(l.stderr().contains("(--relay)"), "{}", l.stderr());
     // A dial from the home network itself still gets in.
     let mut d = lab.ns.p2p("home", &["dial", HOME, "51424"], In::Pipe, &[]);

@@ -26,7 +26,7 @@ use upnp::{Report, Upnp};
 
 /// The protocols a listener asks with, in order, as the "not mapped" line
 /// names them.
-pub const PROTOCOLS: &str = "NAT-PMP or UPnP";
+pub const PROTOCOLS: &str = "NAT-PMP, PCP or UPnP";
 
 /// How long the end of a room waits for the router to confirm a delete.
 const REMOVE_WAIT: Duration = Duration::from_secs(3);
@@ -95,7 +95,7 @@ pub fn start(
         }
     };
     let mut pm = PortMap {
-        client: natpmp::Client::new(port, cfg.lease, Instant::now()),
+        client: natpmp::Client::new(port, cfg.lease, ours, nonce(), Instant::now()),
         token: lp.token,
         readable: false,
         local: SocketAddrV4::new(ours, port),
@@ -175,7 +175,7 @@ impl PortMap {
 
     fn tell(&mut self, news: News, ui: &mut dyn UserSide) {
         match news {
-            News::Mapped { ip, port, .. } => self.mapped(IpAddr::V4(ip), port, "NAT-PMP", ui),
+            News::Mapped { ip, port, how, .. } => self.mapped(IpAddr::V4(ip), port, how, ui),
             News::Failed { refusal } => {
                 // Then UPnP, on its helper thread.
                 self.natpmp_refusal = refusal;
@@ -276,6 +276,24 @@ impl PortMap {
         }
         let _ = reactor.registry().deregister(&mut self.sock);
     }
+}
+
+/// A PCP mapping's nonce: random, so no other host can renew or delete
+/// it. (Without a working generator, which `main` has already checked,
+/// the clock's nanoseconds.)
+fn nonce() -> [u8; 12] {
+    use crate::protocol::Random;
+    let mut n = [0u8; 12];
+    match super::SystemRng::new() {
+        Ok(mut rng) => rng.fill(&mut n),
+        Err(_) => {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            n.copy_from_slice(&t.to_le_bytes()[..12]);
+        }
+    }
+    n
 }
 
 /// A public address that is not one: RFC 1918 or carrier-grade NAT

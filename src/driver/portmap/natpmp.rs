@@ -1,6 +1,13 @@
-//! NAT-PMP (RFC 6886), sans IO: the messages, and a client that asks the
-//! gateway for the public address and one TCP mapping, renews it at half
-//! its lifetime and deletes it. It takes datagrams and the time, and gives
+//! NAT-PMP (RFC 6886) and PCP (RFC 6887), sans IO: the messages, and a
+//! client that asks the gateway for the public address and one TCP
+//! mapping, renews it at half its lifetime and deletes it.
+//!
+//! It asks with NAT-PMP, which both old NAT-PMP routers and most PCP
+//! routers answer; a router that speaks only PCP answers a NAT-PMP
+//! request with "unsupported version" (RFC 6887 section 9), and then the
+//! client asks again with a PCP MAP request. A PCP mapping is renewed and
+//! deleted with PCP and the same nonce: a NAT-PMP delete does not remove
+//! it. It takes datagrams and the time, and gives
 //! datagrams to send, news and its next deadline; the caller owns the
 //! socket (UDP to the gateway's port 5351) and the clock.
 //!
@@ -24,6 +31,35 @@ const FIRST_WAIT: Duration = Duration::from_millis(250);
 const GIVE_UP: Duration = Duration::from_millis(1750);
 /// A delete at the end is given up sooner: the program is leaving.
 const GIVE_UP_DELETE: Duration = Duration::from_millis(1750);
+
+const PCP_VERSION: u8 = 2;
+const PCP_MAP: u8 = 1;
+/// IANA's number for TCP, as PCP names the protocol.
+const TCP: u8 = 6;
+
+/// A PCP MAP request (60 bytes) for TCP `internal` from our address
+/// `client`, suggesting `external` (0: any) on any IPv4 address, for
+/// `lifetime` seconds (0 deletes the mapping of this `nonce`).
+pub fn pcp_map_request(
+    nonce: &[u8; 12],
+    client: Ipv4Addr,
+    internal: u16,
+    external: u16,
+    lifetime: u32,
+) -> [u8; 60] {
+    let mut m = [0u8; 60];
+    m[0] = PCP_VERSION;
+    m[1] = PCP_MAP;
+    m[4..8].copy_from_slice(&lifetime.to_be_bytes());
+    m[8..24].copy_from_slice(&client.to_ipv6_mapped().octets());
+    m[24..36].copy_from_slice(nonce);
+    m[36] = TCP;
+    m[40..42].copy_from_slice(&internal.to_be_bytes());
+    m[42..44].copy_from_slice(&external.to_be_bytes());
+    // ::ffff:0.0.0.0: an IPv4 address, no preference which.
+    m[44..60].copy_from_slice(&Ipv4Addr::UNSPECIFIED.to_ipv6_mapped().octets());
+    m
+}
 
 const OP_ADDRESS: u8 = 0;
 const OP_MAP_TCP: u8 = 2;
@@ -58,12 +94,56 @@ pub enum Response {
         external: u16,
         lifetime: u32,
     },
+    /// A PCP MAP response.
+    PcpMap {
+        result: u8,
+        lifetime: u32,
+        nonce: [u8; 12],
+        internal: u16,
+        external: u16,
+        ip: Ipv4Addr,
+    },
+    /// Any other PCP response: a PCP router's answer to a NAT-PMP request
+    /// ("unsupported version").
+    Pcp {
+        result: u8,
+    },
+}
+
+/// A PCP response (version 2, the R bit set).
+fn parse_pcp(d: &[u8]) -> Option<Response> {
+    if d.len() < 24 || d[1] & 0x80 == 0 {
+        return None;
+    }
+    let result = d[3];
+    if d[1] & 0x7f != PCP_MAP || d.len() < 60 {
+        return Some(Response::Pcp { result });
+    }
+    let be16 = |i: usize| u16::from_be_bytes([d[i], d[i + 1]]);
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&d[24..36]);
+    let mut ip6 = [0u8; 16];
+    ip6.copy_from_slice(&d[44..60]);
+    let ip = std::net::Ipv6Addr::from(ip6)
+        .to_ipv4_mapped()
+        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    (d[36] == TCP).then_some(Response::PcpMap {
+        result,
+        lifetime: u32::from_be_bytes([d[4], d[5], d[6], d[7]]),
+        nonce,
+        internal: be16(40),
+        external: be16(42),
+        ip,
+    })
 }
 
 /// Parses a datagram from the gateway; None for anything that is not a
 /// NAT-PMP answer we asked about (ignored, as the RFC says).
 pub fn parse(d: &[u8]) -> Option<Response> {
     let (&version, &op) = (d.first()?, d.get(1)?);
+    if version == PCP_VERSION {
+        return parse_pcp(d);
+    }
     if version != 0 {
         return None;
     }
@@ -94,6 +174,19 @@ pub fn parse(d: &[u8]) -> Option<Response> {
     }
 }
 
+/// What a PCP result code means (RFC 6887 section 7.4).
+pub fn pcp_result_text(code: u8) -> String {
+    match code {
+        1 => "it does not speak this PCP version".into(),
+        2 => "it refused (mapping is switched off or not allowed)".into(),
+        7 => "it is not connected to the Internet".into(),
+        8 | 10 => "it has no ports left".into(),
+        11 => "it cannot give the external address or port".into(),
+        12 => "it sees us at another address (a second NAT in between)".into(),
+        n => format!("PCP result code {n}"),
+    }
+}
+
 /// What a result code means, for the one line the user sees.
 pub fn result_text(code: u16) -> String {
     match code {
@@ -114,6 +207,8 @@ pub enum News {
         ip: Ipv4Addr,
         port: u16,
         lifetime: Duration,
+        /// "NAT-PMP" or "PCP".
+        how: &'static str,
     },
     /// The mapping was renewed.
     Renewed { lifetime: Duration },
@@ -139,6 +234,11 @@ enum Step {
 #[derive(Debug)]
 pub struct Client {
     internal: u16,
+    /// Asking with PCP (the router answered that it speaks only that).
+    pcp: bool,
+    /// PCP: our address as the router sees it, and the mapping's nonce.
+    client: Ipv4Addr,
+    nonce: [u8; 12],
     /// The lifetime asked for.
     lease: u32,
     step: Step,
@@ -158,11 +258,21 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for TCP port `internal`, asking for `lease`; it sends its
+    /// A client for TCP port `internal` at our address `client`, asking
+    /// for `lease`; `nonce` (random) names a PCP mapping. It sends its
     /// first request at once.
-    pub fn new(internal: u16, lease: Duration, now: Instant) -> Client {
+    pub fn new(
+        internal: u16,
+        lease: Duration,
+        client: Ipv4Addr,
+        nonce: [u8; 12],
+        now: Instant,
+    ) -> Client {
         Client {
             internal,
+            pcp: false,
+            client,
+            nonce,
             lease: u32::try_from(lease.as_secs()).unwrap_or(u32::MAX).max(1),
             step: Step::Address,
             ip: Ipv4Addr::UNSPECIFIED,
@@ -192,6 +302,22 @@ impl Client {
         }
         self.send_at = Some(now + self.wait);
         self.wait *= 2;
+        if self.pcp {
+            let lifetime = match self.step {
+                Step::Map | Step::Mapped => self.lease,
+                Step::Delete => 0,
+                Step::Address | Step::Failed | Step::Done => {
+                    self.send_at = None;
+                    return None;
+                }
+            };
+            self.asked_map = true;
+            let external = if lifetime == 0 { 0 } else { self.external };
+            return Some(
+                pcp_map_request(&self.nonce, self.client, self.internal, external, lifetime)
+                    .to_vec(),
+            );
+        }
         Some(match self.step {
             Step::Address => address_request().to_vec(),
             Step::Map | Step::Mapped => {
@@ -253,7 +379,19 @@ impl Client {
 
     /// A datagram from the gateway.
     pub fn on_datagram(&mut self, d: &[u8], now: Instant) -> Option<News> {
-        match (self.step, parse(d)?) {
+        let response = parse(d)?;
+        if self.pcp {
+            return self.on_pcp(response, now);
+        }
+        match (self.step, response) {
+            // A router that speaks only PCP: ask it with PCP.
+            (Step::Address | Step::Map, Response::Pcp { .. } | Response::PcpMap { .. })
+            | (Step::Address, Response::Address { result: 1, .. })
+            | (Step::Map, Response::Map { result: 1, .. }) => {
+                self.pcp = true;
+                self.request(Step::Map, now);
+                None
+            }
             (Step::Address, Response::Address { result: 0, ip }) => {
                 self.ip = ip;
                 self.request(Step::Map, now);
@@ -290,12 +428,67 @@ impl Client {
                         ip: self.ip,
                         port: external,
                         lifetime,
+                        how: "NAT-PMP",
                     }
                 } else {
                     News::Renewed { lifetime }
                 })
             }
             (Step::Delete, Response::Map { internal, .. }) if internal == self.internal => {
+                self.step = Step::Done;
+                self.send_at = None;
+                Some(News::Done)
+            }
+            _ => None,
+        }
+    }
+
+    /// A datagram while asking with PCP: only answers with our nonce and
+    /// port count.
+    fn on_pcp(&mut self, response: Response, now: Instant) -> Option<News> {
+        let Response::PcpMap {
+            result,
+            lifetime,
+            nonce,
+            internal,
+            external,
+            ip,
+        } = response
+        else {
+            return None;
+        };
+        if nonce != self.nonce || internal != self.internal {
+            return None;
+        }
+        match self.step {
+            Step::Map if result != 0 => {
+                self.step = Step::Failed;
+                self.send_at = None;
+                Some(News::Failed {
+                    refusal: Some(pcp_result_text(result)),
+                })
+            }
+            Step::Map | Step::Mapped if result == 0 && lifetime > 0 => {
+                let first = self.step == Step::Map;
+                let lifetime = Duration::from_secs(lifetime.into());
+                self.step = Step::Mapped;
+                self.ip = ip;
+                self.external = external;
+                self.send_at = None;
+                self.renew_at = Some(now + lifetime / 2);
+                self.expires = Some(now + lifetime);
+                Some(if first {
+                    News::Mapped {
+                        ip,
+                        port: external,
+                        lifetime,
+                        how: "PCP",
+                    }
+                } else {
+                    News::Renewed { lifetime }
+                })
+            }
+            Step::Delete => {
                 self.step = Step::Done;
                 self.send_at = None;
                 Some(News::Done)
@@ -341,6 +534,85 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NONCE: [u8; 12] = [7; 12];
+    const HOME: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 2);
+
+    fn client(now: Instant) -> Client {
+        Client::new(4000, Duration::from_secs(60), HOME, NONCE, now)
+    }
+
+    fn pcp_answer(result: u8, nonce: [u8; 12], external: u16, lifetime: u32) -> Vec<u8> {
+        let mut d = vec![2, 0x81, 0, result];
+        d.extend_from_slice(&lifetime.to_be_bytes());
+        d.extend_from_slice(&[0; 16]); // epoch, reserved
+        d.extend_from_slice(&nonce);
+        d.extend_from_slice(&[6, 0, 0, 0]);
+        d.extend_from_slice(&4000u16.to_be_bytes());
+        d.extend_from_slice(&external.to_be_bytes());
+        d.extend_from_slice(&Ipv4Addr::new(203, 0, 113, 1).to_ipv6_mapped().octets());
+        d
+    }
+
+    #[test]
+    fn a_pcp_only_router_is_asked_with_pcp_and_the_mapping_deleted_by_its_nonce() {
+        let t0 = Instant::now();
+        let mut c = client(t0);
+        assert_eq!(c.transmit(t0), Some(vec![0, 0]));
+        // RFC 6887 section 9: a PCP-only server's UNSUPP_VERSION.
+        let mut unsupported = vec![2, 0x80, 0, 1];
+        unsupported.extend_from_slice(&[0; 20]);
+        assert_eq!(c.on_datagram(&unsupported, t0), None);
+        let request = c.transmit(t0).expect("a PCP request");
+        assert_eq!(request, pcp_map_request(&NONCE, HOME, 4000, 4000, 60));
+        assert_eq!(request.len(), 60);
+        assert_eq!(&request[..2], &[2, 1]);
+        assert_eq!(&request[8..24], &HOME.to_ipv6_mapped().octets());
+        // Another client's mapping (another nonce) is not ours.
+        assert_eq!(c.on_datagram(&pcp_answer(0, [9; 12], 4000, 60), t0), None);
+        assert_eq!(
+            c.on_datagram(&pcp_answer(0, NONCE, 4000, 30), t0),
+            Some(News::Mapped {
+                ip: Ipv4Addr::new(203, 0, 113, 1),
+                port: 4000,
+                lifetime: Duration::from_secs(30),
+                how: "PCP",
+            })
+        );
+        let t1 = t0 + Duration::from_secs(15);
+        c.on_timeout(t1);
+        assert_eq!(
+            c.transmit(t1),
+            Some(pcp_map_request(&NONCE, HOME, 4000, 4000, 60).to_vec())
+        );
+        assert_eq!(
+            c.on_datagram(&pcp_answer(0, NONCE, 4000, 30), t1),
+            Some(News::Renewed {
+                lifetime: Duration::from_secs(30)
+            })
+        );
+        // Deleted with PCP and the same nonce, not with NAT-PMP.
+        assert!(c.delete(t1));
+        assert_eq!(
+            c.transmit(t1),
+            Some(pcp_map_request(&NONCE, HOME, 4000, 0, 0).to_vec())
+        );
+        assert_eq!(
+            c.on_datagram(&pcp_answer(0, NONCE, 0, 0), t1),
+            Some(News::Done)
+        );
+        // A PCP refusal is said in PCP's words.
+        let mut c = client(t0);
+        c.transmit(t0);
+        c.on_datagram(&unsupported, t0);
+        c.transmit(t0);
+        assert_eq!(
+            c.on_datagram(&pcp_answer(2, NONCE, 0, 0), t0),
+            Some(News::Failed {
+                refusal: Some(pcp_result_text(2))
+            })
+        );
+    }
 
     fn address_answer(ip: [u8; 4]) -> Vec<u8> {
         let mut d = vec![0, 128, 0, 0, 0, 0, 0, 9];
@@ -406,7 +678,7 @@ mod tests {
     #[test]
     fn a_mapping_is_made_renewed_at_half_its_lifetime_and_deleted() {
         let t0 = Instant::now();
-        let mut c = Client::new(4000, Duration::from_secs(60), t0);
+        let mut c = client(t0);
         assert_eq!(c.transmit(t0), Some(vec![0, 0]));
         assert_eq!(c.transmit(t0), None);
         assert_eq!(c.on_datagram(&address_answer([203, 0, 113, 1]), t0), None);
@@ -418,7 +690,8 @@ mod tests {
             Some(News::Mapped {
                 ip: Ipv4Addr::new(203, 0, 113, 1),
                 port: 51423,
-                lifetime: Duration::from_secs(20)
+                lifetime: Duration::from_secs(20),
+                how: "NAT-PMP",
             })
         );
         // Renewed at half the granted lifetime, asking for the same port.
@@ -444,7 +717,7 @@ mod tests {
     #[test]
     fn silence_is_given_up_within_two_seconds_after_backing_off() {
         let t0 = Instant::now();
-        let mut c = Client::new(4000, Duration::from_secs(60), t0);
+        let mut c = client(t0);
         let mut sent = Vec::new();
         let mut now = t0;
         let mut news = None;
@@ -466,7 +739,7 @@ mod tests {
     #[test]
     fn a_refusal_is_said_and_a_started_request_is_still_deleted() {
         let t0 = Instant::now();
-        let mut c = Client::new(4000, Duration::from_secs(60), t0);
+        let mut c = client(t0);
         c.transmit(t0);
         c.on_datagram(&address_answer([203, 0, 113, 1]), t0);
         c.transmit(t0);
@@ -476,7 +749,7 @@ mod tests {
                 refusal: Some(result_text(2))
             })
         );
-        let mut c = Client::new(4000, Duration::from_secs(60), t0);
+        let mut c = client(t0);
         c.transmit(t0);
         c.on_datagram(&address_answer([203, 0, 113, 1]), t0);
         c.transmit(t0);
