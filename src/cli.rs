@@ -93,8 +93,9 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
         /// Ask the router (the default gateway) to forward a public port to
-        /// this one, with NAT-PMP (or PCP), then UPnP; the mapping is renewed while p2pchat
-        /// runs and removed when it ends. Never done without this flag
+        /// this one, with NAT-PMP (or PCP), then UPnP; the mapping is
+        /// renewed while p2pchat runs and removed when it ends. Never done
+        /// without this flag
         #[arg(long, conflicts_with = "relay")]
         map: bool,
         #[command(flatten)]
@@ -486,6 +487,19 @@ impl Cli {
                     // Invariant: clap requires the port without --relay.
                     let port = port.ok_or_else(|| Error::Usage("the port is missing".into()))?;
                     map = m;
+                    match bind {
+                        // The router forwards to our IPv4 address on its
+                        // network: a listener elsewhere gets nothing.
+                        Some(ip)
+                            if m && (ip.is_loopback() || ip.is_ipv6() && !ip.is_unspecified()) =>
+                        {
+                            return Err(Error::Usage(format!(
+                                "--map forwards to this machine's IPv4 address on the router's \
+                                 network: it cannot reach a listener on {ip} (--bind)"
+                            )));
+                        }
+                        _ => {}
+                    }
                     (Endpoint::Listen { bind, port }, code, keep, tries, room)
                 }
             },
@@ -699,6 +713,31 @@ mod tests {
                 assert!(!longs.contains(&room), "{} lists --{room}", sub.get_name());
             }
         }
+    }
+
+    #[test]
+    fn map_is_off_by_default_and_needs_an_ipv4_listener() {
+        let map = |args: &[&str]| match plan(args) {
+            Ok(Plan::Room(c)) => Ok(c.map),
+            Ok(_) => Err("not a room".to_string()),
+            Err(e) => Err(e),
+        };
+        assert_eq!(map(&["p2pchat", "listen", "0"]), Ok(false));
+        assert_eq!(map(&["p2pchat", "listen", "0", "--map"]), Ok(true));
+        assert_eq!(
+            map(&["p2pchat", "listen", "0", "--map", "--bind", "192.168.1.2"]),
+            Ok(true)
+        );
+        assert_eq!(
+            map(&["p2pchat", "listen", "0", "--map", "--bind", "::"]),
+            Ok(true)
+        );
+        for bind in ["127.0.0.1", "::1", "2001:db8::7"] {
+            let e = map(&["p2pchat", "listen", "0", "--map", "--bind", bind]).unwrap_err();
+            assert!(e.contains("--map forwards to this machine's IPv4"), "{e}");
+        }
+        assert!(map(&["p2pchat", "listen", "--relay", "r.example", "--map"]).is_err());
+        assert!(map(&["p2pchat", "dial", "h", "1", "--map"]).is_err());
     }
 
     #[test]
