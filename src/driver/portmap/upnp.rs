@@ -107,6 +107,11 @@ fn helper(local: SocketAddrV4, lease: Duration, stop: &Receiver<()>, report: imp
         report(Report::Done);
         return;
     };
+    // The room may have ended during the search: then map nothing.
+    if stop.try_recv().is_ok() {
+        report(Report::Done);
+        return;
+    }
     let secs = u32::try_from(lease.as_secs()).unwrap_or(u32::MAX).max(1);
     let ip = match gateway.get_external_ip() {
         Ok(ip) => ip,
