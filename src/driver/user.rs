@@ -125,11 +125,13 @@ pub enum Notice<'a> {
 
 impl Notice<'_> {
     /// Shown even with `-q`: without it the user (or a script) cannot go
-    /// on (the code to pass on, the port that `listen 0` chose).
+    /// on (the code to pass on, the port that `listen 0` chose, the
+    /// router's address that `--map` got).
     pub fn essential(&self) -> bool {
         matches!(
             self,
             Notice::Code { .. }
+                | Notice::Mapped { .. }
                 | Notice::Listening {
                     port_chosen: true,
                     ..

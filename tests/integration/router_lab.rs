@@ -406,8 +406,26 @@ fn no_mapping_outlives_the_listener(router: Router, how: &str) {
     };
     let on_router = format!("on the router ({how})");
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        let mut l = lab.ns.p2p("home", &["listen", "0", "--map"], In::Pipe, &[]);
+        // Once with -q: the mapped lines are still said (a script needs
+        // them), the hint is not.
+        let quiet = sig == libc::SIGINT;
+        let args: &[&str] = if quiet {
+            &["listen", "0", "--map", "-q"]
+        } else {
+            &["listen", "0", "--map"]
+        };
+        let mut l = lab.ns.p2p("home", args, In::Pipe, &[]);
         l.wait_stderr(&on_router);
+        wait_until("the dial command", DEADLINE, || {
+            l.stderr()
+                .contains(&format!("on the other machine: p2pchat dial {PUBLIC} "))
+        });
+        assert_eq!(
+            l.stderr().contains("every address here is private"),
+            !quiet,
+            "{}",
+            l.stderr()
+        );
         assert_eq!(lab.forwards().len(), 1, "{:?}", lab.forwards());
         l.signal(sig);
         l.wait();
