@@ -462,8 +462,20 @@ fn no_mapping_outlives_the_listener(router: Router, how: &str) {
 }
 
 /// No router answers: one line within 5 s, and a local dial still works.
+/// The gateway's closed port says "unreachable" at once.
 #[test]
 fn no_router_one_line_within_five_seconds_and_the_listener_still_listens() {
+    no_router(false);
+}
+
+/// The same with a gateway that drops what it does not serve: the line
+/// still comes within 5 s (NAT-PMP's retransmissions, then SSDP's wait).
+#[test]
+fn a_silent_gateway_one_line_within_five_seconds() {
+    no_router(true);
+}
+
+fn no_router(silent: bool) {
     let Some(lab) = lab(Router {
         natpmp: false,
         upnp: false,
@@ -471,6 +483,13 @@ fn no_router_one_line_within_five_seconds_and_the_listener_still_listens() {
     }) else {
         return;
     };
+    if silent {
+        lab.ns.exec(
+            "router",
+            "iptables-legacy",
+            &["-A", "INPUT", "-p", "udp", "-j", "DROP"],
+        );
+    }
     let start = Instant::now();
     let mut l = lab
         .ns

@@ -37,15 +37,15 @@ pub struct PortMap {
     token: Token,
     client: natpmp::Client,
     readable: bool,
-    /// Our address toward the gateway and the listening port: where
-    /// UPnP's mapping points.
-    local: SocketAddrV4,
-    lease: Duration,
-    waker: Arc<Waker>,
-    /// Asked once NAT-PMP gave no mapping.
+    /// Searching from the start; asked to map once NAT-PMP gave none.
     upnp: Option<Upnp>,
-    /// Why NAT-PMP gave none, when it was the router's refusal.
-    natpmp_refusal: Option<String>,
+    /// NAT-PMP gave no mapping: None while it may, then the router's
+    /// refusal, if it refused.
+    natpmp_failed: Option<Option<String>>,
+    /// No router answered UPnP's search.
+    upnp_no_answer: bool,
+    /// The "not mapped" line was said.
+    said_not_mapped: bool,
     /// `--code`: the dial command carries it.
     dial_suffix: &'static str,
 }
@@ -98,11 +98,14 @@ pub fn start(
         client: natpmp::Client::new(port, cfg.lease, ours, nonce(), Instant::now()),
         token: lp.token,
         readable: false,
-        local: SocketAddrV4::new(ours, port),
-        lease: cfg.lease,
-        waker: lp.waker,
-        upnp: None,
-        natpmp_refusal: None,
+        upnp: Some(Upnp::start(
+            SocketAddrV4::new(ours, port),
+            cfg.lease,
+            lp.waker,
+        )),
+        natpmp_failed: None,
+        upnp_no_answer: false,
+        said_not_mapped: false,
         dial_suffix,
         sock,
     };
@@ -178,10 +181,11 @@ impl PortMap {
             News::Mapped { ip, port, how, .. } => self.mapped(IpAddr::V4(ip), port, how, ui),
             News::Failed { refusal } => {
                 // Then UPnP, on its helper thread.
-                self.natpmp_refusal = refusal;
-                if self.upnp.is_none() {
-                    self.upnp = Some(Upnp::start(self.local, self.lease, self.waker.clone()));
+                self.natpmp_failed = Some(refusal);
+                if let Some(u) = &self.upnp {
+                    u.map();
                 }
+                self.not_mapped(ui);
             }
             News::Lapsing => ui.notice(Notice::NotMapped {
                 why: "the router stopped answering: the port mapping lapses",
@@ -190,15 +194,32 @@ impl PortMap {
         }
     }
 
+    /// Says once that nobody mapped the port, when both NAT-PMP and
+    /// UPnP's search have come to nothing.
+    fn not_mapped(&mut self, ui: &mut dyn UserSide) {
+        let Some(refusal) = &self.natpmp_failed else {
+            return;
+        };
+        if !self.upnp_no_answer || self.said_not_mapped {
+            return;
+        }
+        self.said_not_mapped = true;
+        let why = match refusal {
+            None => format!("no router answered {PROTOCOLS}; not mapped"),
+            Some(text) => format!(
+                "the router refused NAT-PMP ({text}) and no router answered UPnP; not mapped"
+            ),
+        };
+        ui.notice(Notice::NotMapped { why: &why });
+    }
+
     fn report(&mut self, report: Report, ui: &mut dyn UserSide) {
         let why = match report {
             Report::Mapped { ip, port } => return self.mapped(ip, port, "UPnP", ui),
-            Report::NoAnswer => match &self.natpmp_refusal {
-                None => format!("no router answered {PROTOCOLS}; not mapped"),
-                Some(text) => format!(
-                    "the router refused NAT-PMP ({text}) and no router answered UPnP; not mapped"
-                ),
-            },
+            Report::NoAnswer => {
+                self.upnp_no_answer = true;
+                return self.not_mapped(ui);
+            }
             Report::Refused(text) => {
                 format!("the router refused the mapping (UPnP: {text}); not mapped")
             }
@@ -239,6 +260,10 @@ impl PortMap {
         self.send(start);
         if let Some(u) = &self.upnp {
             u.stop();
+        }
+        // Only a thread told to map may hold a mapping to wait for.
+        if self.natpmp_failed.is_none() {
+            self.upnp = None;
         }
         let token = self.token;
         loop {

@@ -9,8 +9,14 @@
 //! is wanted only after NAT-PMP has failed, which is after the loop has
 //! started, so running it before the loop is no option. The thread tells
 //! the loop what happened through a channel and the loop's
-//! [`mio::Waker`], and takes its orders (stop: delete and finish) through
-//! another channel; it renews the lease at half its length meanwhile.
+//! [`mio::Waker`], and takes its orders through another channel.
+//!
+//! The search starts together with NAT-PMP, so that a router that answers
+//! SSDP late (devices may wait up to the 3 s of the search's `MX`) is still
+//! found, and "no router answered" still comes within 5 s; nothing is
+//! mapped through UPnP unless the loop says [`Upnp::map`], which it does
+//! only once NAT-PMP got no mapping. The thread renews the lease at half
+//! its length, and deletes the mapping on [`Upnp::stop`].
 
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -20,9 +26,9 @@ use std::time::Duration;
 use igd_next::{PortMappingProtocol, SearchOptions};
 use mio::Waker;
 
-/// How long SSDP discovery waits for a gateway's answer: with NAT-PMP's
-/// 1.75 s before it, "no router answered" comes within 5 s.
-const SEARCH: Duration = Duration::from_millis(2500);
+/// How long SSDP discovery waits for a gateway's answer (it runs beside
+/// NAT-PMP's 1.75 s): "no router answered" comes within 5 s.
+const SEARCH: Duration = Duration::from_millis(3500);
 /// What the router's mapping table shows for ours.
 const DESCRIPTION: &str = "p2pchat";
 
@@ -43,18 +49,27 @@ pub enum Report {
     Done,
 }
 
+/// What the loop tells the helper thread.
+enum Order {
+    /// Map the port (NAT-PMP got no mapping).
+    Map,
+    /// Delete the mapping, if any, and finish.
+    Stop,
+}
+
 /// The loop's side of the helper thread.
 pub struct Upnp {
-    stop: Sender<()>,
+    orders: Sender<Order>,
     reports: Receiver<Report>,
     done: bool,
 }
 
 impl Upnp {
-    /// Starts the helper thread mapping TCP `local` (our LAN address and
-    /// listening port) for `lease`.
+    /// Starts the helper thread searching for the router, to map TCP
+    /// `local` (our LAN address and listening port) for `lease` once told
+    /// to.
     pub fn start(local: SocketAddrV4, lease: Duration, waker: Arc<Waker>) -> Upnp {
-        let (stop, stop_rx) = mpsc::channel();
+        let (orders, orders_rx) = mpsc::channel();
         let (tx, reports) = mpsc::channel();
         let report = move |r: Report| {
             let _ = tx.send(r);
@@ -62,9 +77,9 @@ impl Upnp {
         };
         let spawned = std::thread::Builder::new()
             .name("upnp".into())
-            .spawn(move || helper(local, lease, &stop_rx, report));
+            .spawn(move || helper(local, lease, &orders_rx, report));
         let mut upnp = Upnp {
-            stop,
+            orders,
             reports,
             done: false,
         };
@@ -87,9 +102,14 @@ impl Upnp {
         out
     }
 
-    /// Tells the thread to delete the mapping and finish.
+    /// Tells the thread to map the port once it has found the router.
+    pub fn map(&self) {
+        let _ = self.orders.send(Order::Map);
+    }
+
+    /// Tells the thread to delete the mapping (if any) and finish.
     pub fn stop(&self) {
-        let _ = self.stop.send(());
+        let _ = self.orders.send(Order::Stop);
     }
 
     pub fn done(&self) -> bool {
@@ -97,7 +117,7 @@ impl Upnp {
     }
 }
 
-fn helper(local: SocketAddrV4, lease: Duration, stop: &Receiver<()>, report: impl Fn(Report)) {
+fn helper(local: SocketAddrV4, lease: Duration, orders: &Receiver<Order>, report: impl Fn(Report)) {
     let mut options = SearchOptions::default();
     options.bind_addr = SocketAddr::from((*local.ip(), 0));
     options.timeout = Some(SEARCH);
@@ -107,8 +127,8 @@ fn helper(local: SocketAddrV4, lease: Duration, stop: &Receiver<()>, report: imp
         report(Report::Done);
         return;
     };
-    // The room may have ended during the search: then map nothing.
-    if stop.try_recv().is_ok() {
+    // Map only when told to; a room that ends first maps nothing.
+    if !matches!(orders.recv(), Ok(Order::Map)) {
         report(Report::Done);
         return;
     }
@@ -138,7 +158,12 @@ fn helper(local: SocketAddrV4, lease: Duration, stop: &Receiver<()>, report: imp
     report(Report::Mapped { ip, port });
     let renew_every = Duration::from_secs(u64::from(secs)) / 2;
     // Until stopped, or the loop is gone: then delete.
-    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(renew_every) {
+    loop {
+        match orders.recv_timeout(renew_every) {
+            Ok(Order::Map) => continue,
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(Order::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+        }
         if gateway
             .add_port(tcp, port, local_sa, secs, DESCRIPTION)
             .is_err()
