@@ -2,11 +2,13 @@
 //! to our listening port, keeps the lease alive and deletes the mapping
 //! when the room ends, whichever way it ends.
 //!
-//! NAT-PMP runs inside the room's one loop: its UDP socket is registered
-//! with the poll like any connection, and [`natpmp::Client`] is a sans-IO
-//! state machine with deadlines, so nothing here ever waits on its own
-//! during the room. Only the delete at the very end waits, on the same
-//! poll, for at most two seconds ([`PortMap::remove`]).
+//! NAT-PMP (and PCP) runs inside the room's one loop: its UDP socket is
+//! registered with the poll like any connection, and [`natpmp::Client`] is
+//! a sans-IO state machine with deadlines, so nothing here ever waits on
+//! its own during the room. UPnP-IGD, whose library blocks, runs on one
+//! helper thread ([`upnp`]) that reports through the loop's waker. Only
+//! the deletes at the very end wait, on the same poll, for at most 3 s
+//! ([`PortMap::remove`]).
 
 pub mod natpmp;
 pub mod upnp;
@@ -94,17 +96,16 @@ pub fn start(
             return None;
         }
     };
+    let upnp = Upnp::start(SocketAddrV4::new(ours, port), cfg.lease, lp.waker);
+    let no_upnp = upnp.is_none();
     let mut pm = PortMap {
         client: natpmp::Client::new(port, cfg.lease, ours, nonce(), Instant::now()),
         token: lp.token,
         readable: false,
-        upnp: Some(Upnp::start(
-            SocketAddrV4::new(ours, port),
-            cfg.lease,
-            lp.waker,
-        )),
+        upnp,
         natpmp_failed: None,
-        upnp_no_answer: false,
+        // No helper thread: nobody will answer UPnP.
+        upnp_no_answer: no_upnp,
         said_not_mapped: false,
         dial_suffix,
         sock,

@@ -67,27 +67,23 @@ pub struct Upnp {
 impl Upnp {
     /// Starts the helper thread searching for the router, to map TCP
     /// `local` (our LAN address and listening port) for `lease` once told
-    /// to.
-    pub fn start(local: SocketAddrV4, lease: Duration, waker: Arc<Waker>) -> Upnp {
+    /// to. None if no thread can be started (then UPnP is not asked).
+    pub fn start(local: SocketAddrV4, lease: Duration, waker: Arc<Waker>) -> Option<Upnp> {
         let (orders, orders_rx) = mpsc::channel();
         let (tx, reports) = mpsc::channel();
         let report = move |r: Report| {
             let _ = tx.send(r);
             let _ = waker.wake();
         };
-        let spawned = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("upnp".into())
-            .spawn(move || helper(local, lease, &orders_rx, report));
-        let mut upnp = Upnp {
+            .spawn(move || helper(local, lease, &orders_rx, report))
+            .ok()?;
+        Some(Upnp {
             orders,
             reports,
             done: false,
-        };
-        if spawned.is_err() {
-            // No thread, no UPnP: said as no answer.
-            upnp.done = true;
-        }
-        upnp
+        })
     }
 
     /// The reports that came in since the last call.
