@@ -148,7 +148,13 @@ fn lab(router: Router) -> Option<Lab> {
         "192.168.77.1",
     ]);
     ns.exec("router", "sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
-    let ipt = |args: &[&str]| ns.exec("router", "iptables-legacy", args);
+    // -w: the xtables lock is one file for every namespace, and the tests
+    // run in parallel.
+    let ipt = |args: &[&str]| {
+        let mut full = vec!["-w"];
+        full.extend_from_slice(args);
+        ns.exec("router", "iptables-legacy", &full);
+    };
     // The chains miniupnpd fills, and the jumps into them.
     for (table, chain, hook, dir) in [
         ("nat", "MINIUPNPD", "PREROUTING", "-i"),
@@ -250,6 +256,7 @@ impl Lab {
                 "exec",
                 &name,
                 "iptables-legacy",
+                "-w",
                 "-t",
                 "nat",
                 "-S",
@@ -258,6 +265,7 @@ impl Lab {
             .stderr(Stdio::null())
             .output()
             .expect("iptables-legacy");
+        assert!(out.status.success(), "iptables-legacy -S failed");
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| l.starts_with("-A"))
@@ -497,7 +505,7 @@ fn no_router(silent: bool) {
         lab.ns.exec(
             "router",
             "iptables-legacy",
-            &["-A", "INPUT", "-p", "udp", "-j", "DROP"],
+            &["-w", "-A", "INPUT", "-p", "udp", "-j", "DROP"],
         );
     }
     let start = Instant::now();
