@@ -376,27 +376,8 @@ pub fn strip_brackets(host: &str) -> &str {
         .unwrap_or(host)
 }
 
-/// Where to connect.
-#[derive(Debug, Clone)]
-pub enum Endpoint {
-    Listen {
-        bind: Option<IpAddr>,
-        port: u16,
-    },
-    Dial {
-        host: String,
-        port: u16,
-        retry: Option<Duration>,
-    },
-    /// Through a transit relay, in the room of the code.
-    Relay {
-        host: String,
-        port: u16,
-        role: Role,
-        /// The dialer gives up when nobody is in the room after this.
-        wait: Duration,
-    },
-}
+/// Where to connect: the driver's own type, which the command line fills.
+pub use crate::driver::config::Endpoint;
 
 /// What the program will do: a room, or a relay.
 #[derive(Debug)]

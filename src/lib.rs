@@ -9,7 +9,9 @@
 //!   bytes to send, bytes to show, events, actions on connections and its
 //!   next deadline. All policy (who gets the room, failed attempts, reset or
 //!   linger, the exit status) lives here. No sockets, clock, threads or
-//!   terminal inside.
+//!   terminal inside. An encrypted room is a room of links (connections)
+//!   and streams: a `SendStream` and a `RecvStream` per stream id (only
+//!   stream 0 today), each owning its offsets, resume replay, acks and EOF.
 //! * [`protocol`]: wire protocol v2 (handshake, key schedule, records), pure
 //!   state machines used by the session. See `PROTOCOL.md`.
 //! * [`driver`]: the one module that owns `mio::Poll` (one poll site, a slab

@@ -5,8 +5,8 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use p2pchat::cli::{self, Config, Plan};
-use p2pchat::driver::config::{Endpoint, MapConfig, PeerConfig};
+use p2pchat::cli::{Config, Plan};
+use p2pchat::driver::config::{MapConfig, PeerConfig};
 use p2pchat::driver::relay::RelayConfig;
 use p2pchat::driver::{peer, relay, Reactor, SystemRng};
 use p2pchat::error::{exit, Error};
@@ -20,6 +20,9 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         let _ = writeln!(io::stderr(), "p2pchat: internal error: {info}");
     }));
+    // Colors, redrawn progress lines and the prompt's cursor moves are
+    // escape sequences; a Windows console acts on them only when asked.
+    p2pchat::sys::terminal::enable_escapes();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = match p2pchat::cli::parse_args(&args) {
         Ok(cli) => cli,
@@ -115,21 +118,7 @@ fn chat_options(cfg: &Config) -> ChatOptions {
 /// The room the user asked for, in the driver's terms.
 fn peer_config(cfg: &Config) -> PeerConfig {
     PeerConfig {
-        endpoint: match cfg.endpoint.clone() {
-            cli::Endpoint::Listen { bind, port } => Endpoint::Listen { bind, port },
-            cli::Endpoint::Dial { host, port, retry } => Endpoint::Dial { host, port, retry },
-            cli::Endpoint::Relay {
-                host,
-                port,
-                role,
-                wait,
-            } => Endpoint::Relay {
-                host,
-                port,
-                role,
-                wait,
-            },
-        },
+        endpoint: cfg.endpoint.clone(),
         security: cfg.security.clone(),
         name: cfg.name.clone(),
         quiet: cfg.quiet,

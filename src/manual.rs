@@ -35,7 +35,9 @@ too, as nc does.
 
 The room is encrypted and integrity-protected unless --plain is given. \
 Without a secret both sides show the same verify code: compare it by \
-voice, and a machine in the middle is found out. With a shared secret \
+voice, and a machine in the middle is found out. In a pipe the data \
+flows before anyone can compare the codes, so there the code protects \
+only against a passive eavesdropper (each side warns on stderr). With a shared secret \
 (P2PCHAT_SECRET, --secret-file, --ask-secret) or a one-time code \
 (--code, --relay) the room is authenticated before any data flows, and \
 nobody else can join or inject. Nothing is stored: no history, no logs \

@@ -849,6 +849,8 @@ impl Peer<'_> {
                 }
                 Phase::Connecting(link) => {
                     let idle = self.cfg.idle_timeout;
+                    let (down, resume_token) =
+                        (self.session.is_down(), self.session.relay_resume_token());
                     let Some(c) = self.conn(link) else {
                         rc.phase = Phase::Idle;
                         continue;
@@ -865,8 +867,9 @@ impl Peer<'_> {
                     match result {
                         Ok(()) => {
                             net::tune(&c.sock, idle);
+                            let resume_token = resume_token.filter(|_| down);
                             c.state = ConnState::AtRelay {
-                                unsent: rc.hello(),
+                                unsent: rc.hello(resume_token),
                                 reply: Vec::new(),
                             };
                             c.ready.connected();

@@ -65,13 +65,17 @@ impl RelayClient {
         }
     }
 
-    /// Our hello for the room: its token, and our role's fixed side.
-    pub fn hello(&self) -> Vec<u8> {
+    /// Our hello for the room: its token, and our role's fixed side. A
+    /// resume comes back with `resume_token` when the room agreed on one
+    /// (only the room's two ends can name it, so nobody who merely knows
+    /// the room number is paired into the resume).
+    pub fn hello(&self, resume_token: Option<[u8; transit::TOKEN_LEN]>) -> Vec<u8> {
         let side = match self.role {
             Role::Listener => LISTENER_SIDE,
             Role::Dialer => DIALER_SIDE,
         };
-        transit::hello(&transit::token(&self.room), side)
+        let token = resume_token.unwrap_or_else(|| transit::token(&self.room));
+        transit::hello(&token, side)
     }
 
     /// The next address to try, resolving afresh at the start of a round.

@@ -27,6 +27,15 @@ pub fn code_line(code: &str, failed_attempts: u32) -> String {
     }
 }
 
+/// In a pipe, a verify-code room sends and takes data at once: nobody can
+/// compare the codes first, so the code only tells afterwards whether
+/// someone in the middle had the data. Said on every such join.
+pub const PIPE_VERIFY_WARNING: &str =
+    "warning: in a pipe the data flows before anyone can compare \
+verify codes, so the code protects only against a passive eavesdropper: compare it with the \
+peer's to learn whether someone in the middle had the data; to authenticate before any data \
+flows, use a one-time code (--code on both sides) or a shared secret (P2PCHAT_SECRET)";
+
 /// How a join is worded: a status line in a pipe, or the chat's notice.
 #[derive(Clone, Copy)]
 pub enum Joined {
@@ -177,7 +186,13 @@ pub fn lines(notice: &Notice<'_>) -> Vec<String> {
                 display_addr(*peer)
             )]
         }
-        Notice::Joined { .. } => joined_lines(notice, Joined::ConnectedTo),
+        Notice::Joined { verify_code, .. } => {
+            let mut lines = joined_lines(notice, Joined::ConnectedTo);
+            if verify_code.is_some() {
+                lines.push(PIPE_VERIFY_WARNING.into());
+            }
+            lines
+        }
         Notice::PeerLooksEncrypted => vec![
             "warning: the peer's first bytes are a p2pchat greeting: it may be an encrypted p2pchat \
              (run both sides with --plain, or neither); the bytes are passed on as data"

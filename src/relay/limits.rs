@@ -25,6 +25,21 @@
 //!   `rate_window`, so a few hosts cannot take the relay for themselves.
 //!   Within a /48 each /64 holds at most a quarter of that.
 //! * A room (a token) has at most `waiting_per_token` connections waiting.
+//!   A real client keeps one connection waiting at a time, so two leave
+//!   room for a stale one the relay has not seen close yet; a stranger who
+//!   knows the room number can hold both, which is why p2pchat comes back
+//!   for a resume with a token only the room's two ends can name
+//!   (PROTOCOL.md §7) and a stranger cannot hold a resume's place at all.
+//! * One source names at most `tokens_per_source` different tokens per
+//!   `token_window` (a /64 a quarter of that). A relay answers `ok` at
+//!   once when someone waits on the token, so without this a stranger
+//!   learns which room numbers are in use by trying them (as fast as the
+//!   connection rate allows, 6.4 a second per address; there are
+//!   1,000,000 numbers) and can then take the listener's pairing. A real
+//!   user names one or two rooms (and a resume token); a `--keep` host, a
+//!   new room every few minutes. Sixteen a minute is beyond any of them,
+//!   and 24 times slower: a whole sweep takes one address 43 days, and a
+//!   hundred addresses 10 hours.
 //!
 //! At the defaults the worst case in user space is
 //! `max_pairs × 2 × buffer` = 1024 × 128 KiB = 128 MiB for the copy buffers
@@ -55,6 +70,9 @@ pub struct Limits {
     pub rooms_per_source: usize,
     /// Connections waiting on one token.
     pub waiting_per_token: usize,
+    /// Different tokens (rooms) one source may name per `token_window`.
+    pub tokens_per_source: usize,
+    pub token_window: Duration,
     /// New connections per source address per `rate_window`.
     pub new_per_source: u32,
     pub rate_window: Duration,
@@ -78,6 +96,8 @@ impl Default for Limits {
             max_per_source: 16,
             rooms_per_source: 8,
             waiting_per_token: 2,
+            tokens_per_source: 16,
+            token_window: Duration::from_secs(60),
             new_per_source: 64,
             rate_window: Duration::from_secs(10),
             buffer: 64 * 1024,

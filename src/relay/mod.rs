@@ -14,8 +14,10 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::time::Instant;
+use std::hash::BuildHasher;
+use std::time::{Duration, Instant};
 
 pub use limits::Limits;
 use table::Waiting;
@@ -92,19 +94,25 @@ pub struct Counts {
     pub impatient: u64,
     pub timed_out: u64,
     pub refused: u64,
+    /// Refused for trying too many rooms (of `refused`).
+    pub probes: u64,
     pub redundant: u64,
     pub ended: u64,
     pub bytes: u64,
 }
 
-/// Per source: open connections, those waiting or paired, and the rate
-/// of new ones.
+/// Per source: open connections, those waiting or paired, the rate of
+/// new ones, and the rooms (tokens) it asked for lately.
 #[derive(Debug)]
 struct Source {
     conns: usize,
     rooms: usize,
     window_start: Instant,
     new_in_window: u32,
+    /// The distinct tokens of its hellos since `tokens_start` (keyed
+    /// hashes of them), at most `tokens_per_source`.
+    tokens: Vec<u64>,
+    tokens_start: Instant,
 }
 
 impl Source {
@@ -114,7 +122,26 @@ impl Source {
             rooms: 0,
             window_start: now,
             new_in_window: 0,
+            tokens: Vec::new(),
+            tokens_start: now,
         }
+    }
+
+    /// Returns true if this source may name `token` now (one it named in
+    /// this window, or a new one within its budget), and counts it.
+    fn try_token(&mut self, token: u64, budget: usize, window: Duration, now: Instant) -> bool {
+        if now.saturating_duration_since(self.tokens_start) >= window {
+            self.tokens_start = now;
+            self.tokens.clear();
+        }
+        if self.tokens.contains(&token) {
+            return true;
+        }
+        if self.tokens.len() >= budget {
+            return false;
+        }
+        self.tokens.push(token);
+        true
     }
 }
 
@@ -128,6 +155,8 @@ pub struct Relay {
     /// IPv6 /64s within their /48 source, with a quarter of its caps.
     subnets: HashMap<u128, Source>,
     hellos: usize,
+    /// Keys the hashes of tokens a source named (see `Source::tokens`).
+    token_keys: RandomState,
     /// Connections in the order they came, for the oldest still owing its
     /// hello (entries that moved on are skipped, and pruned).
     hello_order: VecDeque<ConnId>,
@@ -168,6 +197,7 @@ impl Relay {
             sources: HashMap::new(),
             subnets: HashMap::new(),
             hellos: 0,
+            token_keys: RandomState::new(),
             hello_order: VecDeque::new(),
             pairs: 0,
             actions: VecDeque::new(),
@@ -318,6 +348,40 @@ impl Relay {
         true
     }
 
+    /// Counts `hello`'s token against its source's (and /64's) budget of
+    /// rooms tried per `token_window`, or returns false when it is spent:
+    /// a real user names one or two rooms, someone probing for waiting
+    /// rooms names one after another.
+    fn try_token(&mut self, conn: ConnId, hello: &Hello, now: Instant) -> bool {
+        let Some(e) = self.conns.get(&conn) else {
+            return false;
+        };
+        let (source, subnet) = (e.source, e.subnet);
+        let key = self.token_keys.hash_one(hello.token);
+        let (budget, window) = (self.limits.tokens_per_source, self.limits.token_window);
+        // Both the source and its /64 must allow it; neither counts it
+        // unless both do.
+        let fits = |s: Option<&Source>, budget: usize| {
+            s.is_none_or(|s| {
+                now.saturating_duration_since(s.tokens_start) >= window
+                    || s.tokens.contains(&key)
+                    || s.tokens.len() < budget
+            })
+        };
+        if !fits(self.sources.get(&source), budget)
+            || !fits(subnet.and_then(|n| self.subnets.get(&n)), sub_cap(budget))
+        {
+            return false;
+        }
+        if let Some(s) = self.sources.get_mut(&source) {
+            s.try_token(key, budget, window, now);
+        }
+        if let Some(s) = subnet.and_then(|n| self.subnets.get_mut(&n)) {
+            s.try_token(key, sub_cap(budget), window, now);
+        }
+        true
+    }
+
     /// Bytes from a connection that is not paired yet: its hello, or (once
     /// the hello is in) bytes it must not send before `ok`.
     pub fn received(&mut self, conn: ConnId, data: &[u8], now: Instant) {
@@ -368,6 +432,15 @@ impl Relay {
     }
 
     fn hello_done(&mut self, conn: ConnId, hello: Hello, now: Instant) {
+        if !self.try_token(conn, &hello, now) {
+            self.counts.refused += 1;
+            self.counts.probes += 1;
+            self.refuse(
+                conn,
+                b"error too many rooms tried from your address, slow down\n",
+            );
+            return;
+        }
         if !self.take_room(conn) {
             self.counts.refused += 1;
             self.refuse(conn, b"error too many rooms from your address\n");
@@ -623,9 +696,10 @@ impl Relay {
     }
 
     /// A source with no connections is kept only while its rate window
-    /// matters; it goes at its next refusal or connection otherwise.
+    /// or the rooms it tried matter; it goes at its next refusal or
+    /// connection otherwise, or when the tables outgrow the connections.
     fn forget_idle_source(&mut self, source: u128, subnet: Option<u128>) {
-        let idle = |s: &Source| s.conns == 0 && s.new_in_window == 0;
+        let idle = |s: &Source| s.conns == 0 && s.new_in_window == 0 && s.tokens.is_empty();
         if self.sources.get(&source).is_some_and(idle) {
             self.sources.remove(&source);
         }
@@ -660,7 +734,8 @@ impl Relay {
         let c = std::mem::take(&mut self.counts);
         self.log.push_back(format!(
             "now {} pairs, {} waiting, {} connections; in the last {} s: {} paired, {} ended ({} moved), \
-             {} bad hellos, {} impatient, {} timed out, {} refused by limits, {} redundant",
+             {} bad hellos, {} impatient, {} timed out, {} refused by limits ({} for trying too many rooms), \
+             {} redundant",
             self.pairs,
             self.waiting.len(),
             self.conns.len(),
@@ -672,6 +747,7 @@ impl Relay {
             c.impatient,
             c.timed_out,
             c.refused,
+            c.probes,
             c.redundant,
         ));
     }

@@ -34,6 +34,7 @@ pub mod outbox;
 pub mod plain;
 pub mod room;
 pub mod stream;
+pub mod timer;
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -465,6 +466,15 @@ impl Session {
         match self {
             Session::Plain(_) => false,
             Session::Secure(r) => r.is_down(),
+        }
+    }
+
+    /// The relay token of this room's resumes, once agreed (see
+    /// [`room::Room::relay_resume_token`]).
+    pub fn relay_resume_token(&self) -> Option<[u8; crate::protocol::transit::TOKEN_LEN]> {
+        match self {
+            Session::Plain(_) => None,
+            Session::Secure(r) => r.relay_resume_token(),
         }
     }
 

@@ -1,5 +1,9 @@
-//! The encrypted room: the user-side buffers, the stream state in each
-//! direction, how the room ended, and the policy over its connections.
+//! The encrypted room: a room of links and streams. It holds its
+//! connections (the listener's door and the room's current [`Link`]),
+//! stream 0 in each direction (a [`SendStream`] and a [`RecvStream`], which
+//! own their offsets, resume replay, acknowledgements and EOF), the
+//! HELLO and RESUME payloads, the farewell (BYE), its deadlines, and the
+//! policy of how the room ends.
 //!
 //! A dialer has one [`Link`]. A listener holds up to [`MAX_PENDING`]
 //! handshakes at once; the first to pass key confirmation becomes the
@@ -12,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use super::link::Link;
 use super::outbox::Outbox;
-use super::stream::{Farewell, Receiving, Sending};
-use super::{Action, Event, LeaveReason, LinkId, IO_CAP};
-use crate::buf::{ByteBuf, Ring};
+use super::stream::{violation, Farewell, Receiving, RecvStream, SendStream, Sending, StreamId};
+use super::timer::Timer;
+use super::{Action, Event, LeaveReason, LinkId};
 use crate::error::{describe_lost, Error, Signal};
 use crate::names;
 use crate::protocol::handshake::{Method, Pake, BUSY};
-use crate::protocol::record::{Kind, MAX_PAYLOAD, MAX_WHY};
+use crate::protocol::record::{Kind, MAX_WHY};
 use crate::protocol::{Random, Role};
 
 /// Handshakes a listener runs at once. Each costs about 130 KiB of buffers;
@@ -88,7 +92,29 @@ struct Resume {
     psk: zeroize::Zeroizing<[u8; 32]>,
     /// The shorter of the two offers.
     grace: Duration,
+    /// Both offered the relay resume token (flags bit 0): through a relay
+    /// both go back with a token only the room's two ends can name.
+    relay_token: bool,
 }
+
+/// The peer's resume offer (what follows the NUL in its HELLO): its grace
+/// period, and its flags (0 from versions that send none).
+fn resume_offer(offer: &[u8]) -> (Option<Duration>, u8) {
+    match offer {
+        [1, hi, lo, rest @ ..] => (
+            Some(Duration::from_secs(u64::from(u16::from_be_bytes([
+                *hi, *lo,
+            ])))),
+            rest.first().copied().unwrap_or(0),
+        ),
+        _ => (None, 0),
+    }
+}
+
+/// Flags after the grace period in our resume offer. Bit 0: we come back
+/// to a relay with `transit::resume_token` (a peer that does not set it
+/// is met with the room's token, as before).
+const OFFER_RELAY_TOKEN: u8 = 1;
 
 /// The room lost its connection and waits for a new one.
 struct Down {
@@ -104,46 +130,17 @@ pub struct Room {
     /// The room's connection: the dialer's from the start, the listener's
     /// once it passed key confirmation.
     current: Option<Link>,
-    /// Plaintext for the user.
-    out: ByteBuf,
-    sending: Sending,
-    receiving: Receiving,
+    /// Stream 0, our direction: our input, its resume replay, the peer's
+    /// acknowledgements and our EOF.
+    send: SendStream,
+    /// Stream 0, the peer's direction: the output for our user, what we
+    /// accepted and acknowledged, the peer's EOF.
+    recv: RecvStream,
     farewell: Farewell,
-    /// Nobody reads our output any more: drop what arrives.
-    discard_output: bool,
-    /// DATA bytes we sealed, and DATA bytes we delivered to our user.
-    bytes_sent: u64,
-    bytes_delivered: u64,
-    /// What the peer said it delivered (its RECEIVED record), if it did.
-    peer_received: Option<u64>,
     /// The peer could not write what it received, and said why.
     peer_write_failed: Option<String>,
     /// Resume, once both HELLOs offered it.
     resume: Option<Resume>,
-    /// Our DATA from offset `acked` on: the user's input is read straight
-    /// into it, sealed from it at `cursor` (the offset the current link
-    /// seals next), and kept until the peer acknowledges it while resume
-    /// may be agreed, or dropped once sealed otherwise (also when the
-    /// input is rewindable: a resume reads it again). At most [`IO_CAP`]
-    /// of it waits unsealed: that is what stops stdin.
-    replay: Ring,
-    /// The most the replay buffer holds.
-    replay_limit: usize,
-    acked: u64,
-    cursor: u64,
-    /// The offset of ours the peer acknowledged (ACK, RESUME, DONE). Equal
-    /// to `acked` while the replay buffer keeps sealed DATA; ahead of it
-    /// when the input itself is read again instead.
-    peer_acked: u64,
-    /// Resume from a rewindable input: it must be read again from this
-    /// offset before any more of it is taken.
-    rewind: Option<u64>,
-    /// Keep sealed DATA for a resume (until the HELLOs say otherwise).
-    retain: bool,
-    /// DATA bytes of the peer's we accepted, over all connections, and the
-    /// count our last ACK carried.
-    accepted: u64,
-    ack_sent: u64,
     /// The connection was lost; waiting for a resume.
     down: Option<Down>,
     /// Connections the room has had.
@@ -163,38 +160,18 @@ impl Room {
     pub fn new(cfg: RoomConfig, rng: Box<dyn Random>) -> Room {
         // A rewindable input is its own replay buffer.
         let retain = cfg.resume.is_some() && !cfg.input_rewindable;
-        let replay_cap = if retain {
-            cfg.resume_buffer.max(IO_CAP)
-        } else {
-            IO_CAP
-        };
+        let send = SendStream::new(StreamId::MAIN, retain, cfg.resume_buffer);
         Room {
             failed_attempts: cfg.failed_before,
             cfg,
             rng,
             pending: Vec::new(),
             current: None,
-            out: ByteBuf::with_capacity(IO_CAP),
-            sending: Sending::Open,
-            receiving: Receiving::Open,
+            send,
+            recv: RecvStream::new(StreamId::MAIN),
             farewell: Farewell::Staying,
-            discard_output: false,
-            bytes_sent: 0,
-            bytes_delivered: 0,
-            peer_received: None,
             peer_write_failed: None,
             resume: None,
-            // A ring: what it keeps is never moved, so keeping costs no
-            // copy beyond reading the input into it.
-            replay: Ring::with_capacity(replay_cap),
-            replay_limit: replay_cap,
-            acked: 0,
-            cursor: 0,
-            peer_acked: 0,
-            rewind: None,
-            retain,
-            accepted: 0,
-            ack_sent: 0,
             down: None,
             connections: 0,
             clean_since: None,
@@ -215,7 +192,8 @@ impl Room {
     }
 
     /// Our HELLO: the name, and the resume offer after a NUL (names never
-    /// hold one): version 1, then the grace period in seconds (u16).
+    /// hold one): version 1, the grace period in seconds (u16), then a
+    /// flags byte (older peers ignore what follows the grace period).
     fn hello(&self) -> Vec<u8> {
         let mut hello = self.cfg.name.as_bytes().to_vec();
         if let Some(grace) = self.cfg.resume {
@@ -223,6 +201,7 @@ impl Room {
             hello.push(0);
             hello.push(1);
             hello.extend_from_slice(&secs.to_be_bytes());
+            hello.push(OFFER_RELAY_TOKEN);
         }
         hello
     }
@@ -233,27 +212,17 @@ impl Room {
             Some(i) => (&payload[..i], &payload[i + 1..]),
             None => (payload, &[][..]),
         };
-        let theirs = match offer {
-            [1, hi, lo, ..] => Some(Duration::from_secs(u64::from(u16::from_be_bytes([
-                *hi, *lo,
-            ])))),
-            _ => None,
-        };
+        let (theirs, flags) = resume_offer(offer);
         match (self.cfg.resume, theirs, link.resume_psk.take()) {
             (Some(ours), Some(theirs), Some(psk)) if !theirs.is_zero() => {
                 self.resume = Some(Resume {
                     psk,
                     grace: ours.min(theirs),
+                    relay_token: flags & OFFER_RELAY_TOKEN != 0,
                 });
             }
-            _ => {
-                // No resume: sealed DATA need not be kept.
-                self.retain = false;
-                let sealed = (self.cursor - self.acked) as usize;
-                self.replay.consume(sealed);
-                self.acked = self.cursor;
-                self.replay_limit = IO_CAP;
-            }
+            // No resume: sealed DATA need not be kept.
+            _ => self.send.no_resume(),
         }
         self.connections = 1;
         peer_name(name)
@@ -263,9 +232,9 @@ impl Room {
     /// DONE did (our EOF is confirmed); bit 2, its BYE did.
     fn resume_record(&self) -> [u8; 9] {
         let mut r = [0u8; 9];
-        r[..8].copy_from_slice(&self.accepted.to_be_bytes());
-        r[8] = u8::from(self.receiving.ended())
-            | (u8::from(self.sending == Sending::Confirmed) << 1)
+        r[..8].copy_from_slice(&self.recv.accepted().to_be_bytes());
+        r[8] = u8::from(self.recv.state().ended())
+            | (u8::from(self.send.state() == Sending::Confirmed) << 1)
             | (u8::from(self.farewell == Farewell::PeerLeft) << 2);
         r
     }
@@ -277,12 +246,7 @@ impl Room {
         };
         let mut n = [0u8; 8];
         n.copy_from_slice(&r[..8]);
-        let at = sent_offset(
-            u64::from_be_bytes(n),
-            self.peer_acked,
-            self.bytes_sent,
-            "a RESUME",
-        )?;
+        let at = self.send.check_offset(u64::from_be_bytes(n), "a RESUME")?;
         Ok((at, r[8]))
     }
 
@@ -294,28 +258,8 @@ impl Room {
                 self.outbox.actions.push_back(Action::Close(old.id));
             }
         }
-        self.ack_to(at);
-        let resent = self.bytes_sent - at;
-        if matches!(self.sending, Sending::EofSent) && flags & 1 == 0 {
-            self.sending = Sending::Ending;
-        }
-        if !self.retain {
-            // Nothing sealed was kept: the input is read again from `at`,
-            // and what was read past it and not sealed goes with it.
-            let taken = self.data_taken();
-            self.replay.consume(self.replay.len());
-            self.acked = at;
-            if at < taken {
-                self.rewind = Some(at);
-                if matches!(self.sending, Sending::Ending | Sending::EofSent) {
-                    self.sending = Sending::Open; // it ends again when read
-                }
-            }
-        }
-        self.cursor = at;
-        if self.receiving == Receiving::DoneSent && flags & 2 == 0 {
-            self.receiving = Receiving::Ended;
-        }
+        let resent = self.send.on_resume(at, flags & 1 != 0);
+        self.recv.on_resume(flags & 2 != 0);
         if let Farewell::ByeSent(reason) = self.farewell {
             if flags & 4 == 0 {
                 // Our goodbye was lost with the connection: say it again.
@@ -332,17 +276,6 @@ impl Room {
         });
         self.current = Some(link);
         self.seal_pending(now);
-    }
-
-    /// The peer has everything of ours before `at`: free it.
-    fn ack_to(&mut self, at: u64) {
-        acknowledge(
-            self.retain,
-            &mut self.peer_acked,
-            &mut self.replay,
-            &mut self.acked,
-            at,
-        );
     }
 
     fn start_link(&mut self, id: LinkId, source: u128, now: Instant) -> Link {
@@ -528,7 +461,7 @@ impl Room {
         !is_current
             || (self.outbox.outcome.is_none()
                 && self.farewell != Farewell::PeerLeft
-                && self.out.room() >= MAX_PAYLOAD)
+                && self.recv.reading())
     }
 
     pub fn receive_buf(&mut self, id: LinkId) -> &mut [u8] {
@@ -724,7 +657,7 @@ impl Room {
             let mut link = self.pending.swap_remove(i);
             link.rx.consume(opened.consumed);
             link.confirm();
-            link.recv_pos = self.accepted;
+            link.recv_pos = self.recv.accepted();
             let ours = self.resume_record();
             if link.seal(Kind::Resume, &ours, now).is_err() {
                 return self.outbox.actions.push_back(Action::Close(link.id));
@@ -779,7 +712,7 @@ impl Room {
                 Ok(true) if link.resuming => {
                     // A resume: our RESUME first; the streams go on once
                     // the listener's has verified.
-                    link.recv_pos = self.accepted;
+                    link.recv_pos = self.recv.accepted();
                     let ours = self.resume_record();
                     let Some(link) = self.current.as_mut() else {
                         return;
@@ -809,7 +742,7 @@ impl Room {
         loop {
             if self.outbox.outcome.is_some()
                 || self.farewell == Farewell::PeerLeft
-                || self.out.room() < MAX_PAYLOAD
+                || !self.recv.reading()
             {
                 return;
             }
@@ -867,53 +800,15 @@ impl Room {
                 _ if !confirmed => Err(violation("the first record was not HELLO")),
                 Kind::Resume => Err(violation("a RESUME on a running connection")),
                 Kind::Ack => match <[u8; 8]>::try_from(payload) {
-                    Ok(n) => sent_offset(
-                        u64::from_be_bytes(n),
-                        self.peer_acked,
-                        self.bytes_sent,
-                        "an ACK",
-                    )
-                    .map(|at| {
-                        let retain = self.retain;
-                        acknowledge(
-                            retain,
-                            &mut self.peer_acked,
-                            &mut self.replay,
-                            &mut self.acked,
-                            at,
-                        );
-                    }),
+                    Ok(n) => self
+                        .send
+                        .check_offset(u64::from_be_bytes(n), "an ACK")
+                        .map(|at| self.send.on_ack(at)),
                     Err(_) => Err(violation("an ACK record of the wrong size")),
                 },
                 Kind::Hello => Err(violation("a second HELLO")),
-                Kind::Data if self.receiving.ended() => Err(violation("data after EOF")),
-                Kind::Data => {
-                    // After a resume the old connection may have delivered
-                    // more than we reported: drop what we already have.
-                    let start = link.recv_pos;
-                    let n = payload.len() as u64;
-                    link.recv_pos += n;
-                    if start > self.accepted {
-                        Err(violation("data beyond what we received"))
-                    } else {
-                        let skip = (self.accepted - start).min(n) as usize;
-                        if !self.discard_output {
-                            self.out.extend(&payload[skip..]);
-                        }
-                        self.accepted += n - skip as u64;
-                        Ok(())
-                    }
-                }
-                Kind::Received => match <[u8; 8]>::try_from(payload) {
-                    // A resume may bring it again, with the BYE it precedes.
-                    Ok(n) if self.peer_received.is_none() || resume => {
-                        let n = u64::from_be_bytes(n);
-                        self.peer_received = Some(self.peer_received.map_or(n, |p| p.max(n)));
-                        Ok(())
-                    }
-                    Ok(_) => Err(violation("a second RECEIVED")),
-                    Err(_) => Err(violation("a RECEIVED record of the wrong size")),
-                },
+                Kind::Data => self.recv.on_data(&mut link.recv_pos, payload),
+                Kind::Received => self.send.on_received(payload, resume),
                 Kind::WriteFailed if payload.len() > MAX_WHY => {
                     Err(violation("a WRITE_FAILED reason too long"))
                 }
@@ -929,30 +824,12 @@ impl Room {
                 }
                 _ if !payload.is_empty() => Err(violation("a control record with a payload")),
                 // A resume may repeat an end the old connection delivered.
-                Kind::Eof if self.receiving.ended() && resume => Ok(()),
-                Kind::Eof if self.receiving.ended() => Err(violation("a second EOF")),
-                Kind::Eof => {
-                    self.receiving = Receiving::Ended;
-                    self.outbox.events.push_back(Event::PeerDone);
-                    Ok(())
-                }
-                Kind::Done if self.sending == Sending::Confirmed && resume => Ok(()),
-                Kind::Done if self.sending != Sending::EofSent => {
-                    Err(violation("an unexpected DONE"))
-                }
-                Kind::Done => {
-                    self.sending = Sending::Confirmed;
-                    // The peer has all of it.
-                    let (retain, all) = (self.retain, self.bytes_sent);
-                    acknowledge(
-                        retain,
-                        &mut self.peer_acked,
-                        &mut self.replay,
-                        &mut self.acked,
-                        all,
-                    );
-                    Ok(())
-                }
+                Kind::Eof => self.recv.on_eof(resume).map(|news| {
+                    if news {
+                        self.outbox.events.push_back(Event::PeerDone);
+                    }
+                }),
+                Kind::Done => self.send.on_done(resume),
                 Kind::Bye => {
                     self.farewell = Farewell::PeerLeft;
                     self.outbox.events.push_back(Event::PeerLeft);
@@ -973,68 +850,54 @@ impl Room {
 
     /// Returns true if and only if [`Room::input_buf`] is not empty.
     pub fn can_take_input(&self) -> bool {
-        self.sending == Sending::Open
-            && self.rewind.is_none()
+        self.send.can_take_input()
             && self.farewell == Farewell::Staying
             && self.outbox.outcome.is_none()
             && self
                 .current
                 .as_ref()
                 .is_some_and(|l| l.is_keyed() && (!l.resuming || l.is_confirmed()))
-            && self.input_room() > 0
     }
 
     pub fn input_buf(&mut self) -> &mut [u8] {
         if !self.can_take_input() {
             return &mut [];
         }
-        let n = self.input_room();
-        let spare = self.replay.spare();
-        let n = n.min(spare.len());
-        &mut spare[..n]
-    }
-
-    /// Our DATA read and not yet sealed.
-    fn unsealed(&self) -> usize {
-        self.replay.len() - (self.cursor - self.acked) as usize
-    }
-
-    /// How much more input may be taken now: unsealed input is bounded by
-    /// [`IO_CAP`], and everything kept by the replay limit.
-    fn input_room(&self) -> usize {
-        let unsealed = IO_CAP.saturating_sub(self.unsealed());
-        let kept = self.replay_limit.saturating_sub(self.replay.len());
-        unsealed.min(kept)
+        self.send.input_buf()
     }
 
     /// The offset our input must be read again from before more of it is
     /// given (see [`RoomConfig::input_rewindable`]).
     pub fn rewind_needed(&self) -> Option<u64> {
-        self.rewind
+        self.send.rewind_needed()
     }
 
     /// Our input was rewound to [`Room::rewind_needed`]: take it again.
     pub fn input_rewound(&mut self, now: Instant) {
-        self.rewind = None;
+        self.send.input_rewound();
         self.seal_pending(now);
     }
 
     pub fn input_received(&mut self, n: usize, now: Instant) {
-        self.replay.commit(n);
+        self.send.input_received(n);
         self.seal_pending(now);
     }
 
     pub fn input_ended(&mut self, now: Instant) {
-        if self.rewind.is_some() {
-            // An end read before the rewind: the input is read again from
-            // an earlier offset, and ends again there.
+        if !self.send.input_ended() {
+            // An end read before the rewind does not count.
             return;
-        }
-        if self.sending == Sending::Open {
-            self.sending = Sending::Ending;
         }
         self.seal_pending(now);
         self.check_end(now);
+    }
+
+    /// The token to go back to a relay with for a resume, when both ends
+    /// agreed on it (`transit::resume_token`): None before the room is up,
+    /// without resume, or with a peer that meets at the room's token.
+    pub fn relay_resume_token(&self) -> Option<[u8; crate::protocol::transit::TOKEN_LEN]> {
+        let r = self.resume.as_ref().filter(|r| r.relay_token)?;
+        Some(crate::protocol::transit::resume_token(&r.psk))
     }
 
     /// Returns true if and only if the connection was lost and a resume is
@@ -1101,26 +964,23 @@ impl Room {
     }
 
     pub fn output(&self) -> &[u8] {
-        self.out.data()
+        self.recv.output()
     }
 
     pub fn output_written(&mut self, n: usize, now: Instant) {
-        self.bytes_delivered += n as u64;
-        if self.out.room() < MAX_PAYLOAD {
+        if !self.recv.reading() {
             // We had stopped reading the socket; the silence was ours.
             if let Some(l) = self.current.as_mut() {
                 l.last_recv = now;
             }
         }
-        self.out.consume(n);
+        self.recv.output_written(n);
         self.process_current(now);
         self.check_end(now);
     }
 
     pub fn output_closed(&mut self, now: Instant) {
-        self.discard_output = true;
-        let pending = self.out.len();
-        self.out.consume(pending);
+        self.recv.discard();
         self.leave(LeaveReason::OutputClosed, now);
     }
 
@@ -1129,9 +989,7 @@ impl Room {
     /// sealed, so it stops at once instead of taking our end for tampering
     /// or a lost connection.
     pub fn output_failed(&mut self, e: &io::Error, now: Instant) {
-        self.discard_output = true;
-        let pending = self.out.len();
-        self.out.consume(pending);
+        self.recv.discard();
         let error = super::plain::output_error(e);
         if self.outbox.outcome.is_some() {
             return;
@@ -1156,16 +1014,16 @@ impl Room {
     /// Returns true if and only if the peer will send nothing more and all
     /// of it has been shown.
     pub fn output_finished(&self) -> bool {
-        let peer_ended = self.receiving.ended() || self.farewell == Farewell::PeerLeft;
+        let peer_ended = self.recv.state().ended() || self.farewell == Farewell::PeerLeft;
         let rx_empty = self.current.as_ref().is_none_or(|l| l.rx.is_empty());
-        peer_ended && self.out.is_empty() && rx_empty
+        peer_ended && self.recv.output_is_empty() && rx_empty
     }
 
     /// Returns true if and only if everything both ways had ended and was
     /// delivered: leaving now cuts nothing short.
     pub fn all_delivered(&self) -> bool {
         let tx_empty = self.current.as_ref().is_none_or(|l| l.tx.is_empty());
-        self.sending.ended() && self.unsealed() == 0 && tx_empty && self.output_finished()
+        self.send.state().ended() && self.send.unsealed() == 0 && tx_empty && self.output_finished()
     }
 
     // ----- time and state --------------------------------------------------
@@ -1174,28 +1032,39 @@ impl Room {
         if self.outbox.outcome.is_some() {
             return None;
         }
-        let grace = self.resume.as_ref().map(|r| r.grace);
-        let resume_deadline = self.down.as_ref().zip(grace).map(|(d, g)| d.since + g);
+        Timer::VALUES.iter().filter_map(|&t| self.deadline(t)).min()
+    }
+
+    /// When `timer` expires, if it runs at all.
+    fn deadline(&self, timer: Timer) -> Option<Instant> {
         let role = self.cfg.role;
-        let pending = self.pending.iter().map(|l| l.handshake_deadline(role));
-        let current = self.current.as_ref().and_then(|l| {
-            if !l.is_confirmed() {
-                return Some(l.handshake_deadline(role));
+        let current = self.current.as_ref();
+        let confirmed = current.filter(|l| l.is_confirmed());
+        match timer {
+            Timer::ResumeGrace => {
+                let grace = self.resume.as_ref().map(|r| r.grace);
+                self.down.as_ref().zip(grace).map(|(d, g)| d.since + g)
             }
-            let ping = self
-                .sends_heartbeats()
-                .then(|| l.last_send + self.ping_interval());
-            let dead = self
-                .counts_peer_silence(l)
-                .then(|| l.last_recv + self.cfg.idle_timeout);
-            ping.into_iter().chain(dead).min()
-        });
-        let final_wait = self.clean_since.map(|t| t + FINAL_WAIT);
-        pending
-            .chain(current)
-            .chain(resume_deadline)
-            .chain(final_wait)
-            .min()
+            // While down, a resume decides (or the grace period ends).
+            Timer::FinalWait => self
+                .clean_since
+                .filter(|_| self.down.is_none())
+                .map(|t| t + FINAL_WAIT),
+            Timer::Admission => self
+                .pending
+                .iter()
+                .map(|l| l.handshake_deadline(role))
+                .min(),
+            Timer::Handshake => current
+                .filter(|l| !l.is_confirmed())
+                .map(|l| l.handshake_deadline(role)),
+            Timer::Idle => confirmed
+                .filter(|l| self.counts_peer_silence(l))
+                .map(|l| l.last_recv + self.cfg.idle_timeout),
+            Timer::Ping => confirmed
+                .filter(|_| self.sends_heartbeats())
+                .map(|l| l.last_send + self.ping_interval()),
+        }
     }
 
     fn ping_interval(&self) -> Duration {
@@ -1210,26 +1079,74 @@ impl Room {
     /// A silent peer counts against it only while it has not left and we
     /// are reading.
     fn counts_peer_silence(&self, l: &Link) -> bool {
-        self.farewell != Farewell::PeerLeft && !l.transport_eof && self.out.room() >= MAX_PAYLOAD
+        self.farewell != Farewell::PeerLeft && !l.transport_eof && self.recv.reading()
     }
 
+    /// Runs every timer that expired by `now`, in [`Timer::VALUES`]
+    /// order, until the room ends.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.outbox.outcome.is_some() {
-            return;
-        }
-        let grace = self.resume.as_ref().map(|r| r.grace);
-        if let (Some(d), Some(g)) = (self.down.as_ref(), grace) {
-            if now >= d.since + g {
-                return self.give_up_resume(now);
+        for timer in Timer::VALUES {
+            if self.outbox.outcome.is_some() {
+                return;
+            }
+            if self.deadline(timer).is_some_and(|t| now >= t) {
+                self.on_timeout(timer, now);
             }
         }
-        if self.clean_since.is_some_and(|t| now >= t + FINAL_WAIT) && self.down.is_none() {
-            let result = match self.farewell {
-                Farewell::ByeSent(reason) => self.bye_outcome(reason),
-                _ => Ok(()),
-            };
-            return self.finish(result, now);
+    }
+
+    /// What happens when `timer` expires.
+    fn on_timeout(&mut self, timer: Timer, now: Instant) {
+        let role = self.cfg.role;
+        match timer {
+            Timer::ResumeGrace => self.give_up_resume(now),
+            Timer::FinalWait => {
+                let result = match self.farewell {
+                    Farewell::ByeSent(reason) => self.bye_outcome(reason),
+                    _ => Ok(()),
+                };
+                self.finish(result, now);
+            }
+            Timer::Admission => self.admission_timeout(now),
+            Timer::Handshake => {
+                if let Some(l) = self.current.as_ref() {
+                    let e = l.timeout_error(role, now);
+                    self.fail(e, now);
+                }
+            }
+            Timer::Idle => {
+                let secs = self.cfg.idle_timeout.as_secs_f64();
+                self.fail(
+                    Error::Lost(format!(
+                        "connection lost: no sign of life from the peer for {secs} s"
+                    )),
+                    now,
+                );
+            }
+            Timer::Ping => {
+                let Some(l) = self.current.as_mut() else {
+                    return;
+                };
+                if let Err(e) = l.seal(Kind::Ping, &[], now) {
+                    return self.fail(e, now);
+                }
+                // A heartbeat carries our acknowledgement of anything new.
+                if self.resume.is_some() {
+                    if let Err(e) = self.recv.seal_ack(l, 1, now) {
+                        return self.fail(e, now);
+                    }
+                }
+                // If the record did not fit, data is queued anyway: the peer
+                // hears from us as soon as the socket drains.
+                l.last_send = now;
+            }
         }
+    }
+
+    /// Listener: the connections at the door whose handshake ran out of
+    /// time. One short of its first flight goes without a word; one with
+    /// it is a failed attempt.
+    fn admission_timeout(&mut self, now: Instant) {
         let role = self.cfg.role;
         while let Some(i) = self
             .pending
@@ -1263,51 +1180,14 @@ impl Room {
                 return;
             }
         }
-        let Some(l) = self.current.as_ref() else {
-            return;
-        };
-        if !l.is_confirmed() {
-            if now >= l.handshake_deadline(role) {
-                let e = l.timeout_error(role, now);
-                self.fail(e, now);
-            }
-            return;
-        }
-        if self.counts_peer_silence(l) && now >= l.last_recv + self.cfg.idle_timeout {
-            let secs = self.cfg.idle_timeout.as_secs_f64();
-            return self.fail(
-                Error::Lost(format!(
-                    "connection lost: no sign of life from the peer for {secs} s"
-                )),
-                now,
-            );
-        }
-        let due = self.sends_heartbeats() && now >= l.last_send + self.ping_interval();
-        let ack = (self.resume.is_some() && self.accepted > self.ack_sent).then_some(self.accepted);
-        if let (true, Some(l)) = (due, self.current.as_mut()) {
-            if let Err(e) = l.seal(Kind::Ping, &[], now) {
-                return self.fail(e, now);
-            }
-            // A heartbeat carries our acknowledgement along.
-            if let Some(n) = ack {
-                match l.seal(Kind::Ack, &n.to_be_bytes(), now) {
-                    Ok(true) => self.ack_sent = n,
-                    Ok(false) => {}
-                    Err(e) => return self.fail(e, now),
-                }
-            }
-            // If the record did not fit, data is queued anyway: the peer
-            // hears from us as soon as the socket drains.
-            l.last_send = now;
-        }
     }
 
     /// Both EOFs are exchanged and each side confirmed (DONE) that it
     /// received the other's: everything arrived, the room ended cleanly.
     /// A FIN alone proves nothing: anyone on the path can forge one.
     fn closed_cleanly(&self) -> bool {
-        self.sending == Sending::Confirmed
-            && self.receiving == Receiving::DoneSent
+        self.send.state() == Sending::Confirmed
+            && self.recv.state() == Receiving::DoneSent
             && self.current.as_ref().is_some_and(|l| l.tx.is_empty())
     }
 
@@ -1321,7 +1201,7 @@ impl Room {
         let Some(link) = self.current.as_ref() else {
             return;
         };
-        if !link.is_confirmed() || !self.out.is_empty() {
+        if !link.is_confirmed() || !self.recv.output_is_empty() {
             return;
         }
         let flushed = link.tx.is_empty();
@@ -1352,7 +1232,7 @@ impl Room {
                 None
             }
             _ if link.transport_eof && link.rx.is_empty() => Some(Err(Error::Lost(
-                if self.receiving.ended() {
+                if self.recv.state().ended() {
                     "connection lost: the peer closed the connection before confirming it received everything"
                 } else {
                     "connection lost: the connection dropped without a goodbye from the peer"
@@ -1389,13 +1269,13 @@ impl Room {
                 "the peer could not write what it received ({why})"
             )));
         }
-        let confirmed = self.sending == Sending::Confirmed;
-        let read = self.peer_received.unwrap_or(0);
-        if !confirmed && read < self.bytes_sent {
+        let confirmed = self.send.state() == Sending::Confirmed;
+        let read = self.send.peer_received().unwrap_or(0);
+        if !confirmed && read < self.send.sent() {
             // In the user's terms: how much of their input never arrived.
-            let taken = self.data_taken();
+            let taken = self.send.taken();
             let size = crate::progress::bytes;
-            let why = if matches!(self.sending, Sending::Ending | Sending::EofSent) {
+            let why = if matches!(self.send.state(), Sending::Ending | Sending::EofSent) {
                 // All our input was taken: the peer read part of it.
                 format!(
                     "the peer stopped reading: {} of your {} of input was not delivered",
@@ -1410,7 +1290,7 @@ impl Room {
             };
             return Err(Error::Lost(why));
         }
-        if self.cfg.output_is_data && !self.receiving.ended() {
+        if self.cfg.output_is_data && !self.recv.state().ended() {
             return Err(Error::Lost(
                 "the peer left before it finished sending (it was interrupted); what arrived is incomplete"
                     .into(),
@@ -1548,7 +1428,7 @@ impl Room {
     fn give_up_resume(&mut self, now: Instant) {
         let Some(down) = self.down.take() else { return };
         let grace = self.resume.as_ref().map_or(0.0, |r| r.grace.as_secs_f64());
-        let unconfirmed = self.data_taken().saturating_sub(self.peer_acked);
+        let unconfirmed = self.send.unconfirmed();
         let mut why = format!("{}; not resumed within {grace} s", down.why);
         if unconfirmed > 0 {
             why.push_str(&format!(
@@ -1560,11 +1440,6 @@ impl Room {
         self.fail(Error::Lost(why), now);
     }
 
-    /// All our DATA so far, sealed or not.
-    fn data_taken(&self) -> u64 {
-        self.acked + self.replay.len() as u64
-    }
-
     fn close_the_rest(&mut self) {
         for other in self.pending.drain(..) {
             self.outbox.actions.push_back(Action::Close(other.id));
@@ -1572,134 +1447,50 @@ impl Room {
         self.outbox.actions.push_back(Action::StopAccepting);
     }
 
-    /// Seals pending input into DATA records, then DONE, BYE or EOF when due.
+    /// Seals pending input into DATA records, then DONE, EOF, and on
+    /// leaving RECEIVED (what we delivered) followed by BYE, when due.
     fn seal_pending(&mut self, now: Instant) {
         if self.outbox.outcome.is_some() {
             return;
         }
-        let Some(link) = self.current.as_mut() else {
-            return;
-        };
-        if !link.is_keyed() || (link.resuming && !link.is_confirmed()) {
-            return;
-        }
-        let result = seal_into(
-            link,
-            Sealing {
-                replay: &mut self.replay,
-                acked: &mut self.acked,
-                cursor: &mut self.cursor,
-                retain: self.retain,
-                sending: &mut self.sending,
-                receiving: &mut self.receiving,
-                farewell: &mut self.farewell,
-                bytes_sent: &mut self.bytes_sent,
-                bytes_delivered: self.bytes_delivered,
-                ack: (self.resume.is_some() && self.accepted >= self.ack_sent + ACK_EVERY)
-                    .then_some(self.accepted),
-                ack_sent: &mut self.ack_sent,
-            },
-            now,
-        );
-        if let Err(e) = result {
+        if let Err(e) = self.seal_streams(now) {
             self.fail(e, now);
         }
     }
-}
 
-/// What sealing changes besides the link: the streams and the counts.
-struct Sealing<'a> {
-    replay: &'a mut Ring,
-    acked: &'a mut u64,
-    cursor: &'a mut u64,
-    retain: bool,
-    /// An acknowledgement that is due, and where the last one went.
-    ack: Option<u64>,
-    ack_sent: &'a mut u64,
-    sending: &'a mut Sending,
-    receiving: &'a mut Receiving,
-    farewell: &'a mut Farewell,
-    bytes_sent: &'a mut u64,
-    bytes_delivered: u64,
-}
-
-/// Seals pending input as DATA, then, when due: DONE for the peer's EOF,
-/// our EOF, and on leaving RECEIVED (what we delivered) followed by BYE.
-fn seal_into(link: &mut Link, st: Sealing<'_>, now: Instant) -> Result<(), Error> {
-    if let Some(n) = st.ack {
-        if link.seal(Kind::Ack, &n.to_be_bytes(), now)? {
-            *st.ack_sent = n;
-        }
-    }
-    // DATA is sealed from the replay buffer at the cursor, so a resume can
-    // seal it again.
-    loop {
-        let from = (*st.cursor - *st.acked) as usize;
-        let waiting = st.replay.data_from(from);
-        if waiting.is_empty() {
-            break;
-        }
-        let n = waiting.len().min(MAX_PAYLOAD);
-        if !link.seal(Kind::Data, &waiting[..n], now)? {
+    /// Seals, in this order: an ACK when one is due, our pending DATA,
+    /// and then (unless a BYE ended the room) DONE for the peer's EOF,
+    /// our EOF, and on leaving RECEIVED (what we delivered) with BYE.
+    fn seal_streams(&mut self, now: Instant) -> Result<(), Error> {
+        let Some(link) = self.current.as_mut() else {
+            return Ok(());
+        };
+        if !link.is_keyed() || (link.resuming && !link.is_confirmed()) {
             return Ok(());
         }
-        *st.cursor += n as u64;
-        *st.bytes_sent = (*st.bytes_sent).max(*st.cursor);
-        if !st.retain {
-            st.replay.consume(n);
-            *st.acked += n as u64;
+        if self.resume.is_some() {
+            self.recv.seal_ack(link, ACK_EVERY, now)?;
         }
-    }
-    if matches!(st.farewell, Farewell::PeerLeft | Farewell::ByeSent(_)) {
-        return Ok(());
-    }
-    if *st.receiving == Receiving::Ended && link.seal(Kind::Done, &[], now)? {
-        *st.receiving = Receiving::DoneSent;
-    }
-    if *st.sending == Sending::Ending {
-        if !link.seal(Kind::Eof, &[], now)? {
+        if !self.send.seal_data(link, now)? {
             return Ok(());
         }
-        *st.sending = Sending::EofSent;
-    }
-    if let Farewell::Leaving(reason) = *st.farewell {
-        // RECEIVED and BYE go together or not at all.
-        if link.tx.room() < 2 * (crate::protocol::record::OVERHEAD + 8) {
+        if matches!(self.farewell, Farewell::PeerLeft | Farewell::ByeSent(_)) {
             return Ok(());
         }
-        link.seal(Kind::Received, &st.bytes_delivered.to_be_bytes(), now)?;
-        link.seal(Kind::Bye, &[], now)?;
-        *st.farewell = Farewell::ByeSent(reason);
-    }
-    Ok(())
-}
-
-/// A stream offset of ours the peer reports (in ACK or RESUME): it must
-/// lie between what it already acknowledged and what we sent.
-fn sent_offset(at: u64, acked: u64, sent: u64, record: &str) -> Result<u64, Error> {
-    if at < acked || at > sent {
-        return Err(violation(&format!("{record} from outside what we sent")));
-    }
-    Ok(at)
-}
-
-/// The peer has everything of ours before `at` (an ACK, RESUME or DONE
-/// says so): note it, and free it from the replay buffer when that keeps
-/// sealed DATA. (A rewindable input keeps none: its ring holds only what
-/// is not sealed yet, which an acknowledgement never covers.)
-fn acknowledge(retain: bool, peer_acked: &mut u64, replay: &mut Ring, acked: &mut u64, at: u64) {
-    *peer_acked = (*peer_acked).max(at);
-    if retain {
-        free_acked(replay, acked, at);
-    }
-}
-
-/// Frees what the peer has from the replay buffer.
-fn free_acked(replay: &mut Ring, acked: &mut u64, at: u64) {
-    if at > *acked {
-        let n = (at - *acked).min(replay.len() as u64);
-        replay.consume(n as usize);
-        *acked = at;
+        self.recv.seal_done(link, now)?;
+        if !self.send.seal_eof(link, now)? {
+            return Ok(());
+        }
+        if let Farewell::Leaving(reason) = self.farewell {
+            // RECEIVED and BYE go together or not at all.
+            if link.tx.room() < 2 * (crate::protocol::record::OVERHEAD + 8) {
+                return Ok(());
+            }
+            link.seal(Kind::Received, &self.recv.delivered().to_be_bytes(), now)?;
+            link.seal(Kind::Bye, &[], now)?;
+            self.farewell = Farewell::ByeSent(reason);
+        }
+        Ok(())
     }
 }
 
@@ -1712,6 +1503,18 @@ fn peer_name(payload: &[u8]) -> String {
     }
 }
 
-fn violation(what: &str) -> Error {
-    Error::Integrity(format!("protocol violation: {what}; connection aborted"))
+#[cfg(test)]
+mod offer_tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_offer_without_flags_is_an_older_peers_and_meets_at_the_room() {
+        let secs = Some(Duration::from_secs(60));
+        assert_eq!(resume_offer(&[1, 0, 60]), (secs, 0));
+        assert_eq!(resume_offer(&[1, 0, 60, OFFER_RELAY_TOKEN]), (secs, 1));
+        // Unknown bits and bytes after the flags are ignored by the caller.
+        assert_eq!(resume_offer(&[1, 0, 60, 0xff, 9, 9]), (secs, 0xff));
+        assert_eq!(resume_offer(&[2, 0, 60, 1]), (None, 0));
+        assert_eq!(resume_offer(&[]), (None, 0));
+    }
 }

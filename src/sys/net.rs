@@ -4,7 +4,7 @@
 //! |---|---|---|---|---|
 //! | give up on unacknowledged data | `TCP_USER_TIMEOUT` | `TCP_RXT_CONNDROPTIME` | keepalive alone | `TCP_MAXRT` |
 //! | bytes the peer acknowledged | `TCP_INFO` (or the send queue, portable) | send queue (`SO_NWRITE`) | send queue (`FIONWRITE`) | unknown |
-//! | interface addresses | `getifaddrs` | `getifaddrs` | `getifaddrs` | unknown (none listed) |
+//! | interface addresses | `getifaddrs` | `getifaddrs` | `getifaddrs` | `GetAdaptersAddresses` |
 //! | the IPv4 default gateway (`--map`) | `/proc/net/route` | unknown | unknown | unknown |
 
 use std::io;
@@ -222,11 +222,79 @@ pub fn interface_addrs() -> Vec<IpAddr> {
         addrs
     }
 
-    // Windows: GetAdaptersAddresses would answer; until then the listener
-    // prints no "also reachable" line, which is honest, not wrong.
     #[cfg(windows)]
     fn imp() -> Vec<IpAddr> {
-        Vec::new()
+        use windows_sys::Win32::NetworkManagement::IpHelper::{
+            GetAdaptersAddresses, GAA_FLAG_SKIP_ANYCAST, GAA_FLAG_SKIP_DNS_SERVER,
+            GAA_FLAG_SKIP_MULTICAST, IF_TYPE_SOFTWARE_LOOPBACK, IP_ADAPTER_ADDRESSES_LH,
+        };
+        use windows_sys::Win32::NetworkManagement::Ndis::IfOperStatusUp;
+        use windows_sys::Win32::Networking::WinSock::{
+            AF_INET, AF_INET6, AF_UNSPEC, SOCKADDR_IN, SOCKADDR_IN6,
+        };
+        const ERROR_BUFFER_OVERFLOW: u32 = 111;
+        let flags = GAA_FLAG_SKIP_ANYCAST | GAA_FLAG_SKIP_MULTICAST | GAA_FLAG_SKIP_DNS_SERVER;
+        // u64s keep the buffer aligned for the structs Windows writes.
+        let mut buf: Vec<u64> = vec![0; 16 * 1024 / 8];
+        let mut rc = ERROR_BUFFER_OVERFLOW;
+        for _ in 0..3 {
+            let mut size = u32::try_from(buf.len() * 8).unwrap_or(u32::MAX);
+            // SAFETY: the buffer holds `size` writable bytes; Windows fills
+            // it with a linked list of adapters or says how much it needs.
+            rc = unsafe {
+                GetAdaptersAddresses(
+                    u32::from(AF_UNSPEC),
+                    flags,
+                    std::ptr::null(),
+                    buf.as_mut_ptr().cast(),
+                    &mut size,
+                )
+            };
+            if rc != ERROR_BUFFER_OVERFLOW {
+                break;
+            }
+            buf.resize((size as usize).div_ceil(8), 0);
+        }
+        if rc != 0 {
+            return Vec::new();
+        }
+        let mut addrs = Vec::new();
+        let mut adapter = buf.as_ptr().cast::<IP_ADAPTER_ADDRESSES_LH>();
+        while !adapter.is_null() {
+            // SAFETY: a node of the list GetAdaptersAddresses wrote into
+            // `buf`, which outlives this walk.
+            let a = unsafe { &*adapter };
+            adapter = a.Next;
+            if a.OperStatus != IfOperStatusUp || a.IfType == IF_TYPE_SOFTWARE_LOOPBACK {
+                continue;
+            }
+            let mut unicast = a.FirstUnicastAddress;
+            while !unicast.is_null() {
+                // SAFETY: a node of the adapter's unicast list, in `buf`.
+                let u = unsafe { &*unicast };
+                unicast = u.Next;
+                let sa = u.Address.lpSockaddr;
+                if sa.is_null() {
+                    continue;
+                }
+                // SAFETY: lpSockaddr points at a sockaddr whose family says
+                // its type; both are in `buf`.
+                unsafe {
+                    match (*sa).sa_family {
+                        AF_INET => {
+                            let sin = &*sa.cast::<SOCKADDR_IN>();
+                            addrs.push(IpAddr::from(sin.sin_addr.S_un.S_addr.to_ne_bytes()));
+                        }
+                        AF_INET6 => {
+                            let sin6 = &*sa.cast::<SOCKADDR_IN6>();
+                            addrs.push(IpAddr::from(sin6.sin6_addr.u.Byte));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        addrs
     }
 }
 

@@ -115,6 +115,75 @@ fn imp(which: Std) -> Kind {
     }
 }
 
+/// Unix: wakes a thread waiting in [`wait_input`] without input: the
+/// write end of a pipe the wait also watches.
+#[cfg(unix)]
+pub struct Canceller {
+    read: std::io::PipeReader,
+    write: std::io::PipeWriter,
+}
+
+#[cfg(unix)]
+impl Canceller {
+    pub fn new() -> io::Result<Canceller> {
+        let (read, write) = std::io::pipe()?;
+        Ok(Canceller { read, write })
+    }
+
+    /// Ends the current (or the next) wait with "cancelled".
+    pub fn cancel(&self) {
+        use std::io::Write;
+        let _ = (&self.write).write(&[1]);
+    }
+}
+
+/// Unix: waits until standard input has something to read (Ok(true)) or
+/// `cancel` was called (Ok(false)), so that a thread reading a terminal
+/// never sits in a read that would take keys meant for someone else.
+/// select(2), not poll(2): macOS's poll does not support terminals.
+#[cfg(unix)]
+pub fn wait_input(cancel: &Canceller) -> io::Result<bool> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let c = cancel.read.as_raw_fd();
+    loop {
+        // SAFETY: fd_set is plain data, for which zeroes are a value.
+        let mut set: libc::fd_set = unsafe { std::mem::zeroed() };
+        // SAFETY: FD_ZERO and FD_SET write into our set; both fds are
+        // below FD_SETSIZE (0, and a pipe made at start).
+        unsafe {
+            libc::FD_ZERO(&mut set);
+            libc::FD_SET(0, &mut set);
+            libc::FD_SET(c, &mut set);
+        }
+        // SAFETY: select reads and writes our set; no timeout (null).
+        let n = unsafe {
+            libc::select(
+                c.max(0) + 1,
+                &mut set,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        // SAFETY: FD_ISSET reads our set.
+        if unsafe { libc::FD_ISSET(c, &set) } {
+            // Readable: this read does not wait, and takes the pending
+            // cancellations at once.
+            let _ = (&cancel.read).read(&mut [0u8; 64]);
+            return Ok(false);
+        }
+        return Ok(true);
+    }
+}
+
 /// Where standard input stands in a regular file and how long the file
 /// is, if it is one and can seek.
 pub fn file_position(which: Std) -> Option<(u64, u64)> {

@@ -214,8 +214,12 @@ pub fn columns() -> Option<usize> {
     }
 }
 
-/// Lets the console on standard output act on ANSI escape sequences
-/// (Windows 10 and later); a terminal on Unix always does.
+/// Whether a terminal may leave TERM unset: the Windows console does;
+/// on Unix an unset TERM means a terminal of unknown (so dumb) kind.
+pub const TERM_OPTIONAL: bool = cfg!(windows);
+
+/// Lets the console on standard output and standard error act on ANSI
+/// escape sequences (Windows 10 and later); a terminal on Unix always does.
 pub fn enable_escapes() {
     #[cfg(windows)]
     {
@@ -223,13 +227,14 @@ pub fn enable_escapes() {
         use windows_sys::Win32::System::Console::{
             GetConsoleMode, SetConsoleMode, ENABLE_VIRTUAL_TERMINAL_PROCESSING,
         };
-        let out = io::stdout();
-        let handle = out.as_raw_handle();
-        let mut mode = 0u32;
-        // SAFETY: reads and sets the mode of the console on stdout.
-        unsafe {
-            if GetConsoleMode(handle, &mut mode) != 0 {
-                SetConsoleMode(handle, mode | ENABLE_VIRTUAL_TERMINAL_PROCESSING);
+        for handle in [io::stdout().as_raw_handle(), io::stderr().as_raw_handle()] {
+            let mut mode = 0u32;
+            // SAFETY: reads and sets the mode of a console handle of ours;
+            // both calls fail harmlessly on a handle that is no console.
+            unsafe {
+                if GetConsoleMode(handle, &mut mode) != 0 {
+                    SetConsoleMode(handle, mode | ENABLE_VIRTUAL_TERMINAL_PROCESSING);
+                }
             }
         }
     }

@@ -14,9 +14,6 @@ fn port_closed(port: u16) -> bool {
 
 #[test]
 fn quit_and_ctrl_d_end_a_listener_nobody_joined() {
-    if portable("a terminal read before the room is up") {
-        return;
-    }
     for mode in [&[][..], &["--plain"], &["--keep"], &["--code"]] {
         for keys in ["/quit\r", "\x04"] {
             let mut args = vec!["listen", "0", "--bind", "127.0.0.1"];
@@ -40,9 +37,6 @@ fn quit_and_ctrl_d_end_a_listener_nobody_joined() {
 
 #[test]
 fn a_line_typed_before_anyone_joined_goes_out_when_the_peer_comes() {
-    if portable("a terminal read before the room is up") {
-        return;
-    }
     let mut alice = Pty::spawn(
         &["listen", "0", "--bind", "127.0.0.1", "--name", "alice"],
         &[],

@@ -22,6 +22,43 @@ fn size(n: u16) -> NonZeroU16 {
     NonZeroU16::new(n).expect("non-zero size")
 }
 
+/// A new pseudo-terminal of `rows` x `cols`: its master and its slave.
+pub fn open_pty(rows: u16, cols: u16) -> (OwnedFd, OwnedFd) {
+    let (mut m, mut s) = (0, 0);
+    let mut ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty fills two fds; null name and termios mean defaults.
+    let rc = unsafe {
+        libc::openpty(
+            &mut m,
+            &mut s,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &raw mut ws,
+        )
+    };
+    assert_eq!(rc, 0, "openpty failed");
+    // SAFETY: both fds are fresh and owned here.
+    unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) }
+}
+
+/// Makes `cmd` start a new session whose controlling terminal is the pty
+/// on its stdout (which the caller set), as a terminal window does.
+pub fn in_own_session(cmd: &mut Command) {
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            libc::ioctl(1, libc::TIOCSCTTY as _, 0);
+            Ok(())
+        });
+    }
+}
+
 impl Pty {
     /// Starts p2pchat with `args` at a `rows` x `cols` terminal.
     pub fn spawn(args: &[&str], env: &[(&str, &str)], rows: u16, cols: u16) -> Pty {
@@ -48,26 +85,7 @@ impl Pty {
         cols: u16,
         stdin: Option<Stdio>,
     ) -> Pty {
-        let (mut m, mut s) = (0, 0);
-        let mut ws = libc::winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: openpty fills two fds; null name and termios mean defaults.
-        let rc = unsafe {
-            libc::openpty(
-                &mut m,
-                &mut s,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                &raw mut ws,
-            )
-        };
-        assert_eq!(rc, 0, "openpty failed");
-        // SAFETY: both fds are fresh and owned here.
-        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+        let (master, slave) = open_pty(rows, cols);
         let mut cmd = Command::new(BIN);
         cmd.args(args)
             .env("TERM", "xterm")
@@ -80,15 +98,7 @@ impl Pty {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        // SAFETY: only async-signal-safe calls between fork and exec: a new
-        // session, with the pty (fd 0) as its controlling terminal.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::setsid();
-                libc::ioctl(1, libc::TIOCSCTTY as _, 0);
-                Ok(())
-            });
-        }
+        in_own_session(&mut cmd);
         let child = cmd.spawn().expect("spawn under a pty");
         drop(slave);
         let master = std::fs::File::from(master);

@@ -5,8 +5,6 @@
 //! however early it comes.
 
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,26 +22,7 @@ pub struct Term {
 
 impl Term {
     pub fn run(script: &str, dir: &std::path::Path) -> Term {
-        let (mut m, mut s) = (0, 0);
-        let mut ws = libc::winsize {
-            ws_row: 24,
-            ws_col: 200,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: openpty fills two fds; null name and termios mean defaults.
-        let rc = unsafe {
-            libc::openpty(
-                &mut m,
-                &mut s,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                &raw mut ws,
-            )
-        };
-        assert_eq!(rc, 0, "openpty failed");
-        // SAFETY: both fds are fresh and owned here.
-        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+        let (master, slave) = crate::pty::open_pty(24, 200);
         let mut cmd = Command::new("bash");
         cmd.args(["-c", script])
             .current_dir(dir)
@@ -53,15 +32,7 @@ impl Term {
             .stdin(Stdio::from(slave.try_clone().unwrap()))
             .stdout(Stdio::from(slave.try_clone().unwrap()))
             .stderr(Stdio::from(slave.try_clone().unwrap()));
-        // SAFETY: only async-signal-safe calls between fork and exec: a new
-        // session, with the pty as its controlling terminal.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::setsid();
-                libc::ioctl(0, libc::TIOCSCTTY as _, 0);
-                Ok(())
-            });
-        }
+        crate::pty::in_own_session(&mut cmd);
         let child = cmd.spawn().expect("spawn bash under a pty");
         drop(slave);
         let master = std::fs::File::from(master);

@@ -597,11 +597,6 @@ fn a_short_lease_is_renewed(router: Router, how: &str) {
 /// namespace, which its process inherits.)
 #[test]
 fn keep_hosting_ended_at_the_prompt_leaves_no_mapping() {
-    // As everyday.rs: the portable paths do not read the terminal before
-    // a room is up.
-    if portable("a terminal read before the room is up") {
-        return;
-    }
     let Some(lab) = lab(NATPMP) else {
         return;
     };

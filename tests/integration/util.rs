@@ -314,16 +314,6 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
-/// Returns true if and only if the suite runs Linux's portable paths
-/// (`P2PCHAT_PORTABLE`), which lack `what`: the test then says SKIPPED.
-pub fn portable(what: &str) -> bool {
-    let on = std::env::var_os("P2PCHAT_PORTABLE").is_some_and(|v| !v.is_empty() && v != "0");
-    if on {
-        eprintln!("SKIPPED: the portable paths have no {what} (Linux's fast path has)");
-    }
-    on
-}
-
 /// Returns true if and only if `tool` can be run; tests that need it say
 /// clearly when it is missing.
 pub fn have(tool: &str) -> bool {

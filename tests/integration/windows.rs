@@ -2,8 +2,9 @@
 //! named by `P2PCHAT_WINE_EXE`) in rooms with the Linux binary and with
 //! itself, in pipes, encrypted and `--plain`. Wine runs the Windows code
 //! paths (the stdio threads, mio's AFD polling, the console-less pipes) on
-//! Linux's TCP stack: what this proves, and what it does not, is in the
-//! README ("Where it runs").
+//! Linux's TCP stack (and Linux's interfaces, which Wine reports through
+//! GetAdaptersAddresses): what this proves, and what it does not, is in
+//! the README ("Where it runs").
 
 use crate::interop::{exchange, tool, wait_listening};
 use crate::util::*;
@@ -177,4 +178,30 @@ fn windows_errors_keep_their_exit_codes() {
     d.signal(libc::SIGKILL);
     let _ = d.wait();
     assert_eq!(l.code(), 1, "{}", l.stderr());
+}
+
+#[test]
+fn windows_names_the_same_addresses_to_dial_as_linux() {
+    let Some(exe) = wine_exe() else { return };
+    // The reach lines a listener on all interfaces prints, without its port.
+    let reach = |os: Os| {
+        let mut p = run(os, &exe, &["listen", "0"], In::Null, &[]);
+        let port = wait_port(&p);
+        wait_until("the reach lines", DEADLINE, || {
+            let e = p.stderr();
+            e.lines().count() >= 2 && e.ends_with('\n')
+        });
+        let lines: Vec<String> = p
+            .stderr()
+            .lines()
+            .skip(1)
+            .map(|l| l.replace(&port.to_string(), "PORT"))
+            .collect();
+        let _ = p.child.kill();
+        let _ = p.wait();
+        lines
+    };
+    let (linux, windows) = (reach(Os::Linux), reach(Os::Windows));
+    assert!(!linux.is_empty());
+    assert_eq!(windows, linux, "GetAdaptersAddresses against getifaddrs");
 }

@@ -65,15 +65,6 @@ pub struct Stdin {
 
 impl Stdin {
     pub fn open(registry: &Registry, token: Token, waker: Arc<Waker>) -> io::Result<Stdin> {
-        Stdin::open_with(registry, token, Some(waker))
-    }
-
-    /// Opens stdin; without a waker, only where no thread is needed.
-    fn open_with(
-        registry: &Registry,
-        token: Token,
-        waker: Option<Arc<Waker>>,
-    ) -> io::Result<Stdin> {
         let mut input = Stdin {
             reader: None,
             ready: true,
@@ -113,7 +104,6 @@ impl Stdin {
             }
             _ => {
                 let _ = (registry, token);
-                let waker = waker.ok_or_else(|| io::Error::from(io::ErrorKind::Unsupported))?;
                 Reader::Thread(ThreadReader::attach(waker)?)
             }
         };
@@ -121,15 +111,22 @@ impl Stdin {
         Ok(input)
     }
 
-    /// Standard input, if the loop can poll it without a thread (Linux's
-    /// fast path), else None.
-    pub fn open_polled(registry: &Registry, token: Token) -> io::Result<Option<Stdin>> {
-        #[cfg(target_os = "linux")]
-        if sys::fast_paths() || !matches!(sys::stdio::kind(Std::In), Kind::Pipe | Kind::Terminal) {
-            return Ok(Some(Stdin::open_with(registry, token, None)?));
+    /// Standard input, a terminal, read until the line editor takes over
+    /// (dropping this gives the keys back), where that can be done: polled
+    /// on Linux, on a thread whose wait can be cancelled elsewhere on Unix.
+    /// None on Windows, whose console read cannot be given up.
+    pub fn open_until_editor(
+        registry: &Registry,
+        token: Token,
+        waker: Arc<Waker>,
+    ) -> io::Result<Option<Stdin>> {
+        #[cfg(unix)]
+        return Ok(Some(Stdin::open(registry, token, waker)?));
+        #[cfg(windows)]
+        {
+            let _ = (registry, token, waker);
+            Ok(None)
         }
-        let _ = (registry, token);
-        Ok(None)
     }
 
     /// A readiness event arrived; `closed` if it reports a hang-up.

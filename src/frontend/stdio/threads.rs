@@ -55,6 +55,9 @@ struct ReadState {
 struct ReadShared {
     state: Mutex<ReadState>,
     asked: Condvar,
+    /// Unix, a terminal: what ends a wait for keys nobody wants any more.
+    #[cfg(unix)]
+    cancel: Option<sys::Canceller>,
 }
 
 /// Standard input read on a thread. There is one thread per process (it
@@ -62,6 +65,12 @@ struct ReadShared {
 /// belongs to the next room of `--keep`); each room attaches its waker.
 pub struct ThreadReader {
     shared: Arc<ReadShared>,
+}
+
+impl Drop for ThreadReader {
+    fn drop(&mut self) {
+        self.cancel();
+    }
 }
 
 impl ThreadReader {
@@ -78,6 +87,11 @@ impl ThreadReader {
                     waker: None,
                 }),
                 asked: Condvar::new(),
+                #[cfg(unix)]
+                cancel: match sys::kind(sys::Std::In) {
+                    sys::Kind::Terminal => Some(sys::Canceller::new()?),
+                    _ => None,
+                },
             });
             let source = Source::open()?;
             let theirs = shared.clone();
@@ -92,6 +106,21 @@ impl ThreadReader {
         };
         lock(&shared.state).waker = Some(waker);
         Ok(ThreadReader { shared })
+    }
+
+    /// Asks for nothing more, and forgets keys read but not taken: the
+    /// terminal's keys go to someone else now (the line editor). A wait
+    /// for keys ends without reading; a read of a pipe already under way
+    /// completes, and its bytes wait for the next reader.
+    pub fn cancel(&self) {
+        let mut st = lock(&self.shared.state);
+        st.want = 0;
+        #[cfg(unix)]
+        if let Some(c) = &self.shared.cancel {
+            st.data.clear();
+            st.at = 0;
+            c.cancel();
+        }
     }
 
     /// Takes what was read, or asks the thread for up to `buf.len()` bytes
@@ -159,6 +188,19 @@ fn read_loop(shared: &ReadShared, mut source: Source) {
             }
             st.want
         };
+        // A terminal: read only once there are keys, and give up the wait
+        // when the reader is cancelled (the line editor takes over).
+        #[cfg(unix)]
+        if let Some(c) = &shared.cancel {
+            match sys::wait_input(c) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(_) => {}
+            }
+            if lock(&shared.state).want == 0 {
+                continue;
+            }
+        }
         let got = loop {
             match source.read(&mut buf[..want]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -107,11 +107,8 @@ impl Terminal {
         let mut early = None;
         let keyboard = match (!dumb_terminal()).then(editor::prepare).flatten() {
             Some(prepared) => {
-                // Without it, /quit waits for the room as it used to. Only
-                // where the terminal can be polled: a reading thread would
-                // still be blocked in its read when the editor starts, and
-                // take the next keys from it.
-                early = stdio::Stdin::open_polled(registry, tokens.stdin)
+                // Without it, /quit waits for the room as it used to.
+                early = stdio::Stdin::open_until_editor(registry, tokens.stdin, waker.clone())
                     .ok()
                     .flatten()
                     .map(|tty| (tty, Vec::new()));
@@ -122,7 +119,9 @@ impl Terminal {
                 partial: Vec::new(),
             },
         };
-        let simple = matches!(keyboard, Keyboard::Simple { .. });
+        // A plain reader starts by reading: on a thread, that read is what
+        // asks the thread for the first keys.
+        let read_first = matches!(keyboard, Keyboard::Simple { .. }) || early.is_some();
         Ok(Terminal {
             tokens,
             keyboard,
@@ -134,9 +133,7 @@ impl Terminal {
             peer_name: "peer".into(),
             queued: VecDeque::new(),
             current: Vec::new(),
-            // A plain reader starts by reading: on a thread, that read is
-            // what asks the thread for the first keys.
-            keyboard_ready: simple,
+            keyboard_ready: read_first,
             early,
             input_open: true,
             incoming: Vec::new(),
@@ -389,7 +386,12 @@ impl UserSide for Terminal {
 
     fn on_wake(&mut self) {
         match &mut self.keyboard {
-            Keyboard::Editor(..) => self.keyboard_ready = true,
+            Keyboard::Editor(..) => {
+                if let Some((tty, _)) = self.early.as_mut() {
+                    tty.on_wake();
+                }
+                self.keyboard_ready = true;
+            }
             Keyboard::Simple { tty, .. } => {
                 tty.on_wake();
                 self.keyboard_ready |= tty.ready;

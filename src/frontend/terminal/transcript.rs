@@ -207,10 +207,15 @@ pub fn columns() -> usize {
     crate::sys::terminal::columns().unwrap_or(80)
 }
 
-/// Returns true if and only if TERM is unset or `dumb`: no colors, no
-/// line editor.
+/// Returns true if and only if TERM is `dumb`, or unset where a terminal
+/// always sets it: no colors, no line editor. The Windows console sets no
+/// TERM and understands escape sequences once asked to
+/// (`sys::terminal::enable_escapes`).
 pub fn dumb_terminal() -> bool {
-    std::env::var("TERM").map_or(true, |t| t == "dumb")
+    match std::env::var("TERM") {
+        Ok(t) => t == "dumb",
+        Err(_) => !crate::sys::terminal::TERM_OPTIONAL,
+    }
 }
 
 /// The local time as `HH:MM`.

@@ -360,3 +360,88 @@ fn logs_name_no_address_no_token_and_no_room() {
         assert!(!line.contains("10.0.0"), "{line}");
     }
 }
+
+#[test]
+fn probing_room_numbers_is_limited_per_source() {
+    let mut t = T::new(Limits::default());
+    let budget = t.relay.limits().tokens_per_source;
+    // A real listener waits in its room.
+    let real = t.hello(B, "482913", LISTENER_SIDE);
+    // A stranger tries room numbers one after another as a dialer, each
+    // connection closed when nobody answers at once.
+    for i in 0..budget {
+        let p = t.hello(A, &format!("{i}"), DIALER_SIDE);
+        t.relay.closed(p, t.now);
+    }
+    t.actions();
+    // Its budget is spent: the right number is refused, not paired.
+    let probe = t.hello(A, "482913", DIALER_SIDE);
+    let why = refused(&t.actions(), probe).expect("refused");
+    assert!(why.contains("too many rooms tried"), "{why}");
+    assert_eq!(t.relay.waiting(), 1, "the real listener still waits");
+    // A room it already named this minute is still its own to come back to.
+    let again = t.hello(A, "0", DIALER_SIDE);
+    assert!(refused(&t.actions(), again).is_none());
+    t.relay.closed(again, t.now);
+    // The real dialer, from another address, pairs.
+    let d = t.hello(0xffff_0a00_0003, "482913", DIALER_SIDE);
+    assert!(t.actions().contains(&Action::Pair(real, d)));
+    // A minute later the stranger may try a few more, no faster.
+    t.advance(Duration::from_secs(61));
+    t.actions();
+    for i in 0..budget {
+        let p = t.hello(A, &format!("x{i}"), DIALER_SIDE);
+        assert!(refused(&t.actions(), p).is_none(), "new window, room {i}");
+        t.relay.closed(p, t.now);
+    }
+    let p = t.hello(A, "one more", DIALER_SIDE);
+    assert!(refused(&t.actions(), p).is_some());
+    // IPv6: one /64 gets a quarter of the /48's budget.
+    let v6 = 0x2001_0db8_0001_0000_0000_0000_0000_0001u128;
+    for i in 0..budget / 4 {
+        let p = t.hello(v6 + i as u128, &format!("v6 {i}"), DIALER_SIDE);
+        t.relay.closed(p, t.now);
+    }
+    t.actions();
+    let p = t.hello(v6, "v6 more", DIALER_SIDE);
+    assert!(refused(&t.actions(), p).is_some());
+    let p = t.hello(v6 + (1 << 64), "v6 more", DIALER_SIDE);
+    assert!(refused(&t.actions(), p).is_none(), "another /64 of the /48");
+}
+
+#[test]
+fn a_stranger_in_the_room_cannot_hold_the_place_of_a_resume() {
+    use crate::protocol::transit::resume_token;
+    let mut t = T::new(Limits::default());
+    let room = "482913";
+    let stranger = [0xffff_0a00_0007u128, 0xffff_0a00_0008];
+    // The stranger knows the room number and takes both of its waiting
+    // places on the listener's side.
+    let s1 = t.hello(stranger[0], room, LISTENER_SIDE);
+    t.hello(stranger[1], room, LISTENER_SIDE);
+    // The real listener, back at the room's own token, would be refused,
+    // and the real dialer paired with the stranger: that is why a resume
+    // does not meet there.
+    let l = t.hello(A, room, LISTENER_SIDE);
+    let why = refused(&t.actions(), l).expect("the room is full");
+    assert!(
+        why.contains("too many connections waiting in this room"),
+        "{why}"
+    );
+    let d = t.hello(B, room, DIALER_SIDE);
+    assert!(t.actions().contains(&Action::Pair(s1, d)));
+    t.relay.closed(d, t.now);
+    t.actions();
+    // Both come back with the resume token, which the stranger cannot
+    // name, and meet each other whatever the stranger holds.
+    t.hello(stranger[0], room, LISTENER_SIDE);
+    t.hello(stranger[1], room, LISTENER_SIDE);
+    t.actions();
+    let rt = resume_token(&[42; 32]);
+    let (l, _) = t.conn(A);
+    t.relay.received(l, &hello(&rt, LISTENER_SIDE), t.now);
+    let (d, _) = t.conn(B);
+    t.relay.received(d, &hello(&rt, DIALER_SIDE), t.now);
+    assert_eq!(t.actions(), vec![Action::Pair(l, d)]);
+    assert_eq!(t.relay.waiting(), 2, "the stranger waits on, alone");
+}

@@ -13,6 +13,7 @@ mod fuzz;
 mod listener;
 mod resume;
 mod room;
+mod stream;
 
 use std::io;
 use std::time::{Duration, Instant};

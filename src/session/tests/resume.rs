@@ -322,6 +322,40 @@ fn a_goodbye_lost_with_the_connection_is_said_again() {
     p.assert_both(Status::Ended(Ok(())));
 }
 
+/// Both ends confirmed and both FINs out, the connection is cut before
+/// either FIN arrives: the room waits for a resume, and while it waits
+/// its final wait is no deadline. (It used to stay one, in the past, which
+/// nothing acted on while down: a driver polled it in a busy loop until the
+/// resume or the end of the grace period.)
+#[test]
+fn a_room_cut_during_its_final_wait_waits_for_the_resume_without_spinning() {
+    let mut p = resume_pair(43);
+    p.run();
+    let now = p.now;
+    p.dialer.input(b"all of it\n", now);
+    p.run();
+    p.dialer.s.input_ended(now);
+    p.listener.s.input_ended(now);
+    p.run();
+    assert!(
+        p.dialer.sent_fin() && p.listener.sent_fin(),
+        "both wait for a FIN"
+    );
+    p.cut(0, 0);
+    assert!(p.dialer.s.is_down() && p.listener.s.is_down());
+    p.now += crate::session::room::FINAL_WAIT + Duration::from_secs(1);
+    for side in [&p.dialer, &p.listener] {
+        let next = side.s.poll_timeout().expect("the grace period runs");
+        assert!(next > p.now, "a deadline {:?} in the past", p.now - next);
+    }
+    p.advance(Duration::from_secs(1));
+    p.assert_both(Status::Running);
+    p.reconnect(LinkId(19));
+    p.deliver_ends();
+    assert_eq!(p.listener.shown, b"all of it\n");
+    p.assert_both(Status::Ended(Ok(())));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(40))]
 
@@ -435,4 +469,29 @@ fn an_offset_beyond_what_we_sent_is_a_protocol_violation() {
         let e = l.failure().to_string();
         assert!(e.contains("protocol violation"), "{e}");
     }
+}
+
+#[test]
+fn both_ends_agree_on_a_relay_resume_token_only_they_can_name() {
+    let mut p = resume_pair(7);
+    assert_eq!(
+        p.dialer.s.relay_resume_token(),
+        None,
+        "not before the room is up"
+    );
+    p.run();
+    let (d, l) = (
+        p.dialer.s.relay_resume_token(),
+        p.listener.s.relay_resume_token(),
+    );
+    assert!(d.is_some() && d == l, "both ends name the same token");
+    // Another room (other keys) has another token.
+    let mut q = resume_pair(8);
+    q.run();
+    assert_ne!(q.dialer.s.relay_resume_token(), d);
+    // Without resume there is nothing to come back for.
+    let mut plain = Pair::new(Security::VerifyCode, Security::VerifyCode);
+    plain.run();
+    assert!(plain.dialer.s.is_established());
+    assert_eq!(plain.dialer.s.relay_resume_token(), None);
 }
