@@ -65,6 +65,7 @@ pub enum Command {
     /// Wait for exactly one peer to dial in.
     #[command(after_help = "Examples:\n  p2pchat listen 51423\n  \
         p2pchat listen 51423 --code          print a one-time code for the dialer\n  \
+        p2pchat listen 51423 --map           ask the router to forward a public port\n  \
         p2pchat listen --relay relay.example.org   meet through a relay, with a code")]
     Listen {
         /// TCP port to listen on (0 picks a free one); not with --relay
@@ -91,6 +92,12 @@ pub enum Command {
         /// --tries counts the failed attempts of all rooms together
         #[arg(long)]
         keep: bool,
+        /// Ask the router (the default gateway) to forward a public port to
+        /// this one, with NAT-PMP (or PCP), then UPnP; the mapping is
+        /// renewed while p2pchat runs and removed when it ends. Never done
+        /// without this flag
+        #[arg(long, conflicts_with = "relay")]
+        map: bool,
         #[command(flatten)]
         room: RoomArgs,
     },
@@ -399,6 +406,8 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Host rooms one after another.
     pub keep: bool,
+    /// Ask the router for a port mapping (`listen --map`).
+    pub map: bool,
     /// Ring the bell for a message after a quiet spell (chat room).
     pub bell: bool,
     /// A listener's budget of failed attempts to join, for the whole
@@ -421,6 +430,7 @@ impl Cli {
     /// connects; a listener's code is drawn from `rng`.
     pub fn into_plan(self, rng: &mut dyn Random) -> Result<Plan, Error> {
         let quiet = self.quiet.quiet;
+        let mut map = false;
         // What meets whom, and whether a one-time code authenticates it.
         let (endpoint, code, keep, tries, g) = match self.command {
             Command::Completions { shell } => return Ok(Plan::Completions(shell)),
@@ -443,6 +453,7 @@ impl Cli {
                 code,
                 relay,
                 keep,
+                map: m,
                 room,
             } => match relay {
                 // A listener waits at the relay as long as it takes.
@@ -456,6 +467,20 @@ impl Cli {
                 None => {
                     // Invariant: clap requires the port without --relay.
                     let port = port.ok_or_else(|| Error::Usage("the port is missing".into()))?;
+                    map = m;
+                    match bind {
+                        // The router forwards to our IPv4 address on its
+                        // network: a listener elsewhere gets nothing.
+                        Some(ip)
+                            if m && (ip.is_loopback() || ip.is_ipv6() && !ip.is_unspecified()) =>
+                        {
+                            return Err(Error::Usage(format!(
+                                "--map forwards to this machine's IPv4 address on the router's \
+                                 network: it cannot reach a listener on {ip} (--bind)"
+                            )));
+                        }
+                        _ => {}
+                    }
                     (Endpoint::Listen { bind, port }, code, keep, tries, room)
                 }
             },
@@ -580,6 +605,7 @@ impl Cli {
             idle_timeout: g.idle_timeout,
             handshake_timeout: g.handshake_timeout,
             keep,
+            map,
             bell: !g.no_bell,
             tries,
             failed_before: 0,
@@ -668,6 +694,31 @@ mod tests {
                 assert!(!longs.contains(&room), "{} lists --{room}", sub.get_name());
             }
         }
+    }
+
+    #[test]
+    fn map_is_off_by_default_and_needs_an_ipv4_listener() {
+        let map = |args: &[&str]| match plan(args) {
+            Ok(Plan::Room(c)) => Ok(c.map),
+            Ok(_) => Err("not a room".to_string()),
+            Err(e) => Err(e),
+        };
+        assert_eq!(map(&["p2pchat", "listen", "0"]), Ok(false));
+        assert_eq!(map(&["p2pchat", "listen", "0", "--map"]), Ok(true));
+        assert_eq!(
+            map(&["p2pchat", "listen", "0", "--map", "--bind", "192.168.1.2"]),
+            Ok(true)
+        );
+        assert_eq!(
+            map(&["p2pchat", "listen", "0", "--map", "--bind", "::"]),
+            Ok(true)
+        );
+        for bind in ["127.0.0.1", "::1", "2001:db8::7"] {
+            let e = map(&["p2pchat", "listen", "0", "--map", "--bind", bind]).unwrap_err();
+            assert!(e.contains("--map forwards to this machine's IPv4"), "{e}");
+        }
+        assert!(map(&["p2pchat", "listen", "--relay", "r.example", "--map"]).is_err());
+        assert!(map(&["p2pchat", "dial", "h", "1", "--map"]).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use p2pchat::cli::{Config, Plan};
-use p2pchat::driver::config::PeerConfig;
+use p2pchat::driver::config::{MapConfig, PeerConfig};
 use p2pchat::driver::relay::RelayConfig;
 use p2pchat::driver::{peer, relay, Reactor, SystemRng};
 use p2pchat::error::{exit, Error};
@@ -129,7 +129,19 @@ fn peer_config(cfg: &Config) -> PeerConfig {
         resume_buffer: cfg.resume_buffer,
         tries: cfg.tries,
         failed_before: cfg.failed_before,
+        map: cfg.map.then(|| MapConfig { lease: map_lease() }),
     }
+}
+
+/// The lease asked of the router: two hours (RFC 6886's recommendation),
+/// or `P2PCHAT_MAP_LEASE` seconds, which the tests set to watch renewals.
+fn map_lease() -> std::time::Duration {
+    let secs = std::env::var("P2PCHAT_MAP_LEASE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .unwrap_or(7200);
+    std::time::Duration::from_secs(secs)
 }
 
 /// Wires the pieces: one reactor, the front-end the terminal calls for,

@@ -51,6 +51,16 @@ pub struct PeerConfig {
     /// Failed attempts that earlier rooms of this process saw (`--keep`):
     /// they count against [`PeerConfig::tries`].
     pub failed_before: u32,
+    /// A listener asks the router for a port mapping (`--map`).
+    pub map: Option<MapConfig>,
+}
+
+/// Asking the router for a port mapping, in the driver's words.
+#[derive(Debug, Clone)]
+pub struct MapConfig {
+    /// The lifetime asked of the router; the mapping is renewed at half of
+    /// what the router grants.
+    pub lease: Duration,
 }
 
 impl PeerConfig {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod conn;
 pub mod net;
 pub mod peer;
+pub mod portmap;
 pub mod readiness;
 pub mod relay;
 mod relay_channel;
@@ -37,6 +38,8 @@ const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 /// The pipe SIGTERM and SIGHUP arrive through.
 const SIGNALS: Token = Token(4);
+/// The UDP socket that asks the router for a port mapping (`--map`).
+const PORTMAP: Token = Token(5);
 /// Lent to the front-end for stdin and stdout.
 const USER_TOKENS: UserTokens = UserTokens {
     stdin: Token(2),

@@ -12,9 +12,10 @@ use mio::{Interest, Registry, Token};
 
 use super::config::{Endpoint, PeerConfig};
 use super::conn::{Conn, ConnState, RelayStep};
+use super::portmap::{self, PortMap};
 use super::rendezvous::{Phase, RelayClient};
 use super::user::{Notice, UserInput, UserSide};
-use super::{net, Reactor, SystemRng, FIRST_CONN, LISTENER, USER_TOKENS, WAKER};
+use super::{net, Reactor, SystemRng, FIRST_CONN, LISTENER, PORTMAP, USER_TOKENS, WAKER};
 use crate::error::{describe_io, Error, Signal};
 use crate::names::display_addr;
 use crate::progress::Progress;
@@ -81,6 +82,7 @@ pub fn run(
         listener: None,
         dialer: None,
         relay: None,
+        portmap: None,
         interrupts_seen: 0,
         redials: 0,
         reconnect_at: None,
@@ -144,6 +146,17 @@ pub fn run(
                 readable: true,
                 paused_until: None,
             });
+            if let Some(map) = &cfg.map {
+                // After the lines above: the mapped command is the last
+                // `p2pchat dial` line the listener prints.
+                let suffix = if code.is_some() { " --code" } else { "" };
+                let lp = portmap::Loop {
+                    registry: reactor.registry(),
+                    token: PORTMAP,
+                    waker: reactor.waker(),
+                };
+                peer.portmap = portmap::start(lp, local.port(), map, suffix, ui);
+            }
         }
         Endpoint::Relay {
             host,
@@ -172,6 +185,11 @@ pub fn run(
     let result = peer
         .run(reactor, ui)
         .map_err(|e| name_the_listener(e, &cfg.endpoint));
+    // Every way out of the room comes through here: the peer leaving, a
+    // signal, an error. No mapping outlives it.
+    if let Some(pm) = peer.portmap.take() {
+        pm.remove(reactor);
+    }
     *failed = peer.session.failed_attempts().max(cfg.failed_before);
     if let Some(p) = peer.progress.as_ref().filter(|p| p.moved()) {
         ui.progress(&p.summary(Instant::now()), true);
@@ -309,6 +327,8 @@ struct Peer<'a> {
     dialer: Option<Dialer>,
     /// Meeting through a transit relay.
     relay: Option<RelayClient>,
+    /// `--map`: the router's port mapping.
+    portmap: Option<PortMap>,
     interrupts_seen: usize,
     /// Redials since the room last had a connection: each waits longer.
     redials: u32,
@@ -335,6 +355,9 @@ impl Peer<'_> {
         loop {
             let now = Instant::now();
             self.check_interrupts(reactor, ui, now);
+            if let Some(pm) = self.portmap.as_mut() {
+                pm.turn(now, ui);
+            }
             self.accept(reactor.registry(), now);
             self.dial(reactor.registry(), ui, now)?;
             self.meet(reactor.registry(), ui, now)?;
@@ -376,10 +399,16 @@ impl Peer<'_> {
                     .map(|t| t.saturating_duration_since(now))
             };
             let (conns, listener) = (&mut self.conns, &mut self.listener);
+            let portmap = &mut self.portmap;
             reactor.wait(timeout, |ev| match ev.token() {
                 LISTENER => {
                     if let Some(l) = listener.as_mut() {
                         l.readable = true;
+                    }
+                }
+                PORTMAP => {
+                    if let Some(pm) = portmap.as_mut() {
+                        pm.set_readable();
                     }
                 }
                 WAKER => ui.on_wake(),
@@ -441,6 +470,7 @@ impl Peer<'_> {
                 .as_ref()
                 .is_some_and(|l| l.readable && l.paused_until.is_none())
             || self.must_connect()
+            || self.portmap.as_ref().is_some_and(PortMap::busy)
     }
 
     /// A dial or a relay connection is due and none is in flight (a redial
@@ -490,6 +520,7 @@ impl Peer<'_> {
         let pause = self.listener.as_ref().and_then(|l| l.paused_until);
         let pause = pause.or(self.reconnect_at);
         let progress = self.progress.as_ref().and_then(Progress::deadline);
+        let portmap = self.portmap.as_ref().and_then(PortMap::deadline);
         conns
             .chain(self.session.poll_timeout())
             .chain(dial)
@@ -497,6 +528,7 @@ impl Peer<'_> {
             .chain(relay)
             .chain(pause)
             .chain(progress)
+            .chain(portmap)
             .min()
     }
 

@@ -51,6 +51,17 @@ pub enum Notice<'a> {
         command: &'a str,
         only_here: bool,
     },
+    /// `--map`: the router forwards `public` to us (`how`: the protocol);
+    /// `command` is what the other machine runs.
+    Mapped {
+        public: SocketAddr,
+        how: &'a str,
+        command: &'a str,
+    },
+    /// `--map` did not give a usable mapping, and why (one line).
+    NotMapped {
+        why: &'a str,
+    },
     /// Connected to the relay; waiting in the room.
     AtRelay {
         room: &'a str,
@@ -114,11 +125,13 @@ pub enum Notice<'a> {
 
 impl Notice<'_> {
     /// Shown even with `-q`: without it the user (or a script) cannot go
-    /// on (the code to pass on, the port that `listen 0` chose).
+    /// on (the code to pass on, the port that `listen 0` chose, the
+    /// router's address that `--map` got).
     pub fn essential(&self) -> bool {
         matches!(
             self,
             Notice::Code { .. }
+                | Notice::Mapped { .. }
                 | Notice::Listening {
                     port_chosen: true,
                     ..

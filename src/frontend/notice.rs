@@ -117,7 +117,7 @@ fn reach_lines(local: SocketAddr, reach: &Reach, with_command: bool) -> Vec<Stri
     if reach.all_private() {
         lines.push(
             "every address here is private: a peer on another network cannot dial it; \
-             meet through a relay instead (--relay)"
+             ask the router for a port (--map) or meet through a relay (--relay)"
                 .into(),
         );
     }
@@ -146,6 +146,15 @@ pub fn lines(notice: &Notice<'_>) -> Vec<String> {
             },
             "and type the code there (or pass it in P2PCHAT_CODE); it works once".into(),
         ],
+        Notice::Mapped {
+            public,
+            how,
+            command,
+        } => vec![
+            format!("mapped {public} on the router ({how}); removed when p2pchat ends"),
+            format!("on the other machine: {command}"),
+        ],
+        Notice::NotMapped { why } => vec![why.to_string()],
         Notice::AtRelay { room, relay } => {
             vec![format!("waiting for the peer in room {room} on relay {relay}")]
         }

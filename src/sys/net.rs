@@ -5,9 +5,10 @@
 //! | give up on unacknowledged data | `TCP_USER_TIMEOUT` | `TCP_RXT_CONNDROPTIME` | keepalive alone | `TCP_MAXRT` |
 //! | bytes the peer acknowledged | `TCP_INFO` (or the send queue, portable) | send queue (`SO_NWRITE`) | send queue (`FIONWRITE`) | unknown |
 //! | interface addresses | `getifaddrs` | `getifaddrs` | `getifaddrs` | `GetAdaptersAddresses` |
+//! | the IPv4 default gateway (`--map`) | `/proc/net/route` | unknown | unknown | unknown |
 
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use mio::net::TcpStream;
@@ -294,5 +295,74 @@ pub fn interface_addrs() -> Vec<IpAddr> {
             }
         }
         addrs
+    }
+}
+
+/// The IPv4 default gateway, which `listen --map` asks for a port
+/// mapping. None where the system does not say (the caller then tells the
+/// user that the gateway is unknown, rather than guessing one).
+pub fn default_gateway_v4() -> Option<Ipv4Addr> {
+    #[cfg(target_os = "linux")]
+    {
+        let table = std::fs::read_to_string("/proc/net/route").ok()?;
+        parse_proc_net_route(&table)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+/// The gateway of the default route in Linux's `/proc/net/route`: the
+/// line whose destination and mask are 0 and whose flags have
+/// `RTF_GATEWAY`, the lowest metric first. Addresses are hexadecimal in
+/// the kernel's (little-endian) byte order.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn parse_proc_net_route(table: &str) -> Option<Ipv4Addr> {
+    const RTF_UP: u32 = 0x1;
+    const RTF_GATEWAY: u32 = 0x2;
+    let hex = |s: &str| u32::from_str_radix(s, 16).ok();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // Iface Destination Gateway Flags RefCnt Use Metric Mask ...
+            let (dest, gw, flags, metric, mask) = (
+                hex(f.get(1)?)?,
+                hex(f.get(2)?)?,
+                hex(f.get(3)?)?,
+                f.get(6)?,
+                hex(f.get(7)?)?,
+            );
+            let metric: u32 = metric.parse().ok()?;
+            let default =
+                dest == 0 && mask == 0 && flags & (RTF_UP | RTF_GATEWAY) == RTF_UP | RTF_GATEWAY;
+            (default && gw != 0).then(|| (metric, Ipv4Addr::from(gw.to_le_bytes())))
+        })
+        .min_by_key(|(metric, _)| *metric)
+        .map(|(_, gw)| gw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_route_of_proc_net_route_names_the_gateway() {
+        let table =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+            eth1\t00000000\t0101A8C0\t0003\t0\t0\t600\t00000000\t0\t0\t0\n\
+            eth0\t00000000\t014DA8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n\
+            eth0\t004DA8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        assert_eq!(
+            parse_proc_net_route(table),
+            Some(Ipv4Addr::new(192, 168, 77, 1))
+        );
+        // No default route (or only a link route): no gateway.
+        let table = "Iface\tDestination\tGateway\n\
+            eth0\t004DA8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        assert_eq!(parse_proc_net_route(table), None);
+        assert_eq!(parse_proc_net_route("garbage\nmore garbage here"), None);
     }
 }

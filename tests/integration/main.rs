@@ -39,6 +39,9 @@ mod relay;
 // Two hosts behind two NATs meet through a relay (issue 11).
 #[cfg(target_os = "linux")]
 mod nat_lab;
+// A home router (miniupnpd) maps a port for `listen --map` (issue 23).
+#[cfg(target_os = "linux")]
+mod router_lab;
 // Codes and relays at a real terminal: Tab completion, --keep (issue 11).
 mod relay_terminal;
 // At home in a shell: completions, man page, reach lines, habits (issue 13).
