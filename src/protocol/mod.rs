@@ -9,6 +9,7 @@
 pub mod code;
 pub mod handshake;
 pub mod keys;
+pub mod payload;
 pub mod record;
 pub mod transit;
 

@@ -22,6 +22,7 @@ use super::{Action, Event, LeaveReason, LinkId};
 use crate::error::{describe_lost, Error, Signal};
 use crate::names;
 use crate::protocol::handshake::{Method, Pake, BUSY};
+use crate::protocol::payload::{self, Hello, OFFER_RELAY_TOKEN};
 use crate::protocol::record::{Kind, MAX_WHY};
 use crate::protocol::{Random, Role};
 
@@ -96,25 +97,6 @@ struct Resume {
     /// both go back with a token only the room's two ends can name.
     relay_token: bool,
 }
-
-/// The peer's resume offer (what follows the NUL in its HELLO): its grace
-/// period, and its flags (0 from versions that send none).
-fn resume_offer(offer: &[u8]) -> (Option<Duration>, u8) {
-    match offer {
-        [1, hi, lo, rest @ ..] => (
-            Some(Duration::from_secs(u64::from(u16::from_be_bytes([
-                *hi, *lo,
-            ])))),
-            rest.first().copied().unwrap_or(0),
-        ),
-        _ => (None, 0),
-    }
-}
-
-/// Flags after the grace period in our resume offer. Bit 0: we come back
-/// to a relay with `transit::resume_token` (a peer that does not set it
-/// is met with the room's token, as before).
-const OFFER_RELAY_TOKEN: u8 = 1;
 
 /// The room lost its connection and waits for a new one.
 struct Down {
@@ -191,77 +173,62 @@ impl Room {
         }
     }
 
-    /// Our HELLO: the name, and the resume offer after a NUL (names never
-    /// hold one): version 1, the grace period in seconds (u16), then a
-    /// flags byte (older peers ignore what follows the grace period).
+    /// Our HELLO: the name, and the resume offer (`protocol::payload`).
     fn hello(&self) -> Vec<u8> {
-        let mut hello = self.cfg.name.as_bytes().to_vec();
-        if let Some(grace) = self.cfg.resume {
-            let secs = grace.as_secs().clamp(1, u64::from(u16::MAX)) as u16;
-            hello.push(0);
-            hello.push(1);
-            hello.extend_from_slice(&secs.to_be_bytes());
-            hello.push(OFFER_RELAY_TOKEN);
-        }
-        hello
+        Hello::encode(&self.cfg.name, self.cfg.resume)
     }
 
     /// Takes the peer's HELLO: its name, and whether resume is agreed.
     fn take_hello(&mut self, link: &mut Link, payload: &[u8]) -> String {
-        let (name, offer) = match payload.iter().position(|&b| b == 0) {
-            Some(i) => (&payload[..i], &payload[i + 1..]),
-            None => (payload, &[][..]),
-        };
-        let (theirs, flags) = resume_offer(offer);
-        match (self.cfg.resume, theirs, link.resume_psk.take()) {
-            (Some(ours), Some(theirs), Some(psk)) if !theirs.is_zero() => {
+        let hello = Hello::decode(payload);
+        match (self.cfg.resume, hello.resume, link.resume_psk.take()) {
+            (Some(ours), Some(theirs), Some(psk)) if !theirs.grace.is_zero() => {
                 self.resume = Some(Resume {
                     psk,
-                    grace: ours.min(theirs),
-                    relay_token: flags & OFFER_RELAY_TOKEN != 0,
+                    grace: ours.min(theirs.grace),
+                    relay_token: theirs.flags & OFFER_RELAY_TOKEN != 0,
                 });
             }
             // No resume: sealed DATA need not be kept.
             _ => self.send.no_resume(),
         }
         self.connections = 1;
-        peer_name(name)
+        peer_name(hello.name)
     }
 
-    /// The flags of our RESUME: bit 0, the peer's EOF arrived; bit 1, its
-    /// DONE did (our EOF is confirmed); bit 2, its BYE did.
-    fn resume_record(&self) -> [u8; 9] {
-        let mut r = [0u8; 9];
-        r[..8].copy_from_slice(&self.recv.accepted().to_be_bytes());
-        r[8] = u8::from(self.recv.state().ended())
-            | (u8::from(self.send.state() == Sending::Confirmed) << 1)
-            | (u8::from(self.farewell == Farewell::PeerLeft) << 2);
-        r
+    /// Our RESUME: where our delivery of the peer's stream stopped, and
+    /// which of its ends we saw.
+    fn resume_record(&self) -> [u8; payload::RESUME_LEN] {
+        payload::Resume {
+            at: self.recv.accepted(),
+            peer_eof: self.recv.state().ended(),
+            our_eof_confirmed: self.send.state() == Sending::Confirmed,
+            peer_bye: self.farewell == Farewell::PeerLeft,
+        }
+        .encode()
     }
 
-    /// The peer's RESUME: where its delivery of ours stopped, and flags.
-    fn parse_resume(&self, payload: &[u8]) -> Result<(u64, u8), Error> {
-        let Ok(r) = <[u8; 9]>::try_from(payload) else {
+    /// The peer's RESUME, its offset checked against what we sent.
+    fn parse_resume(&self, payload: &[u8]) -> Result<payload::Resume, Error> {
+        let Some(mut r) = payload::Resume::decode(payload) else {
             return Err(violation("a RESUME record of the wrong size"));
         };
-        let mut n = [0u8; 8];
-        n.copy_from_slice(&r[..8]);
-        let at = self.send.check_offset(u64::from_be_bytes(n), "a RESUME")?;
-        Ok((at, r[8]))
+        r.at = self.send.check_offset(r.at, "a RESUME")?;
+        Ok(r)
     }
 
     /// A new connection carries the room on: resend from where the peer's
     /// delivery stopped, and whatever end of stream it has not seen.
-    fn resumed(&mut self, link: Link, at: u64, flags: u8, now: Instant) {
+    fn resumed(&mut self, link: Link, peer: payload::Resume, now: Instant) {
         if let Some(old) = self.current.take() {
             if old.id != link.id {
                 self.outbox.actions.push_back(Action::Close(old.id));
             }
         }
-        let resent = self.send.on_resume(at, flags & 1 != 0);
-        self.recv.on_resume(flags & 2 != 0);
+        let resent = self.send.on_resume(peer.at, peer.peer_eof);
+        self.recv.on_resume(peer.our_eof_confirmed);
         if let Farewell::ByeSent(reason) = self.farewell {
-            if flags & 4 == 0 {
+            if !peer.peer_bye {
                 // Our goodbye was lost with the connection: say it again.
                 self.farewell = Farewell::Leaving(reason);
             }
@@ -650,7 +617,7 @@ impl Room {
                 return self.drop_attempt(i, violation("a resume without RESUME"), now);
             }
             let parsed = self.parse_resume(&self.pending[i].rx.data()[opened.payload.clone()]);
-            let (at, flags) = match parsed {
+            let peer = match parsed {
                 Ok(p) => p,
                 Err(e) => return self.drop_attempt(i, e, now),
             };
@@ -662,7 +629,7 @@ impl Room {
             if link.seal(Kind::Resume, &ours, now).is_err() {
                 return self.outbox.actions.push_back(Action::Close(link.id));
             }
-            self.resumed(link, at, flags, now);
+            self.resumed(link, peer, now);
             return self.process_current(now);
         }
         if opened.kind != Kind::Hello {
@@ -762,7 +729,7 @@ impl Room {
                 }
                 let payload = link.rx.data()[opened.payload.clone()].to_vec();
                 link.rx.consume(opened.consumed);
-                let (at, flags) = match self.parse_resume(&payload) {
+                let peer = match self.parse_resume(&payload) {
                     Ok(p) => p,
                     Err(e) => return self.fail(e, now),
                 };
@@ -770,7 +737,7 @@ impl Room {
                     return;
                 };
                 link.confirm();
-                self.resumed(link, at, flags, now);
+                self.resumed(link, peer, now);
                 continue;
             }
             if !confirmed && opened.kind == Kind::Hello {
@@ -1500,21 +1467,5 @@ fn peer_name(payload: &[u8]) -> String {
         "peer".into()
     } else {
         name
-    }
-}
-
-#[cfg(test)]
-mod offer_tests {
-    use super::*;
-
-    #[test]
-    fn a_resume_offer_without_flags_is_an_older_peers_and_meets_at_the_room() {
-        let secs = Some(Duration::from_secs(60));
-        assert_eq!(resume_offer(&[1, 0, 60]), (secs, 0));
-        assert_eq!(resume_offer(&[1, 0, 60, OFFER_RELAY_TOKEN]), (secs, 1));
-        // Unknown bits and bytes after the flags are ignored by the caller.
-        assert_eq!(resume_offer(&[1, 0, 60, 0xff, 9, 9]), (secs, 0xff));
-        assert_eq!(resume_offer(&[2, 0, 60, 1]), (None, 0));
-        assert_eq!(resume_offer(&[]), (None, 0));
     }
 }
