@@ -416,23 +416,7 @@ impl Client {
                     lifetime,
                 },
             ) if internal == self.internal && lifetime > 0 => {
-                let first = self.step == Step::Map;
-                let lifetime = Duration::from_secs(lifetime.into());
-                self.step = Step::Mapped;
-                self.external = external;
-                self.send_at = None;
-                self.renew_at = Some(now + lifetime / 2);
-                self.expires = Some(now + lifetime);
-                Some(if first {
-                    News::Mapped {
-                        ip: self.ip,
-                        port: external,
-                        lifetime,
-                        how: "NAT-PMP",
-                    }
-                } else {
-                    News::Renewed { lifetime }
-                })
+                Some(self.granted(self.ip, external, lifetime, "NAT-PMP", now))
             }
             (Step::Delete, Response::Map { internal, .. }) if internal == self.internal => {
                 self.step = Step::Done;
@@ -440,6 +424,36 @@ impl Client {
                 Some(News::Done)
             }
             _ => None,
+        }
+    }
+
+    /// The router granted (or renewed) the mapping of `external` on `ip`
+    /// for `lifetime` seconds, by `how`: renew at half of it.
+    fn granted(
+        &mut self,
+        ip: std::net::Ipv4Addr,
+        external: u16,
+        lifetime: u32,
+        how: &'static str,
+        now: Instant,
+    ) -> News {
+        let first = self.step == Step::Map;
+        let lifetime = Duration::from_secs(lifetime.into());
+        self.step = Step::Mapped;
+        self.ip = ip;
+        self.external = external;
+        self.send_at = None;
+        self.renew_at = Some(now + lifetime / 2);
+        self.expires = Some(now + lifetime);
+        if first {
+            News::Mapped {
+                ip,
+                port: external,
+                lifetime,
+                how,
+            }
+        } else {
+            News::Renewed { lifetime }
         }
     }
 
@@ -469,24 +483,7 @@ impl Client {
                 })
             }
             Step::Map | Step::Mapped if result == 0 && lifetime > 0 => {
-                let first = self.step == Step::Map;
-                let lifetime = Duration::from_secs(lifetime.into());
-                self.step = Step::Mapped;
-                self.ip = ip;
-                self.external = external;
-                self.send_at = None;
-                self.renew_at = Some(now + lifetime / 2);
-                self.expires = Some(now + lifetime);
-                Some(if first {
-                    News::Mapped {
-                        ip,
-                        port: external,
-                        lifetime,
-                        how: "PCP",
-                    }
-                } else {
-                    News::Renewed { lifetime }
-                })
+                Some(self.granted(ip, external, lifetime, "PCP", now))
             }
             Step::Delete => {
                 self.step = Step::Done;
