@@ -308,7 +308,11 @@ fn a_transfer_survives_resets_roaming_and_a_black_hole() {
         "tcp-reset",
     ];
     lab.exec("b", "iptables", &reset);
-    wait_until("the reset noticed", DEADLINE, || lost(1)(&d));
+    wait_until_lazy(
+        || format!("the reset noticed; stderr:\n{}\n---\n{}", l.stderr(), d.stderr()),
+        DEADLINE,
+        || lost(1)(&d),
+    );
     lab.exec("b", "iptables", &["-F", "OUTPUT"]);
 
     // 2. The dialer's address changes under the connection.
@@ -316,7 +320,11 @@ fn a_transfer_survives_resets_roaming_and_a_black_hole() {
     // (Deleted first: deleting a primary address takes its secondaries.)
     lab.ip(&["-n", &b, "addr", "del", "10.78.0.2/24", "dev", "rb"]);
     lab.ip(&["-n", &b, "addr", "add", "10.78.0.3/24", "dev", "rb"]);
-    wait_until("the roaming noticed", DEADLINE, || lost(2)(&d));
+    wait_until_lazy(
+        || format!("the roaming noticed; stderr:\n{}\n---\n{}", l.stderr(), d.stderr()),
+        DEADLINE,
+        || lost(2)(&d),
+    );
 
     // 3. A black hole both ways, longer than the idle timeout.
     wait_until_lazy(
@@ -326,7 +334,11 @@ fn a_transfer_survives_resets_roaming_and_a_black_hole() {
     );
     lab.exec("b", "iptables", &["-A", "INPUT", "-j", "DROP"]);
     lab.exec("b", "iptables", &["-A", "OUTPUT", "-j", "DROP"]);
-    wait_until("the black hole noticed", DEADLINE, || lost(3)(&d));
+    wait_until_lazy(
+        || format!("the black hole noticed; stderr:\n{}\n---\n{}", l.stderr(), d.stderr()),
+        DEADLINE,
+        || lost(3)(&d),
+    );
     lab.exec("b", "iptables", &["-F"]);
 
     assert_both_ok(&mut l, &mut d);
