@@ -309,7 +309,13 @@ fn a_transfer_survives_resets_roaming_and_a_black_hole() {
     ];
     lab.exec("b", "iptables", &reset);
     wait_until_lazy(
-        || format!("the reset noticed; stderr:\n{}\n---\n{}", l.stderr(), d.stderr()),
+        || {
+            format!(
+                "the reset noticed; stderr:\n{}\n---\n{}",
+                l.stderr(),
+                d.stderr()
+            )
+        },
         DEADLINE,
         || lost(1)(&d),
     );
@@ -321,7 +327,13 @@ fn a_transfer_survives_resets_roaming_and_a_black_hole() {
     lab.ip(&["-n", &b, "addr", "del", "10.78.0.2/24", "dev", "rb"]);
     lab.ip(&["-n", &b, "addr", "add", "10.78.0.3/24", "dev", "rb"]);
     wait_until_lazy(
-        || format!("the roaming noticed; stderr:\n{}\n---\n{}", l.stderr(), d.stderr()),
+        || {
+            format!(
+                "the roaming noticed; stderr:\n{}\n---\n{}",
+                l.stderr(),
+                d.stderr()
+            )
+        },
         DEADLINE,
         || lost(2)(&d),
     );
@@ -335,7 +347,13 @@ fn a_transfer_survives_resets_roaming_and_a_black_hole() {
     lab.exec("b", "iptables", &["-A", "INPUT", "-j", "DROP"]);
     lab.exec("b", "iptables", &["-A", "OUTPUT", "-j", "DROP"]);
     wait_until_lazy(
-        || format!("the black hole noticed; stderr:\n{}\n---\n{}", l.stderr(), d.stderr()),
+        || {
+            format!(
+                "the black hole noticed; stderr:\n{}\n---\n{}",
+                l.stderr(),
+                d.stderr()
+            )
+        },
         DEADLINE,
         || lost(3)(&d),
     );
