@@ -2,7 +2,7 @@
 //! controlling terminal, stdin, stdout and stderr, and a vt100 parser
 //! renders what it draws so tests assert on the screen a person sees.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::num::NonZeroU16;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -105,18 +105,10 @@ impl Pty {
         let screen = Arc::new(Mutex::new(vt100::Parser::new(size(rows), size(cols), 0)));
         let raw = Arc::new(Mutex::new(Vec::new()));
         let (sc, rw) = (screen.clone(), raw.clone());
-        let mut reader = master.try_clone().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            loop {
-                match reader.read(&mut buf) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        sc.lock().unwrap().process(&buf[..n]);
-                        rw.lock().unwrap().extend_from_slice(&buf[..n]);
-                    }
-                }
-            }
+        let reader = master.try_clone().unwrap();
+        crate::util::collect(reader, move |b| {
+            sc.lock().unwrap().process(b);
+            rw.lock().unwrap().extend_from_slice(b);
         });
         Pty {
             master,

@@ -38,16 +38,8 @@ impl Term {
         let master = std::fs::File::from(master);
         let raw = Arc::new(Mutex::new(Vec::new()));
         let sink = raw.clone();
-        let mut reader = master.try_clone().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            loop {
-                match reader.read(&mut buf) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => sink.lock().unwrap().extend_from_slice(&buf[..n]),
-                }
-            }
-        });
+        let reader = master.try_clone().unwrap();
+        crate::util::collect(reader, move |b| sink.lock().unwrap().extend_from_slice(b));
         Term {
             child,
             raw,

@@ -94,7 +94,9 @@ pub struct Proc {
     status: Option<ExitStatus>,
 }
 
-fn collect<R: Read + Send + 'static>(
+/// Reads `r` on a thread of its own until its end, handing each chunk to
+/// `sink`.
+pub fn collect<R: Read + Send + 'static>(
     mut r: R,
     sink: impl Fn(&[u8]) + Send + 'static,
 ) -> JoinHandle<()> {
