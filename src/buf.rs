@@ -29,6 +29,11 @@ impl ByteBuf {
         self.end - self.start
     }
 
+    /// The most it holds.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.start == self.end
     }

@@ -123,7 +123,7 @@ impl ScriptedDialer {
 /// against an established room.
 #[derive(Debug, Clone)]
 pub enum Step {
-    /// A well-sealed record of kind `k % 6` with this payload.
+    /// A well-sealed record of kind `k % 13` (see `kind_of`) with this payload.
     Record(u8, Vec<u8>),
     /// Raw bytes on the wire (forged, cut, garbage).
     Raw(Vec<u8>),
@@ -170,13 +170,19 @@ impl Step {
 }
 
 fn kind_of(b: u8) -> Kind {
-    match b % 7 {
+    match b % 13 {
         0 => Kind::Hello,
         1 => Kind::Data,
         2 => Kind::Eof,
         3 => Kind::Bye,
         4 => Kind::Ping,
         5 => Kind::WriteFailed,
+        6 => Kind::Offer,
+        7 => Kind::Accept,
+        8 => Kind::Credit,
+        9 => Kind::Chunk,
+        10 => Kind::Fin,
+        11 => Kind::Close,
         _ => Kind::Done,
     }
 }
@@ -206,6 +212,7 @@ pub fn run_room_script(steps: &[Step]) {
             resume: None,
             resume_buffer: crate::session::room::REPLAY_CAP,
             input_rewindable: false,
+            files_strict: false,
         },
         Box::new(DeterministicRng::new(1)),
     );
@@ -253,7 +260,21 @@ pub fn run_room_script(steps: &[Step]) {
             shown.extend_from_slice(s.output());
             s.output_written(n, now);
         }
-        while s.poll_event().is_some() {}
+        // Every offer is taken, and what arrives of it is written: the
+        // file records reach every state.
+        while let Some(ev) = s.poll_event() {
+            match ev {
+                crate::session::Event::FileOffered { id, .. } => {
+                    let _ = s.accept_file(id, now);
+                }
+                crate::session::Event::FileComplete { id } => s.file_saved(id, now),
+                _ => {}
+            }
+        }
+        while let Some((id, data)) = s.file_to_write() {
+            let n = data.len();
+            s.file_written(id, n, now);
+        }
         while s.poll_action().is_some() {}
         assert!(
             sealed.starts_with(&shown),

@@ -73,6 +73,7 @@ pub fn run(
             resume: cfg.resume,
             resume_buffer: cfg.resume_buffer,
             input_rewindable: ui.input_rewindable(),
+            files_strict: false,
         },
         Box::new(SystemRng::new()?),
     );
@@ -1096,9 +1097,14 @@ impl Peer<'_> {
                 Event::PeerLeft => ui.notice(Notice::PeerLeft {
                     name: self.peer_name.as_deref(),
                 }),
+                ev @ (Event::FileOffered { .. }
+                | Event::FileComplete { .. }
+                | Event::FileEnded { .. }) => self.on_file_event(ev, ui),
             }
         }
     }
+
+    fn on_file_event(&mut self, _ev: Event, _ui: &mut dyn UserSide) {}
 
     // ----- the user's side -------------------------------------------------
 

@@ -7,6 +7,7 @@
 //! makes every handshake reproducible.
 
 pub mod code;
+pub mod file;
 pub mod handshake;
 pub mod keys;
 pub mod payload;

@@ -53,6 +53,20 @@ pub enum Kind {
     /// for the user (UTF-8, at most [`MAX_WHY`] bytes). Not tampering,
     /// not a lost connection: the peer stops at once.
     WriteFailed = 10,
+    /// Protocol v3, file streams (`protocol::file`): the sender offers a
+    /// file: stream id, size, name.
+    Offer = 11,
+    /// The receiver takes an offered stream from an offset, and grants
+    /// credit up to a limit; also how a resumed connection goes on.
+    Accept = 12,
+    /// The receiver grants more credit on a stream (a higher limit).
+    Credit = 13,
+    /// A file stream's bytes: stream id, then data.
+    Chunk = 14,
+    /// The sender sent a file stream's last byte: its SHA-256.
+    Fin = 15,
+    /// A file stream ends: saved, rejected, cancelled or failed, and why.
+    Close = 16,
 }
 
 /// The longest reason a WRITE_FAILED record carries.
@@ -71,6 +85,12 @@ impl Kind {
             8 => Kind::Ack,
             9 => Kind::Resume,
             10 => Kind::WriteFailed,
+            11 => Kind::Offer,
+            12 => Kind::Accept,
+            13 => Kind::Credit,
+            14 => Kind::Chunk,
+            15 => Kind::Fin,
+            16 => Kind::Close,
             _ => return None,
         })
     }

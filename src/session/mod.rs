@@ -35,6 +35,7 @@ pub mod plain;
 pub mod room;
 pub mod stream;
 pub mod timer;
+pub mod transfer;
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -47,6 +48,8 @@ use crate::protocol::handshake::Pake;
 use crate::protocol::{Random, Role};
 use plain::PlainPipe;
 use room::{Room, RoomConfig};
+use stream::StreamId;
+pub use transfer::{FileOutcome, FileProgress};
 
 /// Capacity of the plaintext buffers in each direction.
 pub const IO_CAP: usize = 64 * 1024;
@@ -111,6 +114,9 @@ pub struct SessionConfig {
     /// Our input can be read again from an earlier offset (stdin is a
     /// regular file): resume then resends from it, keeping no copy.
     pub input_rewindable: bool,
+    /// Files must arrive (`--send`, `--receive`): a room that ends with a
+    /// file either way not saved ends with an error.
+    pub files_strict: bool,
 }
 
 /// Why the user leaves the room.
@@ -161,6 +167,27 @@ pub enum Event {
         after: Duration,
         resent: u64,
         connection: u32,
+    },
+    /// The peer offers a file (`name` as it sent it: make it safe before
+    /// any use). Nothing is written before [`Session::accept_file`].
+    FileOffered {
+        id: StreamId,
+        name: Vec<u8>,
+        size: u64,
+    },
+    /// An incoming file's SHA-256 matched and all of it is written: give
+    /// it its name, then [`Session::file_saved`] (or
+    /// [`Session::file_io_failed`]).
+    FileComplete { id: StreamId },
+    /// A file stream ended, either way (`outgoing`: one we offered).
+    FileEnded {
+        id: StreamId,
+        outgoing: bool,
+        name: Vec<u8>,
+        size: u64,
+        outcome: FileOutcome,
+        /// Since it was accepted.
+        elapsed: Duration,
     },
 }
 
@@ -235,6 +262,7 @@ impl Session {
                 resume: cfg.resume,
                 resume_buffer: cfg.resume_buffer,
                 input_rewindable: cfg.input_rewindable,
+                files_strict: cfg.files_strict,
             },
             rng,
         ))
@@ -492,6 +520,111 @@ impl Session {
         match self {
             Session::Plain(p) => p.is_established(),
             Session::Secure(r) => r.is_established(),
+        }
+    }
+
+    // ----- file streams (protocol v3) --------------------------------------
+
+    /// Offers a file of `size` bytes named `name` (its base name): it goes
+    /// out as soon as the room is up. Files need the encrypted room.
+    pub fn offer_file(&mut self, name: &[u8], size: u64, now: Instant) -> Result<StreamId, Error> {
+        match self {
+            Session::Plain(_) => Err(Error::Usage(
+                "files need the encrypted room: --plain carries one stream of raw bytes".into(),
+            )),
+            Session::Secure(r) => r.offer_file(name, size, now),
+        }
+    }
+
+    /// Takes the peer's offer `id`; the driver has created a file for it.
+    pub fn accept_file(&mut self, id: StreamId, now: Instant) -> Result<(), String> {
+        match self {
+            Session::Plain(_) => Err("no such offer".into()),
+            Session::Secure(r) => r.accept_file(id, now),
+        }
+    }
+
+    /// Turns the peer's offer `id` down, saying why.
+    pub fn reject_file(&mut self, id: StreamId, why: &str, now: Instant) {
+        if let Session::Secure(r) = self {
+            r.reject_file(id, why, now);
+        }
+    }
+
+    /// Stops transfer `id`, either way. Returns false if none runs.
+    pub fn cancel_file(&mut self, id: StreamId, now: Instant) -> bool {
+        match self {
+            Session::Plain(_) => false,
+            Session::Secure(r) => r.cancel_file(id, now),
+        }
+    }
+
+    /// A file of ours that wants reading, and the offset to read it at.
+    pub fn file_to_read(&self) -> Option<(StreamId, u64)> {
+        match self {
+            Session::Plain(_) => None,
+            Session::Secure(r) => r.files().to_read(),
+        }
+    }
+
+    /// Where to read file `id` into (see [`Session::file_to_read`]).
+    pub fn file_read_buf(&mut self, id: StreamId) -> &mut [u8] {
+        match self {
+            Session::Plain(_) => &mut [],
+            Session::Secure(r) => r.file_read_buf(id),
+        }
+    }
+
+    /// `n` bytes of file `id` were read into [`Session::file_read_buf`].
+    pub fn file_read(&mut self, id: StreamId, n: usize, now: Instant) {
+        if let Session::Secure(r) = self {
+            r.file_read(id, n, now);
+        }
+    }
+
+    /// Bytes of the peer's file `id` for the disk.
+    pub fn file_to_write(&self) -> Option<(StreamId, &[u8])> {
+        match self {
+            Session::Plain(_) => None,
+            Session::Secure(r) => r.files().to_write(),
+        }
+    }
+
+    /// `n` bytes of [`Session::file_to_write`] are on disk.
+    pub fn file_written(&mut self, id: StreamId, n: usize, now: Instant) {
+        if let Session::Secure(r) = self {
+            r.file_written(id, n, now);
+        }
+    }
+
+    /// A verified file got its name ([`Event::FileComplete`]).
+    pub fn file_saved(&mut self, id: StreamId, now: Instant) {
+        if let Session::Secure(r) = self {
+            r.file_saved(id, now);
+        }
+    }
+
+    /// Reading or writing file `id` failed (`why` in words): it ends, and
+    /// the peer is told why. The room goes on.
+    pub fn file_io_failed(&mut self, id: StreamId, why: &str, now: Instant) {
+        if let Session::Secure(r) = self {
+            r.file_io_failed(id, why, now);
+        }
+    }
+
+    /// The transfers still running, for a progress line.
+    pub fn file_progress(&self) -> Vec<FileProgress> {
+        match self {
+            Session::Plain(_) => Vec::new(),
+            Session::Secure(r) => r.files().progress(),
+        }
+    }
+
+    /// Returns true if and only if we offered files and every one ended.
+    pub fn files_sent_ended(&self) -> bool {
+        match self {
+            Session::Plain(_) => false,
+            Session::Secure(r) => r.files().all_sent_ended(),
         }
     }
 

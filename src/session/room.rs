@@ -18,6 +18,7 @@ use super::link::Link;
 use super::outbox::Outbox;
 use super::stream::{violation, Farewell, Receiving, RecvStream, SendStream, Sending, StreamId};
 use super::timer::Timer;
+use super::transfer::Transfers;
 use super::{Action, Event, LeaveReason, LinkId};
 use crate::error::{describe_lost, Error, Signal};
 use crate::names;
@@ -85,6 +86,8 @@ pub struct RoomConfig {
     /// Our input can be read again from an earlier offset (a regular
     /// file): a resume resends from it, and nothing is kept in memory.
     pub input_rewindable: bool,
+    /// A file either way that is not saved makes the room's end an error.
+    pub files_strict: bool,
 }
 
 /// Resume, agreed in both HELLOs.
@@ -118,6 +121,8 @@ pub struct Room {
     /// Stream 0, the peer's direction: the output for our user, what we
     /// accepted and acknowledged, the peer's EOF.
     recv: RecvStream,
+    /// The file streams, both ways (protocol v3).
+    files: Transfers,
     farewell: Farewell,
     /// The peer could not write what it received, and said why.
     peer_write_failed: Option<String>,
@@ -143,6 +148,7 @@ impl Room {
         // A rewindable input is its own replay buffer.
         let retain = cfg.resume.is_some() && !cfg.input_rewindable;
         let send = SendStream::new(StreamId::MAIN, retain, cfg.resume_buffer);
+        let role = cfg.role;
         Room {
             failed_attempts: cfg.failed_before,
             cfg,
@@ -151,6 +157,7 @@ impl Room {
             current: None,
             send,
             recv: RecvStream::new(StreamId::MAIN),
+            files: Transfers::new(role),
             farewell: Farewell::Staying,
             peer_write_failed: None,
             resume: None,
@@ -227,6 +234,7 @@ impl Room {
         }
         let resent = self.send.on_resume(peer.at, peer.peer_eof);
         self.recv.on_resume(peer.our_eof_confirmed);
+        self.files.on_resume();
         if let Farewell::ByeSent(reason) = self.farewell {
             if !peer.peer_bye {
                 // Our goodbye was lost with the connection: say it again.
@@ -775,6 +783,15 @@ impl Room {
                 },
                 Kind::Hello => Err(violation("a second HELLO")),
                 Kind::Data => self.recv.on_data(&mut link.recv_pos, payload),
+                Kind::Offer
+                | Kind::Accept
+                | Kind::Credit
+                | Kind::Chunk
+                | Kind::Fin
+                | Kind::Close => {
+                    self.files
+                        .on_record(opened.kind, payload, resume, &mut self.outbox.events, now)
+                }
                 Kind::Received => self.send.on_received(payload, resume),
                 Kind::WriteFailed if payload.len() > MAX_WHY => {
                     Err(violation("a WRITE_FAILED reason too long"))
@@ -787,6 +804,8 @@ impl Room {
                         .collect();
                     self.peer_write_failed = Some(why);
                     self.farewell = Farewell::PeerLeft;
+                    self.files
+                        .peer_gone("the peer could not go on", &mut self.outbox.events, now);
                     Ok(())
                 }
                 _ if !payload.is_empty() => Err(violation("a control record with a payload")),
@@ -799,6 +818,8 @@ impl Room {
                 Kind::Done => self.send.on_done(resume),
                 Kind::Bye => {
                     self.farewell = Farewell::PeerLeft;
+                    self.files
+                        .peer_gone("the peer left the room", &mut self.outbox.events, now);
                     self.outbox.events.push_back(Event::PeerLeft);
                     Ok(())
                 }
@@ -888,6 +909,8 @@ impl Room {
         }
         if self.farewell == Farewell::Staying {
             self.farewell = Farewell::Leaving(reason);
+            self.files
+                .cancel_all("the peer left the room", &mut self.outbox.events, now);
         }
         self.seal_pending(now);
         self.check_end(now);
@@ -990,7 +1013,78 @@ impl Room {
     /// delivered: leaving now cuts nothing short.
     pub fn all_delivered(&self) -> bool {
         let tx_empty = self.current.as_ref().is_none_or(|l| l.tx.is_empty());
-        self.send.state().ended() && self.send.unsealed() == 0 && tx_empty && self.output_finished()
+        self.send.state().ended()
+            && self.send.unsealed() == 0
+            && tx_empty
+            && self.output_finished()
+            && self.files.idle()
+    }
+
+    // ----- file streams ----------------------------------------------------
+
+    pub fn files(&self) -> &Transfers {
+        &self.files
+    }
+
+    /// Files may be offered until we leave; before the room is up they
+    /// wait for it.
+    pub fn offer_file(&mut self, name: &[u8], size: u64, now: Instant) -> Result<StreamId, Error> {
+        if self.farewell != Farewell::Staying || self.outbox.outcome.is_some() {
+            return Err(Error::Usage("the room is ending: no more files".into()));
+        }
+        let id = self.files.offer(name, size)?;
+        self.seal_pending(now);
+        Ok(id)
+    }
+
+    pub fn accept_file(&mut self, id: StreamId, now: Instant) -> Result<(), String> {
+        self.files.accept(id, now)?;
+        self.seal_pending(now);
+        Ok(())
+    }
+
+    pub fn reject_file(&mut self, id: StreamId, why: &str, now: Instant) {
+        self.files.reject(id, why, &mut self.outbox.events, now);
+        self.seal_pending(now);
+        self.check_end(now);
+    }
+
+    pub fn cancel_file(&mut self, id: StreamId, now: Instant) -> bool {
+        let done = self.files.cancel(
+            id,
+            "cancelled by the sender's user",
+            &mut self.outbox.events,
+            now,
+        );
+        self.seal_pending(now);
+        self.check_end(now);
+        done
+    }
+
+    pub fn file_read_buf(&mut self, id: StreamId) -> &mut [u8] {
+        self.files.read_buf(id)
+    }
+
+    pub fn file_read(&mut self, id: StreamId, n: usize, now: Instant) {
+        self.files.read_done(id, n);
+        self.seal_pending(now);
+    }
+
+    pub fn file_written(&mut self, id: StreamId, n: usize, now: Instant) {
+        self.files.written(id, n, &mut self.outbox.events);
+        self.seal_pending(now);
+    }
+
+    pub fn file_saved(&mut self, id: StreamId, now: Instant) {
+        self.files.saved(id, &mut self.outbox.events, now);
+        self.seal_pending(now);
+        self.check_end(now);
+    }
+
+    pub fn file_io_failed(&mut self, id: StreamId, why: &str, now: Instant) {
+        self.files.io_failed(id, why, &mut self.outbox.events, now);
+        self.seal_pending(now);
+        self.check_end(now);
     }
 
     // ----- time and state --------------------------------------------------
@@ -1155,6 +1249,7 @@ impl Room {
     fn closed_cleanly(&self) -> bool {
         self.send.state() == Sending::Confirmed
             && self.recv.state() == Receiving::DoneSent
+            && self.files.idle()
             && self.current.as_ref().is_some_and(|l| l.tx.is_empty())
     }
 
@@ -1272,6 +1367,10 @@ impl Room {
         if self.outbox.outcome.is_some() {
             return;
         }
+        let result = match self.files.verdict() {
+            Some(why) if result.is_ok() && self.cfg.files_strict => Err(Error::Lost(why)),
+            _ => result,
+        };
         self.outbox.outcome = Some(result);
         if let Some(link) = self.current.as_ref() {
             self.outbox.actions.push_back(Action::Linger {
@@ -1444,6 +1543,13 @@ impl Room {
         if matches!(self.farewell, Farewell::PeerLeft | Farewell::ByeSent(_)) {
             return Ok(());
         }
+        // The files after the chat: their answers and ends, then their
+        // bytes while the link is nearly empty, so a line typed meanwhile
+        // goes out ahead of them.
+        if !self.files.seal_control(link, now)? {
+            return Ok(());
+        }
+        self.files.seal_chunks(link, |l: &Link| l.tx.len(), now)?;
         self.recv.seal_done(link, now)?;
         if !self.send.seal_eof(link, now)? {
             return Ok(());

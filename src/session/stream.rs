@@ -19,7 +19,7 @@ use crate::protocol::record::{Kind, MAX_PAYLOAD};
 /// A stream's number within its room. The wire does not carry it yet
 /// (protocol v2 has one stream each way): every record is stream 0's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StreamId(pub u64);
+pub struct StreamId(pub u32);
 
 impl StreamId {
     /// Today's chat and pipe stream, the one every room has.

@@ -9,6 +9,7 @@
 //! * `fuzz.rs`: arbitrary records and events against an established room.
 //! * `resume.rs`: cut connections carried on by new ones, nothing lost.
 
+mod files;
 mod fuzz;
 mod listener;
 mod resume;
@@ -44,6 +45,7 @@ pub fn config(role: Role, security: Security, name: &str) -> SessionConfig {
         resume: None,
         resume_buffer: crate::session::room::REPLAY_CAP,
         input_rewindable: false,
+        files_strict: false,
     }
 }
 
