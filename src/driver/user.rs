@@ -9,6 +9,23 @@ use std::net::SocketAddr;
 use mio::{Registry, Token};
 
 use crate::reach::Reach;
+use crate::session::FileOutcome;
+
+/// What the user asks of the room's files, typed at the prompt. A number
+/// is the transfer's `#N` as notices show it; None: the only one there is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileCommand {
+    /// `/send PATH`: offer a file.
+    Send(String),
+    /// `/accept [N]`: take an offer.
+    Accept(Option<u32>),
+    /// `/reject [N]`: turn an offer down.
+    Reject(Option<u32>),
+    /// `/cancel [N]`: stop a transfer, either way.
+    Cancel(Option<u32>),
+    /// `/files`: the offers and transfers.
+    List,
+}
 
 /// The poll tokens a front-end may register its fds with.
 #[derive(Debug, Clone, Copy)]
@@ -121,6 +138,36 @@ pub enum Notice<'a> {
         resent: u64,
         connection: u32,
     },
+    /// The peer offers a file, transfer `#number`. `name` is the name it
+    /// will be saved under (already made safe); `saving_to` is set when it
+    /// is taken without asking (`--receive DIR`).
+    FileOffered {
+        number: u32,
+        from: Option<&'a str>,
+        name: &'a str,
+        size: u64,
+        saving_to: Option<&'a std::path::Path>,
+    },
+    /// We offered a file, transfer `#number`.
+    FileOffering {
+        number: u32,
+        name: &'a str,
+        size: u64,
+    },
+    /// Transfer `#number` ended. `saved_as`: where an incoming file now is.
+    FileEnded {
+        number: u32,
+        outgoing: bool,
+        name: &'a str,
+        size: u64,
+        outcome: &'a FileOutcome,
+        elapsed: std::time::Duration,
+        saved_as: Option<&'a std::path::Path>,
+    },
+    /// An answer to a file command, or a file problem, in one line.
+    FileNote {
+        text: &'a str,
+    },
 }
 
 impl Notice<'_> {
@@ -205,4 +252,16 @@ pub trait UserSide {
     fn progress_every(&self) -> std::time::Duration {
         std::time::Duration::from_secs(5)
     }
+    /// A file command the user typed, if any is waiting.
+    fn poll_command(&mut self) -> Option<FileCommand> {
+        None
+    }
+    /// Returns true if and only if a person answers offers here (a chat at
+    /// a terminal); else an offer is taken only with `--receive`.
+    fn asks_about_files(&self) -> bool {
+        false
+    }
+    /// Shows the line that tells how the running transfers are going,
+    /// redrawn in place where it can be; None: no transfer runs any more.
+    fn file_progress(&mut self, _line: Option<&str>) {}
 }

@@ -222,5 +222,112 @@ pub fn lines(notice: &Notice<'_>) -> Vec<String> {
             crate::progress::duration(*after),
             crate::progress::bytes(*resent)
         )],
+        Notice::FileOffered { .. }
+        | Notice::FileOffering { .. }
+        | Notice::FileEnded { .. }
+        | Notice::FileNote { .. } => vec![file_line(notice)],
+    }
+}
+
+/// The line for a file notice. Names are shown in quotes, already made
+/// safe by the driver.
+fn file_line(notice: &Notice<'_>) -> String {
+    use crate::progress::{bytes, duration};
+    use crate::session::FileOutcome;
+    match notice {
+        Notice::FileOffered {
+            number,
+            from,
+            name,
+            size,
+            saving_to: None,
+        } => format!(
+            "{} offers #{number} \"{name}\" ({}): /accept {number} or /reject {number}",
+            who(*from),
+            bytes(*size)
+        ),
+        Notice::FileOffered {
+            number,
+            from,
+            name,
+            size,
+            saving_to: Some(dir),
+        } => format!(
+            "receiving #{number} \"{name}\" ({}) from {} into {}",
+            bytes(*size),
+            who(*from),
+            dir.display()
+        ),
+        Notice::FileOffering { number, name, size } => format!(
+            "offering #{number} \"{name}\" ({}): waiting for the peer to accept",
+            bytes(*size)
+        ),
+        Notice::FileEnded {
+            number,
+            outgoing,
+            name,
+            size,
+            outcome,
+            elapsed,
+            saved_as,
+        } => match (outcome, outgoing) {
+            (FileOutcome::Saved, true) => format!(
+                "sent #{number} \"{name}\" ({}, SHA-256 verified by the peer) in {}",
+                bytes(*size),
+                duration(*elapsed)
+            ),
+            (FileOutcome::Saved, false) => {
+                let place = saved_as.map_or(String::new(), |p| format!(" as {}", p.display()));
+                format!(
+                    "saved #{number} \"{name}\" ({}, SHA-256 verified) in {}{place}",
+                    bytes(*size),
+                    duration(*elapsed)
+                )
+            }
+            (FileOutcome::Rejected { by_peer: true, why }, _) => {
+                format!("the peer turned down #{number} \"{name}\"{}", because(why))
+            }
+            (
+                FileOutcome::Rejected {
+                    by_peer: false,
+                    why,
+                },
+                _,
+            ) => {
+                format!("turned down #{number} \"{name}\"{}", because(why))
+            }
+            (FileOutcome::Cancelled { by_peer: true, why }, _) => {
+                format!("the peer cancelled #{number} \"{name}\"{}", because(why))
+            }
+            (FileOutcome::Cancelled { by_peer: false, .. }, _) => {
+                format!("cancelled #{number} \"{name}\"")
+            }
+            (FileOutcome::Failed { by_peer: true, why }, _) => {
+                format!(
+                    "#{number} \"{name}\" failed on the peer's side{}",
+                    because(why)
+                )
+            }
+            (
+                FileOutcome::Failed {
+                    by_peer: false,
+                    why,
+                },
+                _,
+            ) => {
+                format!("#{number} \"{name}\" failed{}", because(why))
+            }
+        },
+        Notice::FileNote { text } => text.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// ": why", or nothing when there is no reason.
+fn because(why: &str) -> String {
+    if why.is_empty() {
+        String::new()
+    } else {
+        format!(": {why}")
     }
 }
