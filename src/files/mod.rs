@@ -6,4 +6,5 @@
 //! lands whole under a safe, fresh name in the chosen directory, or not at
 //! all.
 
+pub mod disk;
 pub mod name;
