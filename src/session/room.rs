@@ -534,6 +534,12 @@ impl Room {
         }
         let burned = self.cfg.one_time && self.failed_attempts > self.cfg.failed_before;
         if self.failed_attempts < self.cfg.tries && !burned {
+            if let Farewell::Leaving(reason) = self.farewell {
+                if !self.handshake_in_flight() {
+                    // We were leaving, waiting for that handshake only.
+                    return self.abandon(reason, Signal::Int, now);
+                }
+            }
             self.resume_held(now);
             return;
         }
@@ -900,6 +906,19 @@ impl Room {
     }
 
     pub fn leave(&mut self, reason: LeaveReason, now: Instant) {
+        if !self.is_established()
+            && self.handshake_in_flight()
+            && reason == LeaveReason::OutputClosed
+        {
+            // Our reader went away while a peer is mid-handshake: cutting
+            // it now would look like tampering to the peer. The room
+            // opens and our goodbye (RECEIVED 0, BYE) follows our HELLO,
+            // so the peer hears that nobody reads it.
+            if self.farewell == Farewell::Staying {
+                self.farewell = Farewell::Leaving(reason);
+            }
+            return;
+        }
         if !self.is_established() {
             let signal = match reason {
                 LeaveReason::Interrupted(s) => s,
@@ -914,6 +933,13 @@ impl Room {
         }
         self.seal_pending(now);
         self.check_end(now);
+    }
+
+    /// A peer is in the middle of a handshake with us (not a resume).
+    fn handshake_in_flight(&self) -> bool {
+        self.down.is_none()
+            && self.outbox.outcome.is_none()
+            && (self.current.is_some() || self.pending.iter().any(|l| l.heard))
     }
 
     /// Ctrl-C (or TERM, HUP): the first leaves the room, a second, or one

@@ -601,6 +601,28 @@ fn a_sender_whose_peer_stopped_reading_is_told_how_much_was_lost() {
 }
 
 #[test]
+fn a_reader_gone_during_the_handshake_is_a_peer_that_stopped_reading_not_tampering() {
+    // `p2pchat listen P | true`: the consumer is gone while a dialer's
+    // handshake is under way.
+    let mut p = Pair::default_mode();
+    let now = p.now;
+    // The dialer has its keys: its HELLO and data are on their way.
+    p.step_until(|p| p.dialer.s.can_take_input());
+    assert!(!p.listener.s.is_established());
+    assert_eq!(p.dialer.input(b"data for nobody", now), 15);
+    p.listener.s.output_closed(now);
+    p.dialer.s.input_ended(now);
+    p.run();
+    p.deliver_ends();
+    let e = p.dialer.failure();
+    assert!(
+        matches!(&e, Error::Lost(m) if m.contains("stopped reading")),
+        "{e:?}"
+    );
+    assert_eq!(e.exit_code(), 1);
+}
+
+#[test]
 fn a_peer_that_read_everything_and_left_is_a_clean_end() {
     let mut p = Pair::default_mode();
     p.run();
