@@ -61,3 +61,5 @@ mod recipes;
 mod everyday;
 // Strangers, round two: --keep budget, slot holders, stranded relay listeners (issue 21).
 mod admission;
+// Files in the room from scripts: --send, --receive, names, full disk, resume (issue 22).
+mod files;
