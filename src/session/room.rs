@@ -22,6 +22,7 @@ use super::transfer::Transfers;
 use super::{Action, Event, LeaveReason, LinkId};
 use crate::error::{describe_lost, Error, Signal};
 use crate::names;
+use crate::protocol::file;
 use crate::protocol::handshake::{Method, Pake, BUSY};
 use crate::protocol::payload::{self, Hello, OFFER_RELAY_TOKEN};
 use crate::protocol::record::{Kind, MAX_WHY};
@@ -789,6 +790,12 @@ impl Room {
                 },
                 Kind::Hello => Err(violation("a second HELLO")),
                 Kind::Data => self.recv.on_data(&mut link.recv_pos, payload),
+                Kind::Credit if file::Credit::decode(payload).is_some_and(|c| c.id == 0) => {
+                    if let Some(c) = file::Credit::decode(payload) {
+                        self.send.on_credit(c.limit);
+                    }
+                    Ok(())
+                }
                 Kind::Offer
                 | Kind::Accept
                 | Kind::Credit
@@ -991,6 +998,8 @@ impl Room {
             }
         }
         self.recv.output_written(n);
+        // Our user took more: the peer may get more credit.
+        self.seal_pending(now);
         self.process_current(now);
         self.check_end(now);
     }
@@ -1563,6 +1572,7 @@ impl Room {
         if self.resume.is_some() {
             self.recv.seal_ack(link, ACK_EVERY, now)?;
         }
+        self.recv.seal_credit(link, now)?;
         if !self.send.seal_data(link, now)? {
             return Ok(());
         }
