@@ -75,6 +75,26 @@ const CHAT_COMMANDS: &[(&str, &str)] = &[
          Nothing is written anywhere otherwise.",
     ),
     (
+        "/send PATH",
+        "Offer a file to the peer (Tab completes the path). It goes inside \
+         the same encrypted connection, beside the chat, and is saved only \
+         once the peer accepts it and its SHA-256 matched.",
+    ),
+    (
+        "/accept [N], /reject [N]",
+        "Take or turn down the peer's offer #N (the only one, without N). \
+         A file is saved in the current directory, or in --save-dir DIR, \
+         never over an existing file: report (1).pdf.",
+    ),
+    (
+        "/cancel [N]",
+        "Stop transfer #N, either way; the peer is told.",
+    ),
+    (
+        "/files",
+        "List the offers waiting and the transfers moving.",
+    ),
+    (
         "//text",
         "Send /text as a message. Any other /command is refused, never sent.",
     ),
@@ -252,8 +272,11 @@ fn render(out: &mut dyn Write) -> io::Result<()> {
     roff.control("fi", []);
     roff.control("SH", ["FILES"]);
     roff.text([roman(
-        "None: p2pchat reads a secret file only when told to, and writes a file \
-         only when /save FILE asks it to.",
+        "None of its own: p2pchat reads a secret file only when told to, and \
+         writes a file only when /save FILE asks it to, or a file the peer \
+         offered is accepted (/accept, --receive DIR): first as a hidden \
+         .NAME.p2pchat-XXXXXXXX.part in the target directory, renamed once \
+         verified and removed otherwise.",
     )]);
     roff.control("SH", ["SEE ALSO"]);
     roff.text([roman("nc(1), socat(1), ssh(1)")]);
