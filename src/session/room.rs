@@ -1282,10 +1282,17 @@ impl Room {
     /// received the other's: everything arrived, the room ended cleanly.
     /// A FIN alone proves nothing: anyone on the path can forge one.
     fn closed_cleanly(&self) -> bool {
+        self.ends_confirmed() && self.current.as_ref().is_some_and(|l| l.tx.is_empty())
+    }
+
+    /// Every stream ended both ways and was confirmed, and our DONE is
+    /// sealed: nothing of the room is owed either way. What may still sit
+    /// in our buffer after the DONE (a heartbeat, an acknowledgement) is
+    /// owed to nobody, so the peer's FIN then ends the room cleanly.
+    fn ends_confirmed(&self) -> bool {
         self.send.state() == Sending::Confirmed
             && self.recv.state() == Receiving::DoneSent
             && self.files.idle()
-            && self.current.as_ref().is_some_and(|l| l.tx.is_empty())
     }
 
     // ----- internals -------------------------------------------------------
@@ -1320,6 +1327,7 @@ impl Room {
             _ if self.closed_cleanly() && (self.resume.is_none() || link.transport_eof) => {
                 Some(Ok(()))
             }
+            _ if self.ends_confirmed() && link.transport_eof && link.rx.is_empty() => Some(Ok(())),
             _ if self.closed_cleanly() => {
                 // Our side is complete: FIN, then wait for the peer's.
                 if self.clean_since.is_none() {
