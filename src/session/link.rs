@@ -72,6 +72,11 @@ pub struct Link {
     /// the whole handshake timeout for its first flight, and silence until
     /// then is not a stranger's but a relay's fault.
     pub paired: bool,
+    /// Bytes of `tx` written to the socket so far.
+    pub flushed: u64,
+    /// Where our DONE ends in the bytes this connection sends (`flushed`
+    /// counts up to it once it left), if it was sealed here.
+    pub done_end: Option<u64>,
 }
 
 impl Link {
@@ -106,6 +111,8 @@ impl Link {
             resuming,
             recv_pos: 0,
             paired: false,
+            flushed: 0,
+            done_end: None,
         }
     }
 

@@ -422,6 +422,7 @@ impl Room {
     pub fn sent(&mut self, id: LinkId, n: usize, now: Instant) {
         if let Some(l) = self.link_mut(id) {
             l.tx.consume(n);
+            l.flushed += n as u64;
         }
         self.seal_pending(now);
         self.check_end(now);
@@ -1286,13 +1287,20 @@ impl Room {
     }
 
     /// Every stream ended both ways and was confirmed, and our DONE is
-    /// sealed: nothing of the room is owed either way. What may still sit
-    /// in our buffer after the DONE (a heartbeat, an acknowledgement) is
-    /// owed to nobody, so the peer's FIN then ends the room cleanly.
+    /// sealed: nothing of the room is owed either way.
     fn ends_confirmed(&self) -> bool {
         self.send.state() == Sending::Confirmed
             && self.recv.state() == Receiving::DoneSent
             && self.files.idle()
+    }
+
+    /// As [`Room::ends_confirmed`], with our DONE written to this
+    /// connection's socket: what still sits in our buffer after it (a
+    /// heartbeat whose timer fired while the DONE waited) is owed to
+    /// nobody, so the peer's FIN then ends the room cleanly. (A FIN
+    /// before our DONE left cannot be the peer's clean end.)
+    fn done_is_out(&self, link: &Link) -> bool {
+        self.ends_confirmed() && link.done_end.is_some_and(|end| link.flushed >= end)
     }
 
     // ----- internals -------------------------------------------------------
@@ -1327,7 +1335,9 @@ impl Room {
             _ if self.closed_cleanly() && (self.resume.is_none() || link.transport_eof) => {
                 Some(Ok(()))
             }
-            _ if self.ends_confirmed() && link.transport_eof && link.rx.is_empty() => Some(Ok(())),
+            _ if link.transport_eof && link.rx.is_empty() && self.done_is_out(link) => {
+                Some(Ok(()))
+            }
             _ if self.closed_cleanly() => {
                 // Our side is complete: FIN, then wait for the peer's.
                 if self.clean_since.is_none() {
@@ -1594,7 +1604,11 @@ impl Room {
             return Ok(());
         }
         self.files.seal_chunks(link, |l: &Link| l.tx.len(), now)?;
+        let done_before = self.recv.state() == Receiving::DoneSent;
         self.recv.seal_done(link, now)?;
+        if !done_before && self.recv.state() == Receiving::DoneSent {
+            link.done_end = Some(link.flushed + link.tx.len() as u64);
+        }
         if !self.send.seal_eof(link, now)? {
             return Ok(());
         }
