@@ -143,33 +143,4 @@ mod tests {
             assert!((0.0..1.0).contains(&j), "{j}");
         }
     }
-
-    #[test]
-    fn schedules_grow_until_reset() {
-        let mut rng = DeterministicRng::new(1);
-        let mut r = Reconnect::default();
-        let now = Instant::now();
-        assert_eq!(r.schedule(Duration::ZERO, now, &mut rng), now);
-        assert!(r.take_due(now));
-        assert!(!r.take_due(now), "handed out once");
-        let second = r.schedule(Duration::ZERO, now, &mut rng) - now;
-        assert!(second >= FIRST_BACKOFF && second < FIRST_BACKOFF.mul_f64(1.2));
-        r.reset();
-        assert_eq!(r.schedule(Duration::ZERO, now, &mut rng), now);
-        let busy = r.schedule(Duration::from_secs(3), now, &mut rng) - now;
-        assert_eq!(busy, Duration::from_secs(3), "never sooner than asked");
-    }
-
-    #[test]
-    fn only_refusals_for_the_whole_time_are_a_verdict() {
-        let mut r = Reconnect::default();
-        let t0 = Instant::now();
-        assert!(!r.failed(true, t0));
-        assert!(!r.failed(true, t0 + Duration::from_secs(9)));
-        assert!(!r.failed(false, t0 + Duration::from_secs(10)), "a timeout");
-        assert!(!r.failed(true, t0 + Duration::from_secs(11)), "counts anew");
-        r.came_up();
-        assert!(!r.failed(true, t0 + Duration::from_secs(21)), "counts anew");
-        assert!(r.failed(true, t0 + Duration::from_secs(31)));
-    }
 }
