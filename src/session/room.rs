@@ -16,10 +16,11 @@ use std::time::{Duration, Instant};
 
 use super::link::Link;
 use super::outbox::Outbox;
+use super::reconnect::{self, Reconnect};
 use super::stream::{violation, Farewell, Receiving, RecvStream, SendStream, Sending, StreamId};
 use super::timer::Timer;
 use super::transfer::Transfers;
-use super::{Action, Event, LeaveReason, LinkId};
+use super::{Action, ConnectFailure, Event, LeaveReason, LinkId};
 use crate::error::{describe_lost, Error, Signal};
 use crate::names;
 use crate::protocol::file;
@@ -139,6 +140,8 @@ pub struct Room {
     failed_attempts: u32,
     /// Dialer: when the first connection came up (for `retry_busy`).
     first_connected: Option<Instant>,
+    /// When to ask for a new connection, and when to stop trying.
+    reconnect: Reconnect,
     interrupts: u32,
     /// Events, actions and the outcome, waiting to be taken.
     pub(super) outbox: Outbox,
@@ -166,6 +169,7 @@ impl Room {
             connections: 0,
             clean_since: None,
             first_connected: None,
+            reconnect: Reconnect::default(),
             interrupts: 0,
             outbox: Outbox::default(),
         }
@@ -394,7 +398,43 @@ impl Room {
         }
         // While down this is a resume: its keys come from the room's.
         self.first_connected.get_or_insert(now);
+        self.reconnect.came_up();
         self.current = Some(self.start_link(id, 0, now));
+    }
+
+    /// A connection asked for with [`Action::Redial`] failed: ask for the
+    /// next one after a backoff, or end the room when a lost room's
+    /// redials have all been refused for [`reconnect::REFUSED_FOR`].
+    pub fn connect_failed(&mut self, failure: ConnectFailure, now: Instant) {
+        if self.outbox.outcome.is_some() || self.current.is_some() {
+            return;
+        }
+        let refused = match failure {
+            ConnectFailure::Fatal(e) => return self.fail(e, now),
+            ConnectFailure::Refused { target } => Some(target),
+            ConnectFailure::Failed => None,
+        };
+        let gone = self.reconnect.failed(refused.is_some(), now);
+        if let (true, Some(target), Some(_)) = (gone, refused, self.down.as_ref()) {
+            return self.fail(
+                Error::Lost(format!(
+                    "connection lost, and {target} has refused connections for {} s: \
+                     the peer's p2pchat has ended",
+                    reconnect::REFUSED_FOR.as_secs()
+                )),
+                now,
+            );
+        }
+        self.redial(Duration::ZERO, now);
+    }
+
+    /// Asks for a new connection: at once, or once the backoff (and at
+    /// least `at_least`) has passed ([`Timer::Reconnect`]).
+    fn redial(&mut self, at_least: Duration, now: Instant) {
+        self.reconnect.schedule(at_least, now, &mut *self.rng);
+        if self.reconnect.take_due(now) {
+            self.outbox.actions.push_back(Action::Redial);
+        }
     }
 
     fn link(&self, id: LinkId) -> Option<&Link> {
@@ -1161,6 +1201,7 @@ impl Room {
             Timer::Ping => confirmed
                 .filter(|_| self.sends_heartbeats())
                 .map(|l| l.last_send + self.ping_interval()),
+            Timer::Reconnect => self.reconnect.due(),
         }
     }
 
@@ -1236,6 +1277,11 @@ impl Room {
                 // If the record did not fit, data is queued anyway: the peer
                 // hears from us as soon as the socket drains.
                 l.last_send = now;
+            }
+            Timer::Reconnect => {
+                if self.reconnect.take_due(now) {
+                    self.outbox.actions.push_back(Action::Redial);
+                }
             }
         }
     }
@@ -1501,7 +1547,7 @@ impl Room {
         if let Some(link) = self.current.take() {
             self.outbox.actions.push_back(Action::Close(link.id));
         }
-        self.outbox.actions.push_back(Action::Redial);
+        self.redial(reconnect::FIRST_BACKOFF, now);
         Ok(())
     }
 
@@ -1536,10 +1582,13 @@ impl Room {
                 grace,
             });
             self.down = Some(Down { since: now, why });
+            // The room had a connection until now: the first try goes at
+            // once, and a failed one waits longer each time.
+            self.reconnect.reset();
         }
         // The dialer dials again; through a relay both sides go back to
         // it. (A direct listener is still listening: it ignores this.)
-        self.outbox.actions.push_back(Action::Redial);
+        self.redial(Duration::ZERO, now);
     }
 
     /// The grace period ran out: the room ends, saying what was not
