@@ -245,7 +245,7 @@ impl Link {
             // A crashed peer or a dropped link cuts records as readily as
             // an attacker does: a lost connection, not tampering.
             Ok(None) if self.transport_eof && !self.rx.is_empty() => Err(Error::Lost(
-                "connection lost: the connection ended in the middle of a record".into(),
+                "connection lost: the connection dropped in the middle of a record".into(),
             )),
             Ok(None) => Ok(None),
             Err(RecordError::Forged) if !confirmed => Err(Handshake::auth_error(self.uses_secret)),
