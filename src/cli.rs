@@ -395,7 +395,8 @@ pub fn strip_brackets(host: &str) -> &str {
 }
 
 /// Where to connect: the driver's own type, which the command line fills.
-pub use crate::driver::config::Endpoint;
+pub use crate::driver::config::{Endpoint, MapConfig, PeerConfig};
+use crate::driver::files::FilePolicy;
 
 /// What the program will do: a room, or a relay.
 // One per process: boxing the room would buy nothing.
@@ -414,40 +415,15 @@ pub enum Plan {
     Manpage,
 }
 
-/// What the program will do, checked and complete.
+/// What the program will do, checked and complete: the room in the
+/// driver's own terms, and what only the program around it needs.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub endpoint: Endpoint,
-    pub security: Security,
-    /// Our sanitised display name.
-    pub name: String,
-    pub quiet: bool,
-    pub idle_timeout: Duration,
-    pub handshake_timeout: Duration,
+    pub room: PeerConfig,
     /// Host rooms one after another.
     pub keep: bool,
-    /// Ask the router for a port mapping (`listen --map`).
-    pub map: bool,
     /// Ring the bell for a message after a quiet spell (chat room).
     pub bell: bool,
-    /// A listener's budget of failed attempts to join, for the whole
-    /// process (`--tries`; with `--keep`, across all its rooms).
-    pub tries: u32,
-    /// Failed attempts that earlier rooms of this process saw (`--keep`):
-    /// they count against [`Config::tries`].
-    pub failed_before: u32,
-    /// Report how a transfer is going (`--progress`).
-    pub progress: bool,
-    /// Resume a lost connection within this grace period (None: off).
-    pub resume: Option<Duration>,
-    /// Bytes of ours kept until the peer confirms them (resume).
-    pub resume_buffer: usize,
-    /// Files to offer as the room opens (`--send`).
-    pub send: Vec<PathBuf>,
-    /// Where received files go.
-    pub save_dir: PathBuf,
-    /// Take every offer without asking (`--receive`).
-    pub receive_all: bool,
 }
 
 impl Cli {
@@ -660,25 +636,40 @@ impl Cli {
             None => names::login_name(),
         };
         Ok(Plan::Room(Config {
-            endpoint,
-            security,
-            name,
-            quiet,
-            idle_timeout: g.idle_timeout,
-            handshake_timeout: g.handshake_timeout,
+            room: PeerConfig {
+                endpoint,
+                security,
+                name,
+                quiet,
+                idle_timeout: g.idle_timeout,
+                handshake_timeout: g.handshake_timeout,
+                progress: g.progress,
+                resume,
+                resume_buffer: g.resume_buffer as usize * 1024 * 1024,
+                tries,
+                failed_before: 0,
+                map: map.then(|| MapConfig { lease: map_lease() }),
+                send: g.send,
+                files: FilePolicy {
+                    dir: save_dir,
+                    take_all: receive_all,
+                },
+            },
             keep,
-            map,
             bell: !g.no_bell,
-            tries,
-            failed_before: 0,
-            progress: g.progress,
-            resume,
-            resume_buffer: g.resume_buffer as usize * 1024 * 1024,
-            send: g.send,
-            save_dir,
-            receive_all,
         }))
     }
+}
+
+/// The lease asked of the router: two hours (RFC 6886's recommendation),
+/// or `P2PCHAT_MAP_LEASE` seconds, which the tests set to watch renewals.
+fn map_lease() -> Duration {
+    let secs = std::env::var("P2PCHAT_MAP_LEASE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .unwrap_or(7200);
+    Duration::from_secs(secs)
 }
 
 #[cfg(test)]
@@ -705,9 +696,9 @@ mod tests {
             let Ok(Plan::Room(cfg)) = plan(args) else {
                 panic!("expected a room")
             };
-            assert!(cfg.quiet);
-            assert!(matches!(cfg.security, Security::Plain));
-            match cfg.endpoint {
+            assert!(cfg.room.quiet);
+            assert!(matches!(cfg.room.security, Security::Plain));
+            match cfg.room.endpoint {
                 Endpoint::Dial { host, port, .. } => {
                     assert_eq!((host.as_str(), port), ("::1", 5))
                 }
@@ -764,7 +755,7 @@ mod tests {
     #[test]
     fn map_is_off_by_default_and_needs_an_ipv4_listener() {
         let map = |args: &[&str]| match plan(args) {
-            Ok(Plan::Room(c)) => Ok(c.map),
+            Ok(Plan::Room(c)) => Ok(c.room.map.is_some()),
             Ok(_) => Err("not a room".to_string()),
             Err(e) => Err(e),
         };

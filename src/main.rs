@@ -6,8 +6,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use p2pchat::cli::{Config, Plan};
-use p2pchat::driver::config::{MapConfig, PeerConfig};
-use p2pchat::driver::files::FilePolicy;
+use p2pchat::driver::config::PeerConfig;
 use p2pchat::driver::relay::RelayConfig;
 use p2pchat::driver::{peer, relay, Reactor, SystemRng};
 use p2pchat::error::{exit, Error};
@@ -47,7 +46,7 @@ fn main() -> ExitCode {
         .and_then(|mut rng| cli.into_plan(&mut rng))
         .and_then(|plan| match plan {
             Plan::Room(cfg) if cfg.keep => keep_hosting(cfg),
-            Plan::Room(cfg) => run(&peer_config(&cfg), chat_options(&cfg), &mut 0).map(|_| ()),
+            Plan::Room(cfg) => run(&cfg.room, chat_options(&cfg), &mut 0).map(|_| ()),
             Plan::Relay { bind, port, quiet } => Reactor::new().and_then(|mut r| {
                 let cfg = RelayConfig {
                     bind,
@@ -75,12 +74,12 @@ fn main() -> ExitCode {
 /// would get a fresh set of guesses with every room.
 fn keep_hosting(mut cfg: Config) -> Result<(), Error> {
     loop {
-        if let Security::Code(_) = cfg.security {
-            cfg.security = Security::Code(Code::generate(&mut SystemRng::new()?));
+        if let Security::Code(_) = cfg.room.security {
+            cfg.room.security = Security::Code(Code::generate(&mut SystemRng::new()?));
         }
-        let mut failed = cfg.failed_before;
-        let result = run(&peer_config(&cfg), chat_options(&cfg), &mut failed);
-        cfg.failed_before = failed;
+        let mut failed = cfg.room.failed_before;
+        let result = run(&cfg.room, chat_options(&cfg), &mut failed);
+        cfg.room.failed_before = failed;
         match result {
             Ok(peer::Ended::ByUs) => return Ok(()),
             Ok(peer::Ended::Otherwise) => {}
@@ -88,21 +87,21 @@ fn keep_hosting(mut cfg: Config) -> Result<(), Error> {
                 e @ (Error::Interrupted(_) | Error::Usage(_) | Error::Local(_) | Error::Connect(_)),
             ) => return Err(e),
             // The room's own error already counts every room's attempts.
-            Err(e) if failed >= cfg.tries => return Err(e),
+            Err(e) if failed >= cfg.room.tries => return Err(e),
             Err(e) => {
                 // A room that ends badly is a normal event while hosting:
                 // said as a status line, not as the program's error.
                 let _ = writeln!(io::stderr(), "the room ended: {e}");
             }
         }
-        if failed >= cfg.tries {
+        if failed >= cfg.room.tries {
             return Err(Error::AuthFailed(format!(
                 "{failed} failed attempt{} to join while hosting: someone may be guessing; \
                  giving up",
                 if failed == 1 { "" } else { "s" }
             )));
         }
-        if !cfg.quiet {
+        if !cfg.room.quiet {
             let _ = writeln!(io::stderr(), "the room is over; hosting the next one");
         }
     }
@@ -114,40 +113,6 @@ fn chat_options(cfg: &Config) -> ChatOptions {
         keep: cfg.keep,
         bell: cfg.bell,
     }
-}
-
-/// The room the user asked for, in the driver's terms.
-fn peer_config(cfg: &Config) -> PeerConfig {
-    PeerConfig {
-        endpoint: cfg.endpoint.clone(),
-        security: cfg.security.clone(),
-        name: cfg.name.clone(),
-        quiet: cfg.quiet,
-        idle_timeout: cfg.idle_timeout,
-        handshake_timeout: cfg.handshake_timeout,
-        progress: cfg.progress,
-        resume: cfg.resume,
-        resume_buffer: cfg.resume_buffer,
-        tries: cfg.tries,
-        failed_before: cfg.failed_before,
-        map: cfg.map.then(|| MapConfig { lease: map_lease() }),
-        send: cfg.send.clone(),
-        files: FilePolicy {
-            dir: cfg.save_dir.clone(),
-            take_all: cfg.receive_all,
-        },
-    }
-}
-
-/// The lease asked of the router: two hours (RFC 6886's recommendation),
-/// or `P2PCHAT_MAP_LEASE` seconds, which the tests set to watch renewals.
-fn map_lease() -> std::time::Duration {
-    let secs = std::env::var("P2PCHAT_MAP_LEASE")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|&s| s > 0)
-        .unwrap_or(7200);
-    std::time::Duration::from_secs(secs)
 }
 
 /// Wires the pieces: one reactor, the front-end the terminal calls for,
