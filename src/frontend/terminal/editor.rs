@@ -37,6 +37,10 @@ pub struct DraftWatcher {
     last_key: Arc<Mutex<Option<Instant>>>,
     /// Bumped each time `readline` returns (Enter, Ctrl-C, Ctrl-D).
     returns: Arc<AtomicUsize>,
+    /// Bumped before this thread draws rows of its own above the prompt
+    /// (our message, a list of completions): whatever was printed last is
+    /// then no longer the last row.
+    drawn: Arc<AtomicUsize>,
 }
 
 impl rustyline::hint::Hinter for DraftWatcher {
@@ -117,6 +121,7 @@ impl Prepared {
         let watcher = self.watcher.clone();
         let draft = self.watcher.draft.clone();
         let returns = self.watcher.returns.clone();
+        let drawn = self.watcher.drawn.clone();
         let thread = std::thread::spawn(move || loop {
             let read = editor.readline(&prompt);
             returns.fetch_add(1, Ordering::SeqCst);
@@ -129,7 +134,10 @@ impl Prepared {
                     // Our transcript shows what the peer gets: a message as
                     // sent, and nothing for a command or an empty line.
                     let shown = match super::command::Typed::of(&line) {
-                        super::command::Typed::Message(text) => Some(transcript(&text)),
+                        super::command::Typed::Message(text) => {
+                            drawn.fetch_add(1, Ordering::SeqCst);
+                            Some(transcript(&text))
+                        }
                         _ => None,
                     };
                     replace_echo(&prompt, &line, shown.as_deref());
@@ -234,6 +242,12 @@ impl Running {
             .lock()
             .map(|d| d.clone())
             .unwrap_or_default()
+    }
+
+    /// A count of the rows this thread drew above the prompt itself: when
+    /// it changed, the last row printed is no longer what we printed.
+    pub fn drawn(&self) -> usize {
+        self.watcher.drawn.load(Ordering::SeqCst)
     }
 
     /// When a key last changed the line at the prompt.
