@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use std::io::{IsTerminal, Write};
@@ -285,6 +285,7 @@ fn split_host_port(s: &str) -> Result<(String, Option<u16>), Error> {
 
 /// The heading of the options that shape a room, in `listen` and `dial`.
 const ROOM_OPTIONS: &str = "Room options (listen and dial)";
+const FILE_OPTIONS: &str = "File options (listen and dial)";
 
 /// `-q`: taken before the command and by each command that runs, not by
 /// `completions` or `manpage`, which print nothing else.
@@ -341,6 +342,19 @@ pub struct RoomArgs {
     #[arg(long, value_name = "MIB", default_value = "2", help_heading = ROOM_OPTIONS,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub resume_buffer: u32,
+    /// Offer FILE (or several) as the room opens, and leave once every
+    /// one is confirmed; exit 0 only if all arrived (put it last, or
+    /// repeat it for each file)
+    #[arg(long, value_name = "FILE", num_args = 1.., help_heading = FILE_OPTIONS)]
+    pub send: Vec<PathBuf>,
+    /// Take every file the peer offers into DIR without asking; exit 0
+    /// only if each arrived whole
+    #[arg(long, value_name = "DIR", help_heading = FILE_OPTIONS, conflicts_with = "save_dir")]
+    pub receive: Option<PathBuf>,
+    /// At a terminal, save accepted files in DIR [default: the current
+    /// directory]
+    #[arg(long, value_name = "DIR", help_heading = FILE_OPTIONS)]
+    pub save_dir: Option<PathBuf>,
 }
 
 /// The default grace period for a lost connection to come back.
@@ -380,6 +394,8 @@ pub fn strip_brackets(host: &str) -> &str {
 pub use crate::driver::config::Endpoint;
 
 /// What the program will do: a room, or a relay.
+// One per process: boxing the room would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Plan {
     Room(Config),
@@ -422,6 +438,12 @@ pub struct Config {
     pub resume: Option<Duration>,
     /// Bytes of ours kept until the peer confirms them (resume).
     pub resume_buffer: usize,
+    /// Files to offer as the room opens (`--send`).
+    pub send: Vec<PathBuf>,
+    /// Where received files go.
+    pub save_dir: PathBuf,
+    /// Take every offer without asking (`--receive`).
+    pub receive_all: bool,
 }
 
 impl Cli {
@@ -578,6 +600,42 @@ impl Cli {
             (Some(d), _) => Some(d),
             (None, _) => Some(DEFAULT_RESUME),
         };
+        let files_asked = !g.send.is_empty() || g.receive.is_some() || g.save_dir.is_some();
+        if files_asked && matches!(security, Security::Plain) {
+            return Err(Error::Usage(
+                "--send, --receive and --save-dir need the encrypted room: --plain carries one \
+                 stream of raw bytes, with no way to say where a file starts or ends"
+                    .into(),
+            ));
+        }
+        if keep && !g.send.is_empty() {
+            return Err(Error::Usage(
+                "--send offers its files to one room; it cannot be combined with --keep".into(),
+            ));
+        }
+        for path in &g.send {
+            crate::files::disk::Outgoing::open(path).map_err(|e| {
+                Error::Usage(format!(
+                    "--send: {}",
+                    crate::files::disk::describe(&e, path)
+                ))
+            })?;
+        }
+        let receive_all = g.receive.is_some();
+        let save_dir = g
+            .receive
+            .or(g.save_dir)
+            .unwrap_or_else(|| PathBuf::from("."));
+        // The current directory is checked only when a file is accepted.
+        if save_dir != Path::new(".") || receive_all {
+            crate::files::disk::check_dir(&save_dir).map_err(|e| {
+                Error::Usage(format!(
+                    "--{}: {}",
+                    if receive_all { "receive" } else { "save-dir" },
+                    crate::files::disk::describe(&e, &save_dir)
+                ))
+            })?;
+        }
         let name = match g.name {
             Some(n) => {
                 let clean = names::sanitize(n.as_bytes());
@@ -612,6 +670,9 @@ impl Cli {
             progress: g.progress,
             resume,
             resume_buffer: g.resume_buffer as usize * 1024 * 1024,
+            send: g.send,
+            save_dir,
+            receive_all,
         }))
     }
 }

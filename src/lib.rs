@@ -23,6 +23,7 @@
 //! * [`cli`], [`secret`]: what the user asked for; [`reach`]: the addresses
 //!   a listener prints; [`names`]: display names,
 //!   sanitising the peer's, and addresses as people write them.
+//! * [`files`]: safe names for offered files, receiving whole or not at all.
 //! * [`progress`]: the words of `--progress`.
 //! * [`manual`]: the man page and shell completions, generated from the
 //!   clap definition.
@@ -44,6 +45,7 @@ pub mod cli;
 pub mod code_entry;
 pub mod driver;
 pub mod error;
+pub mod files;
 pub mod frontend;
 pub mod manual;
 pub mod names;

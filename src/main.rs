@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use p2pchat::cli::{Config, Plan};
 use p2pchat::driver::config::{MapConfig, PeerConfig};
+use p2pchat::driver::files::FilePolicy;
 use p2pchat::driver::relay::RelayConfig;
 use p2pchat::driver::{peer, relay, Reactor, SystemRng};
 use p2pchat::error::{exit, Error};
@@ -130,6 +131,11 @@ fn peer_config(cfg: &Config) -> PeerConfig {
         tries: cfg.tries,
         failed_before: cfg.failed_before,
         map: cfg.map.then(|| MapConfig { lease: map_lease() }),
+        send: cfg.send.clone(),
+        files: FilePolicy {
+            dir: cfg.save_dir.clone(),
+            take_all: cfg.receive_all,
+        },
     }
 }
 

@@ -2,6 +2,7 @@
 //! is mapped onto this by `main`, and nothing here knows about flags.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::protocol::Role;
@@ -53,6 +54,19 @@ pub struct PeerConfig {
     pub failed_before: u32,
     /// A listener asks the router for a port mapping (`--map`).
     pub map: Option<MapConfig>,
+    /// Files offered as the room opens (`--send`).
+    pub send: Vec<PathBuf>,
+    /// Where received files go, and whether every offer is taken
+    /// (`--receive DIR`) or the user is asked (`--save-dir DIR`).
+    pub files: super::files::FilePolicy,
+}
+
+impl PeerConfig {
+    /// Files must arrive: `--send` or `--receive` make the exit status
+    /// say whether they did.
+    pub fn files_strict(&self) -> bool {
+        !self.send.is_empty() || self.files.take_all
+    }
 }
 
 /// Asking the router for a port mapping, in the driver's words.

@@ -12,6 +12,7 @@ use mio::{Interest, Registry, Token};
 
 use super::config::{Endpoint, PeerConfig};
 use super::conn::{Conn, ConnState, RelayStep};
+use super::files::Files;
 use super::portmap::{self, PortMap};
 use super::rendezvous::{Phase, RelayClient};
 use super::user::{Notice, UserInput, UserSide};
@@ -73,7 +74,7 @@ pub fn run(
             resume: cfg.resume,
             resume_buffer: cfg.resume_buffer,
             input_rewindable: ui.input_rewindable(),
-            files_strict: false,
+            files_strict: cfg.files_strict(),
         },
         Box::new(SystemRng::new()?),
     );
@@ -94,8 +95,17 @@ pub fn run(
         progress: cfg
             .progress
             .then(|| Progress::new(ui.input_len(), ui.progress_every())),
+        files: Files::new(cfg.files.clone()),
+        files_busy: false,
         cfg,
     };
+    // The files of `--send`, offered as the room opens; one that cannot be
+    // opened now is a usage error before anything connects.
+    for path in &cfg.send {
+        peer.files
+            .offer(path, &mut peer.session, ui, Instant::now())?;
+        peer.files.sent_from_args = true;
+    }
     if let Security::Plain = cfg.security {
         ui.notice(Notice::PlainWarning);
     }
@@ -344,6 +354,10 @@ struct Peer<'a> {
     we_left: bool,
     /// Counting for `--progress`.
     progress: Option<Progress>,
+    /// The room's files on this machine.
+    files: Files,
+    /// File bytes are ready to move now: the loop does not sleep.
+    files_busy: bool,
     cfg: &'a PeerConfig,
 }
 
@@ -366,6 +380,7 @@ impl Peer<'_> {
             for conn in self.conns.iter_mut().flatten() {
                 conn.pump(&mut self.session, now);
             }
+            self.files_turn(ui, now);
             // The join line before the peer's first bytes, its leaving
             // after its last (the session holds those until then).
             self.events(ui);
@@ -472,6 +487,7 @@ impl Peer<'_> {
                 .is_some_and(|l| l.readable && l.paused_until.is_none())
             || self.must_connect()
             || self.portmap.as_ref().is_some_and(PortMap::busy)
+            || self.files_busy
     }
 
     /// A dial or a relay connection is due and none is in flight (a redial
@@ -522,7 +538,9 @@ impl Peer<'_> {
         let pause = pause.or(self.reconnect_at);
         let progress = self.progress.as_ref().and_then(Progress::deadline);
         let portmap = self.portmap.as_ref().and_then(PortMap::deadline);
+        let files = self.files.deadline();
         conns
+            .chain(files)
             .chain(self.session.poll_timeout())
             .chain(dial)
             .chain(slow)
@@ -1104,7 +1122,34 @@ impl Peer<'_> {
         }
     }
 
-    fn on_file_event(&mut self, _ev: Event, _ui: &mut dyn UserSide) {}
+    fn on_file_event(&mut self, ev: Event, ui: &mut dyn UserSide) {
+        let now = Instant::now();
+        self.files
+            .on_event(ev, self.peer_name.as_deref(), &mut self.session, ui, now);
+        // `--send` at a prompt: the room is left once every file ended.
+        if self.files.sent_from_args
+            && ui.asks_about_files()
+            && self.session.files_sent_ended()
+            && !self.we_left
+        {
+            self.we_left = true;
+            self.session.leave(LeaveReason::User, now);
+        }
+    }
+
+    /// The user's file commands, then the files' bytes both ways, then
+    /// the progress line.
+    fn files_turn(&mut self, ui: &mut dyn UserSide, now: Instant) {
+        while let Some(cmd) = ui.poll_command() {
+            self.files.command(cmd, &mut self.session, ui, now);
+        }
+        self.files.pump(&mut self.session, now);
+        self.files_busy =
+            self.session.file_to_read().is_some() || self.session.file_to_write().is_some();
+        if ui.asks_about_files() || self.cfg.progress {
+            self.files.show_progress(&self.session, ui, now);
+        }
+    }
 
     // ----- the user's side -------------------------------------------------
 

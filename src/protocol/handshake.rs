@@ -9,8 +9,8 @@
 //!
 //! ```text
 //! verify code (no secret)                    shared secret (SPAKE2)
-//! D -> L  "p2pchat/2 sas\n" || C             D -> L  "p2pchat/2 pake\n" || msg A
-//! L -> D  "p2pchat/2 sas\n" || E_l           L -> D  "p2pchat/2 pake\n" || msg B
+//! D -> L  "p2pchat/3 sas\n" || C             D -> L  "p2pchat/3 pake\n" || msg A
+//! L -> D  "p2pchat/3 sas\n" || E_l           L -> D  "p2pchat/3 pake\n" || msg B
 //! D -> L  E_d || HELLO_d || DATA ...         D -> L  HELLO_d || DATA ...
 //! L -> D  HELLO_l (after checking HELLO_d)   L -> D  HELLO_l (after checking HELLO_d)
 //! ```
@@ -28,15 +28,15 @@ use crate::buf::ByteBuf;
 use crate::error::Error;
 
 const PREFIX: &[u8] = b"p2pchat/";
-const PREFACE_SAS: &[u8] = b"p2pchat/2 sas\n";
-const PREFACE_PAKE: &[u8] = b"p2pchat/2 pake\n";
-const PREFACE_RESUME: &[u8] = b"p2pchat/2 resume\n";
+const PREFACE_SAS: &[u8] = b"p2pchat/3 sas\n";
+const PREFACE_PAKE: &[u8] = b"p2pchat/3 pake\n";
+const PREFACE_RESUME: &[u8] = b"p2pchat/3 resume\n";
 /// A listener's answer, instead of its preface, to a new room's preface
 /// while its own room is up (it listens for that room's resume only).
-const ROOM_TAKEN: &[u8] = b"p2pchat/2 taken\n";
+const ROOM_TAKEN: &[u8] = b"p2pchat/3 taken\n";
 /// A one-time-code listener's answer, instead of its preface, to a dialer
 /// that came without the code.
-const WANTS_CODE: &[u8] = b"p2pchat/2 code\n";
+const WANTS_CODE: &[u8] = b"p2pchat/3 code\n";
 /// Why a dialer stops at [`ROOM_TAKEN`]; the driver names the address.
 pub const TAKEN_WHY: &str = "the listener's room is taken: someone else is in that room";
 /// Why a dialer without a code stops at [`WANTS_CODE`]; the driver adds
@@ -45,7 +45,7 @@ pub const WANTS_CODE_WHY: &str = "the listener expects a one-time code, and we h
 /// A listener whose handshake slots are all taken by connections that sent
 /// their whole first flight says this, instead of its preface, and closes:
 /// the dialer may try again later (`--retry` does).
-pub const BUSY: &[u8] = b"p2pchat/2 busy\n";
+pub const BUSY: &[u8] = b"p2pchat/3 busy\n";
 /// A preface line longer than this is not one.
 const MAX_PREFACE: usize = 32;
 const KEY_BYTES: usize = 32;
@@ -486,7 +486,7 @@ impl Handshake {
             }));
         }
         Err(Error::Handshake(format!(
-            "the peer speaks another p2pchat protocol version ({}); we speak version 2",
+            "the peer speaks another p2pchat protocol version ({}); we speak version 3: both sides need a p2pchat of the same protocol version",
             printable(line.strip_suffix(b"\n").unwrap_or(line))
         )))
     }

@@ -283,7 +283,7 @@ mod tests {
             [&sided[..sided.len() - 1], b"0\n"].concat(),
             [HEAD, &[b'-'; 64][..], b"\n"].concat(),
             b"\x16\x03\x01\x02\x00".to_vec(),
-            b"p2pchat/2 pake\n".to_vec(),
+            b"p2pchat/3 pake\n".to_vec(),
         ];
         for c in cases {
             assert_eq!(parse(&c), Parse::Bad, "{:?}", String::from_utf8_lossy(&c));

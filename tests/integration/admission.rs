@@ -14,8 +14,8 @@ use spake2::{Ed25519Group, Identity, Password, Spake2};
 use crate::pty::Pty;
 use crate::util::*;
 
-const PAKE_PREFACE: &[u8] = b"p2pchat/2 pake\n";
-const SAS_PREFACE: &[u8] = b"p2pchat/2 sas\n";
+const PAKE_PREFACE: &[u8] = b"p2pchat/3 pake\n";
+const SAS_PREFACE: &[u8] = b"p2pchat/3 sas\n";
 
 /// Connects from `ip` (a loopback source address), or None once the
 /// listener no longer accepts.
@@ -305,7 +305,7 @@ fn slot_holders_never_shut_out_the_rooms_resume() {
     // The room is up; strangers from four addresses hold eight resume
     // flights open (a preface and a key, and never a RESUME record). The
     // connection is cut: the dialer's resume still finds a slot.
-    let resume_preface = b"p2pchat/2 resume\n";
+    let resume_preface = b"p2pchat/3 resume\n";
     let (mut l, port) = listen(&["--handshake-timeout", "600"], "127.0.0.1", In::Pipe);
     let proxy = crate::resume::HoldProxy::start(port);
     let mut d = dial(&[], "127.0.0.1", proxy.port, In::Pipe);

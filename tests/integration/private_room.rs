@@ -35,7 +35,7 @@ fn the_default_room_is_encrypted_and_both_sides_show_one_code() {
         !wire.windows(6).any(|w| w == b"CANARY"),
         "plaintext on the wire"
     );
-    assert!(wire.starts_with(b"p2pchat/2 sas\n"));
+    assert!(wire.starts_with(b"p2pchat/3 sas\n"));
     assert!(
         // Both sides are "tester": the peer is told apart by its address.
         d.stderr().contains("connected to \"tester@127.0.0.1\""),
@@ -204,7 +204,7 @@ fn mode_mismatches_are_clear_errors_never_plaintext() {
     assert_eq!(d.code(), 0, "{}", d.stderr());
     assert_eq!(
         d.stdout(),
-        b"p2pchat/2 sas\n",
+        b"p2pchat/3 sas\n",
         "bytes are data in plain mode"
     );
     l.wait_stderr("still waiting");
@@ -347,7 +347,7 @@ fn ctrl_c_works_at_every_step_before_the_room_is_up() {
     let mut preface = [0u8; 14];
     use std::io::Read;
     conn.read_exact(&mut preface).unwrap(); // the handshake has begun
-    assert_eq!(&preface, b"p2pchat/2 sas\n");
+    assert_eq!(&preface, b"p2pchat/3 sas\n");
     d.signal(libc::SIGINT);
     assert_eq!(d.code(), 130, "{}", d.stderr());
     assert!(d.stderr().contains("interrupted"), "{}", d.stderr());

@@ -10,8 +10,8 @@ use spake2::{Ed25519Group, Identity, Password, Spake2};
 
 use crate::util::*;
 
-const PAKE_PREFACE: &[u8] = b"p2pchat/2 pake\n";
-const SAS_PREFACE: &[u8] = b"p2pchat/2 sas\n";
+const PAKE_PREFACE: &[u8] = b"p2pchat/3 pake\n";
+const SAS_PREFACE: &[u8] = b"p2pchat/3 sas\n";
 
 /// Connects, or None once the listener has gone (refused).
 fn connect(port: u16) -> Option<TcpStream> {

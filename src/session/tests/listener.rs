@@ -133,7 +133,7 @@ fn failures_before_our_key_material_cost_no_attempt() {
     let now = Instant::now();
     let cases: [&[u8]; 3] = [
         b"GET / HTTP/1.1\r\n\r\n",
-        b"p2pchat/2 sas\n",
+        b"p2pchat/3 sas\n",
         b"p2pchat/9 future\n",
     ];
     for (i, bytes) in cases.iter().enumerate() {
@@ -244,7 +244,7 @@ fn admission_caps_hold_and_clients_short_of_their_first_flight_make_way() {
     use crate::session::room::{MAX_PENDING, MAX_PENDING_PER_SOURCE};
     let mut l = listener(Security::VerifyCode, 3);
     let now = Instant::now();
-    let preface: &[u8] = b"p2pchat/2 sas\n";
+    let preface: &[u8] = b"p2pchat/3 sas\n";
     let mut flight = preface.to_vec();
     flight.extend_from_slice(&[7; 32]); // a commitment: the whole flight
     let send = |l: &mut Side, id: LinkId, bytes: &[u8]| {
@@ -261,7 +261,7 @@ fn admission_caps_hold_and_clients_short_of_their_first_flight_make_way() {
     l.drain(now);
     assert!(
         l.actions.iter().any(|a| matches!(a,
-            Action::Linger { link, flush, .. } if *link == LinkId(60) && flush == b"p2pchat/2 busy\n")),
+            Action::Linger { link, flush, .. } if *link == LinkId(60) && flush == b"p2pchat/3 busy\n")),
         "beyond the per-source cap a newcomer is told busy: {:?}",
         l.actions
     );

@@ -254,7 +254,7 @@ fn a_forged_resume_costs_the_room_nothing() {
     let stranger = LinkId(40);
     let now = p.now;
     p.listener.s.accept(stranger, 2, now);
-    let mut forged = b"p2pchat/2 resume\n".to_vec();
+    let mut forged = b"p2pchat/3 resume\n".to_vec();
     forged.extend_from_slice(&[9u8; 32]);
     // A RESUME record sealed with a key the stranger made up.
     forged.extend_from_slice(&[0, 25]);
@@ -419,7 +419,7 @@ fn a_replayed_resume_flight_is_refused() {
     p.reconnect(LinkId(17));
     // The flight: preface, key, and the RESUME record (2 + 1 + 9 + 16).
     let flight = p.dialer.sent[mark..mark + 17 + 32 + 28].to_vec();
-    assert!(flight.starts_with(b"p2pchat/2 resume\n"));
+    assert!(flight.starts_with(b"p2pchat/3 resume\n"));
     assert_eq!(reconnections(&p.listener), 1);
     let replay = LinkId(41);
     p.listener.s.accept(replay, 1, now);

@@ -52,9 +52,9 @@ fn plain_data_that_only_looks_like_a_preface_is_shown() {
 
     // Exactly a preface line, as a plain stream: delivered, and warned of.
     let mut p = Pair::new(Security::Plain, Security::Plain);
-    p.dialer.input(b"p2pchat/2 pake\nmore", now);
+    p.dialer.input(b"p2pchat/3 pake\nmore", now);
     p.run();
-    assert_eq!(p.listener.shown, b"p2pchat/2 pake\nmore");
+    assert_eq!(p.listener.shown, b"p2pchat/3 pake\nmore");
     assert!(p.listener.events.contains(&Event::PeerLooksEncrypted));
 }
 
@@ -85,7 +85,7 @@ fn verify_code_mode_agrees_and_carries_data_both_ways() {
     assert!(!p.dialer.shown.is_empty() && p.dialer.shown.iter().all(|&b| b == b'x'));
     p.assert_both(Status::Ended(Ok(())));
     let sent = String::from_utf8_lossy(&p.dialer.sent);
-    assert!(sent.starts_with("p2pchat/2 sas\n"));
+    assert!(sent.starts_with("p2pchat/3 sas\n"));
 }
 
 #[test]

@@ -1,0 +1,494 @@
+//! The room's files on this machine: the driver's half of the file
+//! streams. It opens what we offer and reads it where the session asks,
+//! creates a temporary file in the save directory for what we accept and
+//! writes it as it arrives, names it once its SHA-256 matched, and turns
+//! the user's `/send`, `/accept`, `/reject` and `/cancel` into session
+//! calls. Every transfer has a number for the user (`#N`), in the order
+//! offers were made either way.
+//!
+//! Nothing is written before an offer is accepted (by the user, or by
+//! `--receive`), a file is written only inside the save directory under a
+//! safe name, and what did not arrive whole is removed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::user::{FileCommand, Notice, UserSide};
+use crate::error::Error;
+use crate::files::disk::{self, Incoming, Outgoing};
+use crate::files::name;
+use crate::progress::bytes;
+use crate::session::stream::StreamId;
+use crate::session::{Event, Session};
+
+/// The most file bytes read or written in one turn of the loop, so the
+/// sockets and the keyboard are served in between.
+const TURN_BUDGET: usize = 1024 * 1024;
+/// How often the progress line is redrawn.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// Where received files go and who decides.
+#[derive(Debug, Clone)]
+pub struct FilePolicy {
+    /// The directory files are saved in.
+    pub dir: PathBuf,
+    /// Take every offer without asking (`--receive DIR`).
+    pub take_all: bool,
+}
+
+/// One transfer, as the user knows it.
+struct Known {
+    number: u32,
+    /// The name as shown: for an offer of the peer's, the safe name it is
+    /// saved under.
+    shown: String,
+    size: u64,
+    outgoing: bool,
+}
+
+pub struct Files {
+    policy: FilePolicy,
+    known: HashMap<StreamId, Known>,
+    next_number: u32,
+    /// Offers of the peer's waiting for the user, oldest first.
+    waiting: Vec<(StreamId, Vec<u8>)>,
+    reading: HashMap<StreamId, Outgoing>,
+    writing: HashMap<StreamId, Incoming>,
+    /// Where saved files ended up, until their end is told.
+    saved: HashMap<StreamId, PathBuf>,
+    /// We offered files from the command line (`--send`).
+    pub sent_from_args: bool,
+    next_progress: Option<Instant>,
+    progress_shown: bool,
+}
+
+impl Files {
+    pub fn new(policy: FilePolicy) -> Files {
+        Files {
+            policy,
+            known: HashMap::new(),
+            next_number: 1,
+            waiting: Vec::new(),
+            reading: HashMap::new(),
+            writing: HashMap::new(),
+            saved: HashMap::new(),
+            sent_from_args: false,
+            next_progress: None,
+            progress_shown: false,
+        }
+    }
+
+    fn number(&mut self, id: StreamId, shown: String, size: u64, outgoing: bool) -> u32 {
+        let number = self.next_number;
+        self.next_number += 1;
+        self.known.insert(
+            id,
+            Known {
+                number,
+                shown,
+                size,
+                outgoing,
+            },
+        );
+        number
+    }
+
+    /// Offers the file at `path`. An error is one line for the user.
+    pub fn offer(
+        &mut self,
+        path: &Path,
+        session: &mut Session,
+        ui: &mut dyn UserSide,
+        now: Instant,
+    ) -> Result<(), Error> {
+        let file = Outgoing::open(path).map_err(|e| Error::Usage(disk::describe(&e, path)))?;
+        let offered = file.name().to_string();
+        let size = file.len();
+        let id = session.offer_file(offered.as_bytes(), size, now)?;
+        let shown = name::display(&offered);
+        let number = self.number(id, shown.clone(), size, true);
+        self.reading.insert(id, file);
+        ui.notice(Notice::FileOffering {
+            number,
+            name: &shown,
+            size,
+        });
+        Ok(())
+    }
+
+    /// What the user typed.
+    pub fn command(
+        &mut self,
+        cmd: FileCommand,
+        session: &mut Session,
+        ui: &mut dyn UserSide,
+        now: Instant,
+    ) {
+        let said = match cmd {
+            FileCommand::Send(path) => match self.offer(Path::new(&path), session, ui, now) {
+                Ok(()) => None,
+                Err(e) => Some(format!("/send: {e}")),
+            },
+            FileCommand::Accept(n) => match self.pick_offer(n, "accept") {
+                Ok(id) => {
+                    let raw = self.take_waiting(id);
+                    self.accept(id, &raw, session, ui, now);
+                    None
+                }
+                Err(e) => Some(e),
+            },
+            FileCommand::Reject(n) => match self.pick_offer(n, "reject") {
+                Ok(id) => {
+                    self.take_waiting(id);
+                    session.reject_file(id, "the peer's user said no", now);
+                    None
+                }
+                Err(e) => Some(e),
+            },
+            FileCommand::Cancel(n) => match self.pick_running(n) {
+                Ok(id) => {
+                    if let Some(pos) = self.waiting.iter().position(|(w, _)| *w == id) {
+                        self.waiting.remove(pos);
+                        session.reject_file(id, "the peer's user said no", now);
+                    } else {
+                        session.cancel_file(id, now);
+                    }
+                    None
+                }
+                Err(e) => Some(e),
+            },
+            FileCommand::List => Some(self.list(session)),
+        };
+        if let Some(text) = said {
+            ui.notice(Notice::FileNote { text: &text });
+        }
+    }
+
+    fn take_waiting(&mut self, id: StreamId) -> Vec<u8> {
+        match self.waiting.iter().position(|(w, _)| *w == id) {
+            Some(i) => self.waiting.remove(i).1,
+            None => Vec::new(),
+        }
+    }
+
+    fn id_of(&self, number: u32) -> Option<StreamId> {
+        self.known
+            .iter()
+            .find(|(_, k)| k.number == number)
+            .map(|(id, _)| *id)
+    }
+
+    /// The offer `/accept N` or `/reject N` means.
+    fn pick_offer(&self, n: Option<u32>, verb: &str) -> Result<StreamId, String> {
+        match (n, self.waiting.as_slice()) {
+            (None, []) => Err(format!("/{verb}: no offer is waiting")),
+            (None, [(id, _)]) => Ok(*id),
+            (None, _) => {
+                let list: Vec<String> = self
+                    .waiting
+                    .iter()
+                    .filter_map(|(id, _)| self.known.get(id).map(|k| format!("#{}", k.number)))
+                    .collect();
+                Err(format!(
+                    "/{verb}: several offers wait ({}): say which, e.g. /{verb} {}",
+                    list.join(", "),
+                    list.first().map_or("1", |s| &s[1..])
+                ))
+            }
+            (Some(n), _) => match self.id_of(n) {
+                Some(id) if self.waiting.iter().any(|(w, _)| *w == id) => Ok(id),
+                Some(_) => Err(format!("/{verb}: #{n} is not waiting for an answer")),
+                None => Err(format!("/{verb}: there is no #{n}")),
+            },
+        }
+    }
+
+    /// The transfer `/cancel N` means: running or waiting, either way.
+    fn pick_running(&self, n: Option<u32>) -> Result<StreamId, String> {
+        let running: Vec<StreamId> = self
+            .known
+            .keys()
+            .copied()
+            .filter(|id| {
+                self.reading.contains_key(id)
+                    || self.writing.contains_key(id)
+                    || self.waiting.iter().any(|(w, _)| w == id)
+            })
+            .collect();
+        match (n, running.as_slice()) {
+            (None, []) => Err("/cancel: no transfer is running".into()),
+            (None, [id]) => Ok(*id),
+            (None, _) => Err("/cancel: several transfers run: say which, e.g. /cancel 1".into()),
+            (Some(n), _) => match self.id_of(n) {
+                Some(id) if running.contains(&id) => Ok(id),
+                Some(_) => Err(format!("/cancel: #{n} has ended")),
+                None => Err(format!("/cancel: there is no #{n}")),
+            },
+        }
+    }
+
+    /// `/files`: what waits and what moves.
+    fn list(&self, session: &Session) -> String {
+        let mut lines = Vec::new();
+        for (id, _) in &self.waiting {
+            if let Some(k) = self.known.get(id) {
+                lines.push(format!(
+                    "#{} \"{}\" ({}) waits: /accept {} or /reject {}",
+                    k.number,
+                    k.shown,
+                    bytes(k.size),
+                    k.number,
+                    k.number
+                ));
+            }
+        }
+        for p in session.file_progress() {
+            if let Some(k) = self.known.get(&p.id) {
+                if self.waiting.iter().any(|(w, _)| *w == p.id) {
+                    continue;
+                }
+                let how = if p.since.is_none() {
+                    "waits for the peer".to_string()
+                } else {
+                    format!("{} of {}", bytes(p.done), bytes(p.size))
+                };
+                let dir = if k.outgoing { "sending" } else { "receiving" };
+                lines.push(format!("#{} {dir} \"{}\": {how}", k.number, k.shown));
+            }
+        }
+        if lines.is_empty() {
+            "no files: /send PATH offers one".into()
+        } else {
+            lines.join("\n")
+        }
+    }
+
+    /// Creates the file an offer goes to and takes the offer; a file that
+    /// cannot be created turns it down, saying why.
+    fn accept(
+        &mut self,
+        id: StreamId,
+        raw: &[u8],
+        session: &mut Session,
+        ui: &mut dyn UserSide,
+        now: Instant,
+    ) {
+        match Incoming::create(&self.policy.dir, raw) {
+            Ok(file) => match session.accept_file(id, now) {
+                Ok(()) => {
+                    self.writing.insert(id, file);
+                }
+                Err(why) => {
+                    file.abort();
+                    ui.notice(Notice::FileNote {
+                        text: &format!("/accept: {why}"),
+                    });
+                }
+            },
+            Err(e) => {
+                let why = disk::describe(&e, &self.policy.dir);
+                ui.notice(Notice::FileNote {
+                    text: &format!("cannot take the file: {why}"),
+                });
+                session.reject_file(id, &format!("the peer cannot save it: {why}"), now);
+            }
+        }
+    }
+
+    /// A file event of the session's.
+    pub fn on_event(
+        &mut self,
+        ev: Event,
+        peer: Option<&str>,
+        session: &mut Session,
+        ui: &mut dyn UserSide,
+        now: Instant,
+    ) {
+        match ev {
+            Event::FileOffered {
+                id,
+                name: raw,
+                size,
+            } => {
+                let shown = name::display(&name::safe_name(&raw));
+                let number = self.number(id, shown.clone(), size, false);
+                if self.policy.take_all {
+                    ui.notice(Notice::FileOffered {
+                        number,
+                        from: peer,
+                        name: &shown,
+                        size,
+                        saving_to: Some(&self.policy.dir),
+                    });
+                    self.accept(id, &raw, session, ui, now);
+                } else if ui.asks_about_files() {
+                    self.waiting.push((id, raw));
+                    ui.notice(Notice::FileOffered {
+                        number,
+                        from: peer,
+                        name: &shown,
+                        size,
+                        saving_to: None,
+                    });
+                } else {
+                    session.reject_file(id, "the peer takes files only with --receive DIR", now);
+                    ui.notice(Notice::FileNote {
+                        text: &format!(
+                            "turned down #{number} \"{shown}\" ({}): run with --receive DIR to take files",
+                            bytes(size)
+                        ),
+                    });
+                }
+            }
+            Event::FileComplete { id } => match self.writing.remove(&id) {
+                Some(file) => match file.finish() {
+                    Ok(path) => {
+                        self.saved.insert(id, path);
+                        session.file_saved(id, now);
+                    }
+                    Err(e) => {
+                        let why = disk::describe(&e, &self.policy.dir);
+                        session.file_io_failed(id, &why, now);
+                    }
+                },
+                None => session.file_io_failed(id, "its file was lost", now),
+            },
+            Event::FileEnded {
+                id,
+                outgoing,
+                size,
+                outcome,
+                elapsed,
+                ..
+            } => {
+                self.reading.remove(&id);
+                if let Some(file) = self.writing.remove(&id) {
+                    file.abort();
+                }
+                self.take_waiting(id);
+                let saved_as = self.saved.remove(&id);
+                let (number, shown) = self
+                    .known
+                    .get(&id)
+                    .map_or((0, String::new()), |k| (k.number, k.shown.clone()));
+                ui.notice(Notice::FileEnded {
+                    number,
+                    outgoing,
+                    name: &shown,
+                    size,
+                    outcome: &outcome,
+                    elapsed,
+                    saved_as: saved_as.as_deref(),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads our files and writes the peer's, as far as the session wants
+    /// and at most [`TURN_BUDGET`] each way. Returns true if more is ready
+    /// right now (the loop should not sleep).
+    pub fn pump(&mut self, session: &mut Session, now: Instant) -> bool {
+        let mut read = 0;
+        while read < TURN_BUDGET {
+            let Some((id, at)) = session.file_to_read() else {
+                break;
+            };
+            let Some(file) = self.reading.get_mut(&id) else {
+                session.file_io_failed(id, "its file is not open", now);
+                continue;
+            };
+            let buf = session.file_read_buf(id);
+            if buf.is_empty() {
+                break;
+            }
+            match file.read_at(at, buf) {
+                Ok(n) if n > 0 => {
+                    read += n;
+                    session.file_read(id, n, now);
+                }
+                Ok(_) => {
+                    let why = format!("{} is shorter than when it was offered", file.name());
+                    session.file_io_failed(id, &why, now);
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    session.file_io_failed(id, &why, now);
+                }
+            }
+        }
+        let mut written = 0;
+        while written < TURN_BUDGET {
+            let Some((id, data)) = session.file_to_write() else {
+                break;
+            };
+            let Some(file) = self.writing.get_mut(&id) else {
+                session.file_io_failed(id, "its file is not open", now);
+                continue;
+            };
+            match file.write(data) {
+                Ok(n) => {
+                    written += n;
+                    session.file_written(id, n, now);
+                }
+                Err(e) => {
+                    let why = disk::describe(&e, &self.policy.dir);
+                    session.file_io_failed(id, &why, now);
+                }
+            }
+        }
+        read >= TURN_BUDGET || written >= TURN_BUDGET
+    }
+
+    /// Shows how the transfers go, every [`PROGRESS_EVERY`].
+    pub fn show_progress(&mut self, session: &Session, ui: &mut dyn UserSide, now: Instant) {
+        let running: Vec<String> = session
+            .file_progress()
+            .into_iter()
+            .filter(|p| p.since.is_some())
+            .filter_map(|p| {
+                let k = self.known.get(&p.id)?;
+                let pct = p
+                    .done
+                    .saturating_mul(100)
+                    .checked_div(p.size)
+                    .unwrap_or(100);
+                let arrow = if k.outgoing { "\u{2191}" } else { "\u{2193}" };
+                let secs = p
+                    .since
+                    .map_or(0.0, |s| now.saturating_duration_since(s).as_secs_f64());
+                let rate = if secs > 0.2 {
+                    format!(", {}/s", bytes((p.done as f64 / secs) as u64))
+                } else {
+                    String::new()
+                };
+                Some(format!(
+                    "{arrow} #{} \"{}\" {pct}% of {}{rate}",
+                    k.number,
+                    k.shown,
+                    bytes(p.size)
+                ))
+            })
+            .collect();
+        if running.is_empty() {
+            if self.progress_shown {
+                ui.file_progress(None);
+                self.progress_shown = false;
+            }
+            self.next_progress = None;
+            return;
+        }
+        if self.next_progress.is_some_and(|t| now < t) {
+            return;
+        }
+        ui.file_progress(Some(&running.join("  ")));
+        self.progress_shown = true;
+        self.next_progress = Some(now + PROGRESS_EVERY);
+    }
+
+    /// When the progress line is due next, if a transfer runs.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.next_progress
+    }
+}
