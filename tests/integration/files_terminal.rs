@@ -79,11 +79,16 @@ struct Room {
 }
 
 fn room(link_rate: Option<u64>, bob_flags: &[&str]) -> Room {
+    room_env(link_rate, bob_flags, &[])
+}
+
+/// As `room`, with `alice_env` for Alice.
+fn room_env(link_rate: Option<u64>, bob_flags: &[&str], alice_env: &[(&str, &str)]) -> Room {
     let files = TempDir::new("files-send");
     let saves = TempDir::new("files-save");
     let alice = Pty::spawn(
         &["listen", "--name", "alice", "0", "--bind", "127.0.0.1"],
-        &[],
+        alice_env,
         24,
         COLS,
     );
@@ -97,7 +102,9 @@ fn room(link_rate: Option<u64>, bob_flags: &[&str]) -> Room {
     let bob = Pty::spawn(&args, &[], 24, COLS);
     alice.wait_for("\"bob\" joined from");
     bob.wait_for("\"alice\" joined from");
-    alice.wait_cursor_row("alice>");
+    if alice_env.is_empty() {
+        alice.wait_cursor_row("alice>");
+    }
     bob.wait_cursor_row("bob>");
     Room {
         alice,
@@ -330,6 +337,29 @@ fn tab_completes_the_file_after_send_and_reject_turns_it_down() {
         !r.alice.text().contains("bob: /reject"),
         "{}",
         r.alice.text()
+    );
+    r.leave();
+}
+
+#[test]
+fn a_dumb_terminal_sends_files_too() {
+    // No line editor: the commands come from the plain line reader.
+    let mut r = room_env(None, &[], &[("TERM", "dumb")]);
+    let data = random_bytes(100_000, 3);
+    let path = r.files.file("notes.txt", &data);
+    r.alice
+        .type_text(&format!("/send '{}'\r", path.to_str().expect("utf-8")));
+    r.bob
+        .wait_for("\"alice\" offers #1 \"notes.txt\" (97.7 KiB)");
+    r.bob.type_text("/accept\r");
+    r.alice
+        .wait_for("sent #1 \"notes.txt\" (97.7 KiB, SHA-256 verified by the peer)");
+    r.bob
+        .wait_for("saved #1 \"notes.txt\" (97.7 KiB, SHA-256 verified)");
+    assert!(same_file(&path, &r.saves.0.join("notes.txt")));
+    assert!(
+        find(&r.alice.raw(), "\x1b[").is_none(),
+        "escape sequences on a dumb terminal"
     );
     r.leave();
 }
