@@ -136,7 +136,13 @@ pub fn tune(stream: &TcpStream, idle: Duration) {
     // of our data as a sign of life), so on a lossy but live link TCP must
     // not give up first, while retransmissions back off.
     crate::sys::net::set_user_timeout(stream, user_timeout(idle));
+    crate::sys::net::set_notsent_lowat(stream, NOTSENT_LOWAT);
 }
+
+/// What may wait unsent in a room's socket: enough to keep a fast link
+/// busy between two turns of the loop, little enough that a chat line
+/// typed during a file transfer waits behind at most this much of it.
+pub const NOTSENT_LOWAT: u32 = 128 * 1024;
 
 /// `TCP_USER_TIMEOUT` for an idle timeout: three times it, and at least
 /// 30 s, so that a live link whose retransmissions back off under loss is

@@ -22,6 +22,7 @@ use super::transfer::Transfers;
 use super::{Action, Event, LeaveReason, LinkId};
 use crate::error::{describe_lost, Error, Signal};
 use crate::names;
+use crate::protocol::file;
 use crate::protocol::handshake::{Method, Pake, BUSY};
 use crate::protocol::payload::{self, Hello, OFFER_RELAY_TOKEN};
 use crate::protocol::record::{Kind, MAX_WHY};
@@ -534,6 +535,12 @@ impl Room {
         }
         let burned = self.cfg.one_time && self.failed_attempts > self.cfg.failed_before;
         if self.failed_attempts < self.cfg.tries && !burned {
+            if let Farewell::Leaving(reason) = self.farewell {
+                if !self.handshake_in_flight() {
+                    // We were leaving, waiting for that handshake only.
+                    return self.abandon(reason, Signal::Int, now);
+                }
+            }
             self.resume_held(now);
             return;
         }
@@ -783,6 +790,12 @@ impl Room {
                 },
                 Kind::Hello => Err(violation("a second HELLO")),
                 Kind::Data => self.recv.on_data(&mut link.recv_pos, payload),
+                Kind::Credit if file::Credit::decode(payload).is_some_and(|c| c.id == 0) => {
+                    if let Some(c) = file::Credit::decode(payload) {
+                        self.send.on_credit(c.limit);
+                    }
+                    Ok(())
+                }
                 Kind::Offer
                 | Kind::Accept
                 | Kind::Credit
@@ -900,6 +913,19 @@ impl Room {
     }
 
     pub fn leave(&mut self, reason: LeaveReason, now: Instant) {
+        if !self.is_established()
+            && self.handshake_in_flight()
+            && reason == LeaveReason::OutputClosed
+        {
+            // Our reader went away while a peer is mid-handshake: cutting
+            // it now would look like tampering to the peer. The room
+            // opens and our goodbye (RECEIVED 0, BYE) follows our HELLO,
+            // so the peer hears that nobody reads it.
+            if self.farewell == Farewell::Staying {
+                self.farewell = Farewell::Leaving(reason);
+            }
+            return;
+        }
         if !self.is_established() {
             let signal = match reason {
                 LeaveReason::Interrupted(s) => s,
@@ -914,6 +940,13 @@ impl Room {
         }
         self.seal_pending(now);
         self.check_end(now);
+    }
+
+    /// A peer is in the middle of a handshake with us (not a resume).
+    fn handshake_in_flight(&self) -> bool {
+        self.down.is_none()
+            && self.outbox.outcome.is_none()
+            && (self.current.is_some() || self.pending.iter().any(|l| l.heard))
     }
 
     /// Ctrl-C (or TERM, HUP): the first leaves the room, a second, or one
@@ -965,6 +998,8 @@ impl Room {
             }
         }
         self.recv.output_written(n);
+        // Our user took more: the peer may get more credit.
+        self.seal_pending(now);
         self.process_current(now);
         self.check_end(now);
     }
@@ -1537,6 +1572,7 @@ impl Room {
         if self.resume.is_some() {
             self.recv.seal_ack(link, ACK_EVERY, now)?;
         }
+        self.recv.seal_credit(link, now)?;
         if !self.send.seal_data(link, now)? {
             return Ok(());
         }

@@ -26,6 +26,16 @@ impl StreamId {
     pub const MAIN: StreamId = StreamId(0);
 }
 
+/// Stream 0's credit (protocol v3): the most of its data that may be sent
+/// beyond what the receiver's user has taken. Both sides start with it, and
+/// the receiver raises it (CREDIT with stream id 0) as its user reads, so a
+/// receiver never stops reading its socket for stream 0's sake and a slow
+/// reader of the chat stream holds back that stream only, never the
+/// files beside it. 4 MiB per round trip: 200 MB/s at 20 ms.
+pub const MAIN_WINDOW: u64 = 4 * 1024 * 1024;
+/// The receiver grants more once its user took this much more.
+const MAIN_CREDIT_STEP: u64 = MAIN_WINDOW / 4;
+
 /// Where a stream's records go: the room's current link. Sealing may not
 /// fit (`Ok(false)`: try again once the link's buffer drains).
 pub trait RecordSink {
@@ -123,6 +133,8 @@ pub struct SendStream {
     retain: bool,
     /// What the peer said it delivered of ours (its RECEIVED), if it did.
     peer_received: Option<u64>,
+    /// The peer's credit: we seal data up to this offset.
+    credit: u64,
 }
 
 impl SendStream {
@@ -144,7 +156,13 @@ impl SendStream {
             rewind: None,
             retain,
             peer_received: None,
+            credit: MAIN_WINDOW,
         }
+    }
+
+    /// The peer's CREDIT: it takes our data up to `limit`.
+    pub fn on_credit(&mut self, limit: u64) {
+        self.credit = self.credit.max(limit);
     }
 
     pub fn id(&self) -> StreamId {
@@ -329,7 +347,12 @@ impl SendStream {
             if waiting.is_empty() {
                 return Ok(true);
             }
-            let n = waiting.len().min(MAX_PAYLOAD);
+            let allowed = self.credit.saturating_sub(self.cursor);
+            let n = waiting.len().min(MAX_PAYLOAD).min(allowed as usize);
+            if n == 0 {
+                // Out of credit: the rest waits for the peer's reader.
+                return Ok(true);
+            }
             if !sink.seal(Kind::Data, &waiting[..n], now)? {
                 return Ok(false);
             }
@@ -345,6 +368,10 @@ impl SendStream {
     /// Seals our EOF when it is due. Returns false when it is due and did
     /// not fit.
     pub fn seal_eof(&mut self, sink: &mut impl RecordSink, now: Instant) -> Result<bool, Error> {
+        if self.unsealed() > 0 {
+            // Data still waits (for credit): the end comes after it.
+            return Ok(false);
+        }
         if self.state == Sending::Ending {
             if !sink.seal(Kind::Eof, &[], now)? {
                 return Ok(false);
@@ -370,6 +397,10 @@ pub struct RecvStream {
     delivered: u64,
     /// Nobody reads our output any more: drop what arrives.
     discard: bool,
+    /// The credit we granted: the peer may send up to this offset.
+    granted: u64,
+    /// A CREDIT is due.
+    credit_due: bool,
 }
 
 impl RecvStream {
@@ -377,11 +408,15 @@ impl RecvStream {
         RecvStream {
             id,
             state: Receiving::Open,
-            out: ByteBuf::with_capacity(IO_CAP),
+            // What the credit allows, and a record's worth: the peer
+            // never makes us stop reading the socket.
+            out: ByteBuf::with_capacity(MAIN_WINDOW as usize + MAX_PAYLOAD),
             accepted: 0,
             ack_sent: 0,
             delivered: 0,
             discard: false,
+            granted: MAIN_WINDOW,
+            credit_due: false,
         }
     }
 
@@ -424,6 +459,9 @@ impl RecvStream {
             return Err(violation("data beyond what we received"));
         }
         let skip = (self.accepted - start).min(n) as usize;
+        if self.accepted + (n - skip as u64) > self.granted {
+            return Err(violation("DATA beyond the credit we granted"));
+        }
         if !self.discard {
             self.out.extend(&payload[skip..]);
         }
@@ -450,6 +488,24 @@ impl RecvStream {
         if self.state == Receiving::DoneSent && !done_seen {
             self.state = Receiving::Ended;
         }
+        // A CREDIT may have been lost with the old connection.
+        self.credit_due = self.granted > MAIN_WINDOW;
+    }
+
+    /// Seals our CREDIT for stream 0 when one is due. One that does not
+    /// fit waits for the next turn.
+    pub fn seal_credit(&mut self, sink: &mut impl RecordSink, now: Instant) -> Result<(), Error> {
+        if self.credit_due {
+            let p = crate::protocol::file::Credit {
+                id: self.id.0,
+                limit: self.granted,
+            }
+            .encode();
+            if sink.seal(Kind::Credit, &p, now)? {
+                self.credit_due = false;
+            }
+        }
+        Ok(())
     }
 
     /// What waits for our user.
@@ -465,6 +521,17 @@ impl RecvStream {
     pub fn output_written(&mut self, n: usize) {
         self.delivered += n as u64;
         self.out.consume(n);
+        self.grant(self.delivered);
+    }
+
+    /// Raises the credit to `taken` plus the window, once that is a step
+    /// up from the last grant.
+    fn grant(&mut self, taken: u64) {
+        let limit = taken + MAIN_WINDOW;
+        if limit >= self.granted + MAIN_CREDIT_STEP {
+            self.granted = limit;
+            self.credit_due = true;
+        }
     }
 
     /// Nobody reads the output any more: drop what waits and what comes.
@@ -472,6 +539,8 @@ impl RecvStream {
         self.discard = true;
         let pending = self.out.len();
         self.out.consume(pending);
+        // What is dropped counts as taken: the peer is not held back.
+        self.grant(self.accepted);
     }
 
     /// Seals an ACK of what we accepted, once `after` more bytes came in

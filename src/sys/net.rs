@@ -21,6 +21,43 @@ use socket2::SockRef;
 /// until it does, or the socket is never reported again.
 pub const SHORT_READ_REARMS: bool = cfg!(not(windows));
 
+/// Bounds how much of what we wrote may wait unsent in the socket
+/// (`TCP_NOTSENT_LOWAT`): the socket says it is writable, and takes more,
+/// only while less than `bytes` waits. A room's file bytes then never
+/// queue megabytes in the kernel ahead of a chat line typed meanwhile; the
+/// congestion window still fills. Where the system has no such option the
+/// socket buffer alone bounds it.
+pub fn set_notsent_lowat(stream: &TcpStream, bytes: u32) {
+    let sock = SockRef::from(stream);
+    imp(&sock, bytes);
+
+    #[cfg(target_os = "linux")]
+    fn imp(sock: &SockRef<'_>, bytes: u32) {
+        let _ = sock.set_tcp_notsent_lowat(bytes);
+    }
+
+    #[cfg(target_os = "macos")]
+    fn imp(sock: &SockRef<'_>, bytes: u32) {
+        use std::os::fd::AsRawFd;
+        // <netinet/tcp.h>
+        const TCP_NOTSENT_LOWAT: libc::c_int = 0x201;
+        let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        // SAFETY: setsockopt reads one c_int from a valid pointer.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                TCP_NOTSENT_LOWAT,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    fn imp(_sock: &SockRef<'_>, _bytes: u32) {}
+}
+
 /// Tells the kernel to give up on a connection whose data stays
 /// unacknowledged for `timeout`. A backstop only (keepalive and the room's
 /// own idle timeout decide first); where the system has no such option,

@@ -61,6 +61,8 @@ mod recipes;
 mod everyday;
 // Strangers, round two: --keep budget, slot holders, stranded relay listeners (issue 21).
 mod admission;
+// Files in the room from scripts: --send, --receive, names, full disk, resume (issue 22).
+mod files;
 // Files in the room at two terminals: /send with Tab, /accept, /cancel,
 // the progress line, a chat line overtaking a file (issue 22).
 mod files_terminal;

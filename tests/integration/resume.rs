@@ -20,6 +20,12 @@ pub(crate) struct HoldProxy {
 
 impl HoldProxy {
     pub(crate) fn start(target: u16) -> HoldProxy {
+        HoldProxy::paced(target, None)
+    }
+
+    /// As [`HoldProxy::start`], forwarding at most `rate` bytes a second
+    /// each way when given: a slow link, so a cut falls mid-transfer.
+    pub(crate) fn paced(target: u16, rate: Option<u64>) -> HoldProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
         let port = listener.local_addr().expect("addr").port();
         let held = Arc::new(AtomicBool::new(false));
@@ -41,21 +47,21 @@ impl HoldProxy {
                     (client.try_clone().unwrap(), server.try_clone().unwrap()),
                     (server, client),
                 ] {
-                    std::thread::spawn(move || pump(from, to));
+                    std::thread::spawn(move || pump(from, to, rate));
                 }
             }
         });
         HoldProxy { port, held, live }
     }
 
-    fn cut_and_hold(&self) {
+    pub(crate) fn cut_and_hold(&self) {
         self.held.store(true, Ordering::SeqCst);
         for s in self.live.lock().unwrap().drain(..) {
             let _ = s.shutdown(Shutdown::Both);
         }
     }
 
-    fn release(&self) {
+    pub(crate) fn release(&self) {
         self.held.store(false, Ordering::SeqCst);
     }
 
@@ -87,10 +93,19 @@ fn assert_resumed_intact(l: &mut Proc, d: &mut Proc, sent: (&[u8], &[u8]), times
     }
 }
 
-/// Forwards `from` to `to` until either end goes.
-fn pump(mut from: TcpStream, mut to: TcpStream) {
+/// Forwards `from` to `to` until either end goes, at most `rate` bytes a
+/// second when given (a slow link's pace, not a wait for anything).
+fn pump(mut from: TcpStream, mut to: TcpStream, rate: Option<u64>) {
     let mut buf = [0u8; 16 * 1024];
+    let start = std::time::Instant::now();
+    let mut moved = 0u64;
     loop {
+        if let Some(rate) = rate {
+            let due = std::time::Duration::from_secs_f64(moved as f64 / rate as f64);
+            if let Some(ahead) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(ahead);
+            }
+        }
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => {
                 let _ = to.shutdown(Shutdown::Write);
@@ -101,6 +116,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream) {
         if to.write_all(&buf[..n]).is_err() {
             return;
         }
+        moved += n as u64;
     }
 }
 

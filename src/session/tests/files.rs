@@ -601,3 +601,32 @@ fn too_many_offers_at_once_are_turned_down_not_held() {
     assert_eq!(offered, transfer::MAX_OPEN_OFFERS);
     assert_eq!(s.status(), Status::Running);
 }
+
+#[test]
+fn a_stalled_reader_of_the_chat_stream_does_not_hold_back_a_file() {
+    // Stream 0 has credit of its own: its reader stalling stops stream 0's
+    // sender, while the file beside it goes on and is saved.
+    let mut f = Files::new(Pair::default_mode());
+    f.l.accept_all = true;
+    f.p.run();
+    f.p.listener.reading = false;
+    let chat = pattern(8 << 20);
+    let mut fed = 0;
+    for _ in 0..200 {
+        fed += f.p.dialer.input(&chat[fed..], f.p.now);
+        let now = f.p.now;
+        f.p.step();
+        f.d.pump(&mut f.p.dialer, now);
+        f.l.pump(&mut f.p.listener, now);
+    }
+    assert!(fed < chat.len(), "stream 0 is held back by its reader");
+    let content = pattern(3 << 20);
+    let id = f.offer("beside.bin", content.clone());
+    f.run();
+    assert!(f.l.written[&id] == content, "the file went past the stall");
+    assert_eq!(ended(&f.p.dialer, id), Some(FileOutcome::Saved));
+    assert!(
+        f.p.listener.shown.is_empty(),
+        "the stalled reader took nothing"
+    );
+}

@@ -354,7 +354,7 @@ fn a_blocked_reader_does_not_blame_the_peer() {
     p.run();
     p.listener.reading = false; // our stdout is stalled
     let now = p.now;
-    let data = vec![7u8; 1 << 20];
+    let data = vec![7u8; 8 << 20];
     let mut fed = 0;
     loop {
         let n = p.dialer.input(&data[fed..], now);
@@ -366,8 +366,12 @@ fn a_blocked_reader_does_not_blame_the_peer() {
     }
     assert!(fed < data.len(), "a stalled reader must stop the sender");
     assert!(
-        !p.listener.s.can_receive(LINK),
-        "backpressure stops reading the wire"
+        fed as u64 <= crate::session::stream::MAIN_WINDOW + IO_CAP as u64,
+        "at the credit: {fed}"
+    );
+    assert!(
+        p.listener.s.can_receive(LINK),
+        "the credit, not the socket, holds the sender back: the wire is still read"
     );
     assert!(
         p.dialer.s.input_buf().is_empty(),
@@ -379,18 +383,18 @@ fn a_blocked_reader_does_not_blame_the_peer() {
         Status::Running,
         "our own stall is no dead peer"
     );
-    assert_eq!(
-        p.dialer.s.status(),
-        Status::Running,
-        "the sender hears our pings"
-    );
+    assert_eq!(p.dialer.s.status(), Status::Running);
+    // The reader comes back: everything arrives.
     p.listener.reading = true;
-    while fed < data.len() {
-        p.run();
-        fed += p.dialer.input(&data[fed..], p.now);
+    loop {
+        let n = p.dialer.input(&data[fed..], p.now);
+        fed += n;
+        if !p.step() && n == 0 {
+            break;
+        }
     }
-    p.run();
-    assert_eq!(p.listener.shown.len(), data.len());
+    assert_eq!(fed, data.len());
+    assert!(p.listener.shown == data);
 }
 
 #[test]
@@ -595,6 +599,28 @@ fn a_sender_whose_peer_stopped_reading_is_told_how_much_was_lost() {
     let e = p.dialer.failure();
     assert!(
         matches!(&e, Error::Lost(m) if m.contains("stopped reading") && m.contains("22 B of your 31 B of input was not delivered")),
+        "{e:?}"
+    );
+    assert_eq!(e.exit_code(), 1);
+}
+
+#[test]
+fn a_reader_gone_during_the_handshake_is_a_peer_that_stopped_reading_not_tampering() {
+    // `p2pchat listen P | true`: the consumer is gone while a dialer's
+    // handshake is under way.
+    let mut p = Pair::default_mode();
+    let now = p.now;
+    // The dialer has its keys: its HELLO and data are on their way.
+    p.step_until(|p| p.dialer.s.can_take_input());
+    assert!(!p.listener.s.is_established());
+    assert_eq!(p.dialer.input(b"data for nobody", now), 15);
+    p.listener.s.output_closed(now);
+    p.dialer.s.input_ended(now);
+    p.run();
+    p.deliver_ends();
+    let e = p.dialer.failure();
+    assert!(
+        matches!(&e, Error::Lost(m) if m.contains("stopped reading")),
         "{e:?}"
     );
     assert_eq!(e.exit_code(), 1);

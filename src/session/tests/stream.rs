@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use crate::error::Error;
 use crate::protocol::record::{Kind, MAX_PAYLOAD};
-use crate::session::stream::{Receiving, RecordSink, RecvStream, SendStream, Sending, StreamId};
+use crate::session::stream::{
+    Receiving, RecordSink, RecvStream, SendStream, Sending, StreamId, MAIN_WINDOW,
+};
 use crate::session::IO_CAP;
 
 /// A sink that takes up to `room` records and remembers them.
@@ -222,16 +224,26 @@ fn a_recv_stream_delivers_once_what_a_resume_brings_again() {
 }
 
 #[test]
-fn a_recv_stream_stops_reading_when_its_output_is_full() {
+fn a_recv_stream_holds_what_its_credit_allows_and_refuses_more() {
     let mut r = RecvStream::new(StreamId::MAIN);
     let mut pos = 0;
     let record = vec![7u8; MAX_PAYLOAD];
-    while r.reading() {
+    // A whole window fits, and the wire is still read all along.
+    while r.accepted() + MAX_PAYLOAD as u64 <= MAIN_WINDOW {
+        assert!(r.reading());
         r.on_data(&mut pos, &record).unwrap();
     }
-    assert!(r.output().len() > IO_CAP - MAX_PAYLOAD);
-    r.output_written(MAX_PAYLOAD);
     assert!(r.reading());
+    let past = vec![7u8; (MAIN_WINDOW - r.accepted()) as usize + 1];
+    let mut at = pos;
+    assert!(r.on_data(&mut at, &past).is_err(), "beyond the credit");
+    // Reading a step's worth raises the credit, and a CREDIT is due.
+    r.output_written(MAIN_WINDOW as usize / 4);
+    let mut sink = Sink::new(8);
+    r.seal_credit(&mut sink, Instant::now()).unwrap();
+    assert_eq!(sink.records.len(), 1);
+    assert_eq!(sink.records[0].0, Kind::Credit);
+    r.on_data(&mut pos, &past).unwrap();
     // A discarded output drops what waits and what comes, and still
     // counts it as accepted.
     r.discard();
