@@ -439,8 +439,8 @@ impl UserSide for Terminal {
     }
 
     fn input_ready(&self) -> bool {
-        // A file command waiting counts: reading input is what takes it
-        // from the editor, and the loop asks `poll_command` after that.
+        // A file command (or the leaving) waiting counts: the loop goes on
+        // turning until `poll_command` (or `read_input`) takes it.
         self.input_open
             && (!self.current.is_empty()
                 || !self.queued.is_empty()
