@@ -75,6 +75,27 @@ const CHAT_COMMANDS: &[(&str, &str)] = &[
          Nothing is written anywhere otherwise.",
     ),
     (
+        "/send PATH",
+        "Offer the file PATH to the peer (the rest of the line; quotes \
+         around it are optional, ~/ is your home directory, Tab completes \
+         it). Each transfer gets a number, #1, #2 and so on. Files need \
+         the encrypted room.",
+    ),
+    (
+        "/accept [N], /reject [N]",
+        "Take or turn down offer N (written 2 or #2; left out when only \
+         one is pending). Nothing is written before /accept; the file is \
+         saved in the current directory or in --save-dir, never over an \
+         existing one. A progress line is redrawn in place above the \
+         prompt, and both sides see a summary when the SHA-256 has been \
+         verified.",
+    ),
+    (
+        "/cancel [N]",
+        "Stop transfer N, either way; a partly received file is removed.",
+    ),
+    ("/files", "List the offers and transfers."),
+    (
         "//text",
         "Send /text as a message. Any other /command is refused, never sent.",
     ),
@@ -95,6 +116,11 @@ const CHAT_KEYS: &[(&str, &str)] = &[
     (
         "Ctrl-U, Ctrl-K, Ctrl-W",
         "Erase to the start of the line, to its end, or the word before.",
+    ),
+    (
+        "Tab",
+        "After /send, complete the file name; a second Tab lists the \
+         choices.",
     ),
     (
         "Up, Down, Ctrl-R",
