@@ -28,6 +28,8 @@ Examples, one for each way of meeting:
   p2pchat dial --relay relay.example.org     ...with the code the listener printed
   tar c dir | p2pchat dial host 51423     send a directory; the other side runs
   p2pchat listen 51423 | tar x            ...and unpacks it
+  p2pchat dial host 51423 --send a.iso    send files inside the room; the other
+  p2pchat listen 51423 --receive DIR      side takes them (or /send, /accept)
 
 The chat is encrypted by default and both sides show the same verify code;
 compare it by voice. Set P2PCHAT_SECRET (or use --secret-file/--ask-secret)
@@ -66,7 +68,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  p2pchat listen 51423\n  \
         p2pchat listen 51423 --code          print a one-time code for the dialer\n  \
         p2pchat listen 51423 --map           ask the router to forward a public port\n  \
-        p2pchat listen --relay relay.example.org   meet through a relay, with a code")]
+        p2pchat listen --relay relay.example.org   meet through a relay, with a code\n  \
+        p2pchat listen 51423 --receive ~/in  take every file the peer offers into ~/in")]
     Listen {
         /// TCP port to listen on (0 picks a free one); not with --relay
         #[arg(value_parser = clap::value_parser!(u16), required_unless_present = "relay")]
@@ -104,7 +107,8 @@ pub enum Command {
     /// Connect to a listening peer.
     #[command(after_help = "Examples:\n  p2pchat dial 192.0.2.7 51423\n  \
         p2pchat dial 192.0.2.7 51423 --code   asks for the listener's code\n  \
-        p2pchat dial --relay relay.example.org    asks for the code (or set P2PCHAT_CODE)")]
+        p2pchat dial --relay relay.example.org    asks for the code (or set P2PCHAT_CODE)\n  \
+        p2pchat dial 192.0.2.7 51423 --send a.pdf b.zip   offer files, leave once they arrived")]
     Dial {
         /// Host name or address, or HOST:PORT, or [IPv6]:PORT; not with
         /// --relay

@@ -76,25 +76,24 @@ const CHAT_COMMANDS: &[(&str, &str)] = &[
     ),
     (
         "/send PATH",
-        "Offer the file PATH to the peer (the rest of the line; quotes \
-         around it are optional, ~/ is your home directory, Tab completes \
-         it). Each transfer gets a number, #1, #2 and so on. Files need \
-         the encrypted room.",
+        "Offer a file to the peer (Tab completes the path). It goes inside \
+         the same encrypted connection, beside the chat, and is saved only \
+         once the peer accepts it and its SHA-256 matched.",
     ),
     (
         "/accept [N], /reject [N]",
-        "Take or turn down offer N (written 2 or #2; left out when only \
-         one is pending). Nothing is written before /accept; the file is \
-         saved in the current directory or in --save-dir, never over an \
-         existing one. A progress line is redrawn in place above the \
-         prompt, and both sides see a summary when the SHA-256 has been \
-         verified.",
+        "Take or turn down the peer's offer #N (the only one, without N). \
+         A file is saved in the current directory, or in --save-dir DIR, \
+         never over an existing file: report (1).pdf.",
     ),
     (
         "/cancel [N]",
-        "Stop transfer N, either way; a partly received file is removed.",
+        "Stop transfer #N, either way; the peer is told.",
     ),
-    ("/files", "List the offers and transfers."),
+    (
+        "/files",
+        "List the offers waiting and the transfers moving.",
+    ),
     (
         "//text",
         "Send /text as a message. Any other /command is refused, never sent.",
@@ -278,8 +277,11 @@ fn render(out: &mut dyn Write) -> io::Result<()> {
     roff.control("fi", []);
     roff.control("SH", ["FILES"]);
     roff.text([roman(
-        "None: p2pchat reads a secret file only when told to, and writes a file \
-         only when /save FILE asks it to.",
+        "None of its own: p2pchat reads a secret file only when told to, and \
+         writes a file only when /save FILE asks it to, or a file the peer \
+         offered is accepted (/accept, --receive DIR): first as a hidden \
+         .NAME.p2pchat-XXXXXXXX.part in the target directory, renamed once \
+         verified and removed otherwise.",
     )]);
     roff.control("SH", ["SEE ALSO"]);
     roff.text([roman("nc(1), socat(1), ssh(1)")]);

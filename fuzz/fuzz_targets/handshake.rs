@@ -11,13 +11,19 @@ use p2pchat::session::{LinkId, Security, Session, SessionConfig, Status};
 use zeroize::Zeroizing;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let security = match mode % 3 {
         0 => Security::VerifyCode,
         1 => Security::Secret(Zeroizing::new(b"fuzz".to_vec())),
         _ => Security::Plain,
     };
-    let role = if mode & 0x80 == 0 { Role::Listener } else { Role::Dialer };
+    let role = if mode & 0x80 == 0 {
+        Role::Listener
+    } else {
+        Role::Dialer
+    };
     let mut now = Instant::now();
     let mut s = Session::new(
         SessionConfig {
@@ -35,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
             resume: (mode & 0x40 != 0).then(|| Duration::from_secs(60)),
             resume_buffer: 1 << 20,
             input_rewindable: false,
+            files_strict: false,
         },
         Box::new(DeterministicRng::new(u64::from(mode))),
     );
@@ -49,7 +56,10 @@ fuzz_target!(|data: &[u8]| {
         let n = s.to_send(link).len();
         s.sent(link, n, now);
         let shown = s.output().len();
-        assert!(plain || shown == 0 || s.is_established(), "output before the handshake");
+        assert!(
+            plain || shown == 0 || s.is_established(),
+            "output before the handshake"
+        );
         s.output_written(shown, now);
         while s.poll_event().is_some() {}
         while s.poll_action().is_some() {}

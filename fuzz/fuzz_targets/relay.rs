@@ -40,9 +40,17 @@ fuzz_target!(|data: &[u8]| {
             }
             2 if open[conn] => {
                 // A well-formed hello for one of two rooms and two sides.
-                let side = if arg & 16 == 0 { transit::LISTENER_SIDE } else { transit::DIALER_SIDE };
+                let side = if arg & 16 == 0 {
+                    transit::LISTENER_SIDE
+                } else {
+                    transit::DIALER_SIDE
+                };
                 let room = if arg & 32 == 0 { "1" } else { "2" };
-                relay.received(ConnId(conn), &transit::hello(&transit::token(room), side), now);
+                relay.received(
+                    ConnId(conn),
+                    &transit::hello(&transit::token(room), side),
+                    now,
+                );
             }
             3 if open[conn] => relay.closed(ConnId(conn), now),
             _ => {

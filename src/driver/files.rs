@@ -484,7 +484,14 @@ impl Files {
         }
         ui.file_progress(Some(&running.join("  ")));
         self.progress_shown = true;
-        self.next_progress = Some(now + PROGRESS_EVERY);
+        // At a prompt, redrawn often; in a pipe (`--progress`) as often as
+        // its own progress line, which is rarer in a log.
+        let every = if ui.asks_about_files() {
+            PROGRESS_EVERY
+        } else {
+            ui.progress_every()
+        };
+        self.next_progress = Some(now + every);
     }
 
     /// When the progress line is due next, if a transfer runs.

@@ -169,6 +169,19 @@ impl UserSide for Pipe {
         }
     }
 
+    fn file_progress(&mut self, line: Option<&str>) {
+        // `--progress` asked for it (the driver shows it only then): the
+        // same line as a transfer's, redrawn in place at a terminal.
+        match line {
+            Some(line) => self.progress(line, false),
+            None if self.stderr_is_terminal && self.progress_shown.is_some() => {
+                let _ = write!(io::stderr().lock(), "\r\x1b[K");
+                self.progress_shown = None;
+            }
+            None => {}
+        }
+    }
+
     fn progress(&mut self, line: &str, last: bool) {
         let mut err = io::stderr().lock();
         if !self.stderr_is_terminal {

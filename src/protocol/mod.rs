@@ -1,4 +1,4 @@
-//! Wire protocol v2: the preface, the key exchange, the key schedule and the
+//! Wire protocol v3: the preface, the key exchange, the key schedule and the
 //! record layer. Pure functions and state machines over byte buffers; the
 //! full description with the record diagram is in `PROTOCOL.md`.
 //!

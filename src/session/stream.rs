@@ -2,8 +2,9 @@
 //! `connection/streams/send.rs` and `send_buffer.rs`): a [`SendStream`]
 //! owns our direction (its offsets, its resume replay, the peer's
 //! acknowledgements and our EOF), a [`RecvStream`] the peer's. Each is
-//! addressed by a [`StreamId`]; today a room has one of each, stream 0,
-//! which carries the chat or the piped bytes. The streams seal their own
+//! addressed by a [`StreamId`]: stream 0, which carries the chat or the
+//! piped bytes, one of each way. The room's file streams, one-way and
+//! read again from disk on a resume, are in `transfer.rs`. The streams seal their own
 //! records into a [`RecordSink`] (the room's link), so they can be tested
 //! without one. The room's own states, its links and how it ends, stay in
 //! [`super::room::Room`]; [`Farewell`] is the room's, not a stream's.
@@ -16,8 +17,9 @@ use crate::buf::{ByteBuf, Ring};
 use crate::error::Error;
 use crate::protocol::record::{Kind, MAX_PAYLOAD};
 
-/// A stream's number within its room. The wire does not carry it yet
-/// (protocol v2 has one stream each way): every record is stream 0's.
+/// A stream's number within its room, as the wire carries it (protocol
+/// v3): 0 is the chat stream; file streams are numbered by their sender
+/// (`transfer.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId(pub u32);
 
@@ -31,8 +33,10 @@ impl StreamId {
 /// the receiver raises it (CREDIT with stream id 0) as its user reads, so a
 /// receiver never stops reading its socket for stream 0's sake and a slow
 /// reader of the chat stream holds back that stream only, never the
-/// files beside it. 4 MiB per round trip: 200 MB/s at 20 ms.
-pub const MAIN_WINDOW: u64 = 4 * 1024 * 1024;
+/// files beside it. 2 MiB per round trip (100 MB/s at 20 ms), as much as
+/// resume already keeps by default; it is also what a slow reader makes
+/// us hold in memory.
+pub const MAIN_WINDOW: u64 = 2 * 1024 * 1024;
 /// The receiver grants more once its user took this much more.
 const MAIN_CREDIT_STEP: u64 = MAIN_WINDOW / 4;
 

@@ -205,3 +205,47 @@ fn windows_names_the_same_addresses_to_dial_as_linux() {
     assert!(!linux.is_empty());
     assert_eq!(windows, linux, "GetAdaptersAddresses against getifaddrs");
 }
+
+/// A path as the side of `os` takes it: Wine maps the Linux root to Z:.
+fn path_for(os: Os, p: &std::path::Path) -> String {
+    match os {
+        Os::Linux => p.display().to_string(),
+        Os::Windows => format!("Z:{}", p.display()),
+    }
+}
+
+#[test]
+fn files_cross_between_linux_and_windows_whole_and_safely_named() {
+    let Some(exe) = wine_exe() else { return };
+    for (listener, dialer) in [(Os::Windows, Os::Linux), (Os::Linux, Os::Windows)] {
+        let src = TempDir::new("wine-files-src");
+        let out = TempDir::new("wine-files-out");
+        let big = random_bytes((5 << 20) + 3, 31);
+        let files = [
+            src.file("big.bin", &big),
+            // Legal on Linux, a device and forbidden characters on Windows.
+            src.file("CON.txt", b"device"),
+            src.file("a:b?.txt", b"colon"),
+        ];
+        let dir = path_for(listener, &out.0);
+        let (mut l, port) = listen_as(listener, &exe, &["--receive", &dir], In::Null, &[]);
+        let paths: Vec<String> = files.iter().map(|f| path_for(dialer, f)).collect();
+        let mut flags = vec!["--send"];
+        flags.extend(paths.iter().map(String::as_str));
+        let mut d = dial_as(dialer, &exe, &flags, port, In::Null, &[]);
+        assert_both_ok(&mut l, &mut d);
+        let what = format!("{dialer:?} sending to {listener:?}");
+        let got = std::fs::read(out.0.join("big.bin")).expect("big.bin saved");
+        assert_same_bytes(&got, &big, &what);
+        assert_eq!(
+            std::fs::read(out.0.join("_CON.txt")).ok().as_deref(),
+            Some(&b"device"[..]),
+            "{what}"
+        );
+        assert_eq!(
+            std::fs::read(out.0.join("a_b_.txt")).ok().as_deref(),
+            Some(&b"colon"[..]),
+            "{what}"
+        );
+    }
+}
