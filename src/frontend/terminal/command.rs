@@ -29,13 +29,20 @@ pub enum Typed {
     Empty,
 }
 
-pub const HELP: &str = "commands: /send PATH offers a file (Tab completes the path); /accept \
-                        [N] or /reject [N] answers offer #N; /cancel [N] stops transfer #N; \
-                        /files lists them (N may be left out when there is only one); /quit \
-                        (or Ctrl-D, Ctrl-C) leaves the room; /code shows the verify code again; \
-                        /status shows the connection; /save FILE writes the transcript so far to \
-                        a new FILE; /help shows this; start a message with // to send a line \
-                        that begins with /";
+/// One command a row, the descriptions lined up (a notice keeps the
+/// blanks inside a row, and wraps a row too long with an indent).
+pub const HELP: &str = "\
+commands (N: a transfer's number, left out when there is only one):
+/send PATH        offers a file (Tab completes the path)
+/accept [N]       takes an offer; /reject [N] turns it down
+/cancel [N]       stops a transfer, either way
+/files            lists the offers and transfers
+/code             shows the verify code again
+/status           shows the connection
+/save FILE        writes the transcript so far to a new FILE
+/help             shows this
+/quit (or Ctrl-D, Ctrl-C) leaves the room
+//text            sends a message that begins with /";
 
 /// The hint for `/send` without a path.
 pub const SEND_USAGE: &str =

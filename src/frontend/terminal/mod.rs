@@ -759,4 +759,17 @@ mod tests {
         );
         assert_eq!(notice_rows("a\nb", 30), ["a", "b"]);
     }
+
+    #[test]
+    fn help_is_a_list_one_command_a_row() {
+        let rows = notice_rows(super::command::HELP, 80);
+        assert_eq!(
+            rows.len(),
+            super::command::HELP.lines().count(),
+            "{rows:#?}"
+        );
+        assert!(rows
+            .iter()
+            .any(|r| r == "/send PATH        offers a file (Tab completes the path)"));
+    }
 }
