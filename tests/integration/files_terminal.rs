@@ -212,6 +212,10 @@ fn send_offer_accept_and_both_see_the_summary() {
         .wait_for("sent #1 \"report.pdf\" (3.0 MiB, SHA-256 verified by the peer) in ");
     r.bob
         .wait_for("saved #1 \"report.pdf\" (3.0 MiB, SHA-256 verified) in ");
+    // The summary took the progress line's row: no stale figures stay.
+    for screen in [&r.alice, &r.bob] {
+        assert!(!screen.text().contains("% of 3.0 MiB"), "{}", screen.text());
+    }
     let saved = r.saves.0.join("report.pdf");
     assert_eq!(entries(&r.saves.0), ["report.pdf"]);
     assert!(same_file(&path, &saved), "the saved file differs");
@@ -253,9 +257,11 @@ fn a_chat_line_overtakes_a_big_file_and_the_progress_line_is_redrawn() {
     );
     assert!(same_file(&path, &r.saves.0.join("big.bin")));
     assert_eq!(entries(&r.saves.0), ["big.bin"]);
-    // Progress lines were drawn again and again, each over the last: on
-    // a screen at most the one before and the one after the chat line.
-    for (who, screen) in [("alice", &r.alice), ("bob", &r.bob)] {
+    // Progress lines were drawn again and again, each over the last, and
+    // the summary took the last one's row: what stays on a screen is at
+    // most the progress line from before the chat line (Alice's for sure:
+    // she typed once she saw it).
+    for (who, screen, before) in [("alice", &r.alice, 1..=1), ("bob", &r.bob, 0..=1)] {
         let raw = screen.raw();
         let drawn = count(&raw, "% of 200.0 MiB");
         let rows = screen
@@ -265,7 +271,7 @@ fn a_chat_line_overtakes_a_big_file_and_the_progress_line_is_redrawn() {
             .count();
         assert!(drawn >= 3, "{who}: {drawn} progress lines drawn");
         assert!(
-            (1..=2).contains(&rows),
+            before.contains(&rows),
             "{who}: {rows} progress rows on the screen:\n{}",
             screen.text()
         );

@@ -184,6 +184,11 @@ impl Terminal {
     /// A status line, wrapped at spaces like a message, continuation rows
     /// indented so that no row of it can pass for one of ours.
     fn show_notice(&mut self, text: &str) {
+        self.show_notice_after("", text);
+    }
+
+    /// As `show_notice`, with `prefix` (cursor moves) before it.
+    fn show_notice_after(&mut self, prefix: &str, text: &str) {
         for line in text.split('\n') {
             self.log.push(line.to_string());
         }
@@ -192,7 +197,16 @@ impl Terminal {
             .map(|row| self.style.notice(row))
             .collect::<Vec<_>>()
             .join("\n");
-        self.show(&shown);
+        self.show(&format!("{prefix}{shown}"));
+    }
+
+    /// The count of rows the editor thread drew itself (see
+    /// [`ProgressLine::redraw`]).
+    fn editor_drawn(&self) -> usize {
+        match &self.keyboard {
+            Keyboard::Editor(_, Some(running)) => running.drawn(),
+            _ => 0,
+        }
     }
 
     fn start_editor(&mut self) {
@@ -554,8 +568,16 @@ impl UserSide for Terminal {
                         | Notice::FileNote { .. }
                 );
                 if chat || !self.quiet || other.essential() {
+                    // A transfer's summary takes the place of the progress
+                    // line if that is still the last row: no stale figures
+                    // above it (the next progress line, if any, is new).
+                    let mut over = "";
+                    if matches!(other, Notice::FileEnded { .. }) && self.printer.is_some() {
+                        over = self.progress.give_way(self.editor_drawn());
+                    }
                     for line in notice::lines(&other) {
-                        self.show_notice(&line);
+                        self.show_notice_after(over, &line);
+                        over = "";
                     }
                 }
             }
@@ -576,13 +598,10 @@ impl UserSide for Terminal {
 
     fn file_progress(&mut self, line: Option<&str>) {
         let Some(line) = line else {
-            self.progress.interrupted();
+            self.progress.idle();
             return;
         };
-        let drawn = match &self.keyboard {
-            Keyboard::Editor(_, Some(running)) => running.drawn(),
-            _ => 0,
-        };
+        let drawn = self.editor_drawn();
         let now = Instant::now();
         let shown = match self.printer.as_mut() {
             Some(p) => match self

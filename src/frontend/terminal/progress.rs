@@ -23,6 +23,9 @@ pub struct ProgressLine {
     /// itself then (its own messages), and when. None once anything else
     /// was printed: the next progress line is a fresh row.
     last: Option<(usize, Instant)>,
+    /// No transfer runs any more (`file_progress(None)`): the next progress
+    /// line is a fresh row, though the last one is still the last row.
+    idle: bool,
     /// When the last plain progress line was shown.
     plain_at: Option<Instant>,
 }
@@ -41,7 +44,7 @@ impl ProgressLine {
         style: Style,
     ) -> Option<String> {
         let replace = match self.last {
-            Some((d, at)) if d == drawn => {
+            Some((d, at)) if d == drawn && !self.idle => {
                 if now.saturating_duration_since(at) < MIN_GAP {
                     return None;
                 }
@@ -50,6 +53,7 @@ impl ProgressLine {
             _ => false,
         };
         self.last = Some((drawn, now));
+        self.idle = false;
         let row = style.notice(&fit(line, cols));
         Some(if replace {
             format!("{ERASE_ROW_ABOVE}{row}")
@@ -58,10 +62,32 @@ impl ProgressLine {
         })
     }
 
-    /// Something else was printed, or the transfers ended: the progress
-    /// line on screen stays as it is, and the next one starts a new row.
+    /// Something else was printed: the progress line on screen stays as
+    /// it is, and the next one starts a new row.
     pub fn interrupted(&mut self) {
         self.last = None;
+    }
+
+    /// No transfer runs any more: the next progress line starts a new
+    /// row, but a summary printed before anything else may still take the
+    /// last one's place ([`give_way`](Self::give_way)).
+    pub fn idle(&mut self) {
+        self.idle = true;
+    }
+
+    /// A line that ends a transfer is about to be printed: it may take
+    /// the progress line's row if that is still the last row (`drawn` as
+    /// for [`redraw`](Self::redraw)). Returns what to print before it to
+    /// erase that row, or nothing; either way the next progress line is a
+    /// fresh row.
+    pub fn give_way(&mut self, drawn: usize) -> &'static str {
+        let last = matches!(self.last, Some((d, _)) if d == drawn);
+        self.last = None;
+        if last {
+            ERASE_ROW_ABOVE
+        } else {
+            ""
+        }
     }
 
     /// Without a line editor (`TERM=dumb`): the line as a new line, now
@@ -131,11 +157,40 @@ mod tests {
             Some("\x1b[1A\x1b[2K#1 50%")
         );
         // The transfers ended: the chain ends, the line stays.
-        p.interrupted();
+        p.idle();
         assert_eq!(
             p.redraw("#2 1%", 80, 1, s(5000), PLAIN).as_deref(),
             Some("#2 1%")
         );
+        assert_eq!(
+            p.redraw("#2 2%", 80, 1, s(6000), PLAIN).as_deref(),
+            Some("\x1b[1A\x1b[2K#2 2%")
+        );
+    }
+
+    #[test]
+    fn a_summary_takes_the_progress_row_only_while_it_is_the_last_row() {
+        let mut p = ProgressLine::default();
+        let t0 = Instant::now();
+        assert_eq!(p.give_way(0), "", "no progress line yet");
+        assert!(p.redraw("#1 10%", 80, 0, t0, PLAIN).is_some());
+        assert_eq!(p.give_way(0), ERASE_ROW_ABOVE);
+        // The chain ended with it: the next progress line is a fresh row.
+        assert_eq!(p.give_way(0), "");
+        assert_eq!(
+            p.redraw("#2 5%", 80, 0, t0, PLAIN).as_deref(),
+            Some("#2 5%")
+        );
+        // Our message drawn by the editor since: it stays.
+        assert_eq!(p.give_way(1), "");
+        assert!(p.redraw("#2 6%", 80, 1, t0, PLAIN).is_some());
+        p.interrupted();
+        assert_eq!(p.give_way(1), "");
+        // No transfer runs any more, and nothing was printed since the last
+        // progress line: the summary that follows still takes its row.
+        assert!(p.redraw("#3 99%", 80, 1, t0, PLAIN).is_some());
+        p.idle();
+        assert_eq!(p.give_way(1), ERASE_ROW_ABOVE);
     }
 
     #[test]
