@@ -531,6 +531,12 @@ impl RecvStream {
     /// Raises the credit to `taken` plus the window, once that is a step
     /// up from the last grant.
     fn grant(&mut self, taken: u64) {
+        if self.state.ended() {
+            // The peer's EOF is in: nothing more comes, and a CREDIT
+            // sealed now would only trail our DONE, holding up the
+            // clean end (its FIN would find our buffer not empty).
+            return;
+        }
         let limit = taken + MAIN_WINDOW;
         if limit >= self.granted + MAIN_CREDIT_STEP {
             self.granted = limit;

@@ -555,7 +555,7 @@ impl Transfers {
         now: Instant,
     ) -> Result<(), Error> {
         match kind {
-            Kind::Offer => self.on_offer(payload, resumable, events, now),
+            Kind::Offer => self.on_offer(payload, resumable, events),
             Kind::Accept => self.on_accept(payload, now),
             Kind::Credit => self.on_credit(payload),
             Kind::Chunk => self.on_chunk(payload),
@@ -570,7 +570,6 @@ impl Transfers {
         payload: &[u8],
         resumable: bool,
         events: &mut VecDeque<Event>,
-        now: Instant,
     ) -> Result<(), Error> {
         let o = Offer::decode(payload).ok_or_else(|| violation("an OFFER that does not parse"))?;
         if offered_by(o.id) == Some(self.role) || offered_by(o.id).is_none() {
@@ -622,7 +621,6 @@ impl Transfers {
                 size: f.size,
             });
         }
-        let _ = now;
         self.inc.push(f);
         Ok(())
     }

@@ -291,3 +291,21 @@ fn eof_done_and_acks_of_a_recv_stream() {
     r.on_resume(false);
     assert_eq!(r.state(), Receiving::Ended);
 }
+
+#[test]
+fn no_credit_is_granted_once_the_peers_stream_ended() {
+    // A CREDIT after our DONE would trail it on the wire and hold up the
+    // clean end: the last bytes written after the peer's EOF grant none.
+    let mut r = RecvStream::new(StreamId::MAIN);
+    let mut pos = 0;
+    let record = vec![1u8; MAX_PAYLOAD];
+    while r.accepted() + (MAX_PAYLOAD as u64) <= MAIN_WINDOW {
+        r.on_data(&mut pos, &record).unwrap();
+    }
+    assert!(r.on_eof(false).unwrap());
+    let n = r.output().len();
+    r.output_written(n);
+    let mut sink = Sink::new(8);
+    r.seal_credit(&mut sink, Instant::now()).unwrap();
+    assert!(sink.records.is_empty(), "{:?}", sink.records.len());
+}
