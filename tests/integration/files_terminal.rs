@@ -16,9 +16,13 @@ use crate::util::*;
 /// Wide enough that no line of these tests wraps.
 const COLS: u16 = 200;
 
-/// The big file: 200 MiB through a link of 40 MiB/s, about 5 s.
-const BIG: usize = 200 * 1024 * 1024;
-const LINK_RATE: u64 = 40 * 1024 * 1024;
+/// The big file: 100 MiB through a link of 20 MiB/s, about 5 s (slow
+/// enough to type during it, light enough for a busy machine).
+const BIG: usize = 100 * 1024 * 1024;
+const BIG_SHOWN: &str = "100.0 MiB";
+const LINK_RATE: u64 = 20 * 1024 * 1024;
+/// What the progress line of the big file shows.
+const BIG_PROGRESS: &str = "% of 100.0 MiB";
 
 /// A TCP link of `rate` bytes a second each way, for one connection.
 struct SlowLink {
@@ -235,24 +239,27 @@ fn a_chat_line_overtakes_a_big_file_and_the_progress_line_is_redrawn() {
     let path = big_file(&r.files.0, "big.bin", BIG);
     r.alice
         .type_text(&format!("/send {}\r", path.to_str().expect("utf-8")));
-    r.bob.wait_for("offers #1 \"big.bin\" (200.0 MiB)");
+    r.bob
+        .wait_for(&format!("offers #1 \"big.bin\" ({BIG_SHOWN})"));
     r.bob.type_text("/accept 1\r");
     // The transfer runs: Alice's progress line is up. She types.
     r.alice.wait_for("#1 \"big.bin\" ");
-    r.alice.wait_for("% of 200.0 MiB");
+    r.alice.wait_for(BIG_PROGRESS);
     r.alice.type_text("hello during the transfer\r");
     r.bob.wait_for("alice: hello during the transfer");
-    r.alice
-        .wait_for("sent #1 \"big.bin\" (200.0 MiB, SHA-256 verified by the peer)");
-    r.bob
-        .wait_for("saved #1 \"big.bin\" (200.0 MiB, SHA-256 verified)");
+    r.alice.wait_for(&format!(
+        "sent #1 \"big.bin\" ({BIG_SHOWN}, SHA-256 verified by the peer)"
+    ));
+    r.bob.wait_for(&format!(
+        "saved #1 \"big.bin\" ({BIG_SHOWN}, SHA-256 verified)"
+    ));
     // The line arrived while the file was still on its way.
     let raw = r.bob.raw();
     let line = find(&raw, "hello during the transfer").expect("the line");
     let summary = find(&raw, "saved #1").expect("the summary");
     assert!(line < summary, "the chat line came after the file");
     assert!(
-        find(&raw[line..], "% of 200.0 MiB").is_some(),
+        find(&raw[line..], BIG_PROGRESS).is_some(),
         "no progress after the chat line: it did not overtake the file"
     );
     assert!(same_file(&path, &r.saves.0.join("big.bin")));
@@ -263,11 +270,11 @@ fn a_chat_line_overtakes_a_big_file_and_the_progress_line_is_redrawn() {
     // she typed once she saw it).
     for (who, screen, before) in [("alice", &r.alice, 1..=1), ("bob", &r.bob, 0..=1)] {
         let raw = screen.raw();
-        let drawn = count(&raw, "% of 200.0 MiB");
+        let drawn = count(&raw, BIG_PROGRESS);
         let rows = screen
             .rows()
             .iter()
-            .filter(|row| row.contains("% of 200.0 MiB"))
+            .filter(|row| row.contains(BIG_PROGRESS))
             .count();
         assert!(drawn >= 3, "{who}: {drawn} progress lines drawn");
         assert!(
@@ -296,9 +303,10 @@ fn cancel_by_the_receiver_leaves_no_file_and_the_room_goes_on() {
     let path = big_file(&r.files.0, "big.bin", BIG);
     r.alice
         .type_text(&format!("/send \"{}\"\r", path.to_str().expect("utf-8")));
-    r.bob.wait_for("offers #1 \"big.bin\" (200.0 MiB)");
+    r.bob
+        .wait_for(&format!("offers #1 \"big.bin\" ({BIG_SHOWN})"));
     r.bob.type_text("/accept #1\r");
-    r.bob.wait_for("% of 200.0 MiB");
+    r.bob.wait_for(BIG_PROGRESS);
     // Under way: a temporary file is in the directory.
     wait_until("a temporary file", DEADLINE, || {
         !entries(&r.saves.0).is_empty()
