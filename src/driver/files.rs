@@ -387,7 +387,7 @@ impl Files {
     }
 
     /// Reads our files and writes the peer's, as far as the session wants
-    /// and at most [`TURN_BUDGET`] each way. Returns true if more is ready
+    /// and at most `TURN_BUDGET` each way. Returns true if more is ready
     /// right now (the loop should not sleep).
     pub fn pump(&mut self, session: &mut Session, now: Instant) -> bool {
         let mut read = 0;

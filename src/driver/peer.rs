@@ -22,8 +22,9 @@ use crate::names::display_addr;
 use crate::progress::Progress;
 use crate::protocol::{handshake, Role};
 use crate::reach::Reach;
+use crate::session::reconnect::{FIRST_BACKOFF, MAX_BACKOFF};
 use crate::session::{
-    Action, Event, LeaveReason, LinkId, Security, Session, SessionConfig, Status,
+    Action, ConnectFailure, Event, LeaveReason, LinkId, Security, Session, SessionConfig, Status,
 };
 
 /// How long accepting pauses when the process is out of file descriptors.
@@ -35,9 +36,6 @@ const ACCEPTS_PER_TURN: usize = 64;
 const ACKED_SIGN_OF_LIFE: u64 = 16 * 1024;
 /// A dial with no answer after this says that it is still connecting.
 const SLOW_CONNECT: Duration = Duration::from_secs(1);
-/// The first and the longest wait between dial attempts with `--retry`.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Who ended a room that ended well.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,8 +84,7 @@ pub fn run(
         relay: None,
         portmap: None,
         interrupts_seen: 0,
-        redials: 0,
-        reconnect_at: None,
+        relay_held: false,
         busy_announced: false,
         peer_name: None,
         input_open: true,
@@ -216,6 +213,8 @@ struct Listener {
 }
 
 /// Dialing as a state: address by address, then backoff with `--retry`.
+/// A redial of a lost room makes one round of the addresses and reports
+/// its failure to the session, which decides when to try again.
 struct Dialer {
     host: String,
     port: u16,
@@ -234,45 +233,14 @@ struct Dialer {
     announced: bool,
     /// Reconnecting a room that lost its connection.
     redial: bool,
-    /// Since when every attempt was refused (None after any other outcome).
-    refused_since: Option<Instant>,
     /// When to say `connecting to HOST:PORT…` if no connect has been
     /// answered by then (the first dial only; None once said).
     slow_at: Option<Instant>,
 }
 
-/// How long the `n`th redial since the room had a connection waits:
-/// nothing for the first, then 0.1 s doubling to at most 1 s, plus up to a
-/// fifth more (`jitter` in [0, 1)).
-fn redial_delay(n: u32, jitter: f64) -> Duration {
-    if n == 0 {
-        return Duration::ZERO;
-    }
-    let step = (FIRST_BACKOFF * 2u32.saturating_pow(n - 1)).min(MAX_BACKOFF);
-    step + step.mul_f64(jitter.clamp(0.0, 1.0) * 0.2)
-}
-
-/// A number in [0, 1) for jitter: the clock's nanoseconds, which is
-/// plenty to keep two peers' redials from marching in step.
-fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    f64::from(nanos % 1_000_000) / 1_000_000.0
-}
-
-/// How long redials must have been refused, every one, before the peer's
-/// process is taken for gone (its port is closed) rather than waiting out
-/// the grace period. A time, not a count: a forwarder or a tunnel that
-/// restarts refuses a few quick redials too. Long enough that when both
-/// sides' grace periods run out together (the listener exits, its port
-/// refuses), the dialer reaches its own end of grace first and both say
-/// the same: not resumed in time.
-const REFUSED_FOR: Duration = Duration::from_secs(10);
-
 /// Says once that the dialer is waiting to try again, and why.
 fn announce(d: &mut Dialer, ui: &mut dyn UserSide) {
-    if d.wait_until.is_some() && !d.announced {
+    if d.waiting_why.is_some() && !d.announced {
         d.announced = true;
         ui.notice(Notice::Waiting {
             line: &d.waiting_line(),
@@ -282,7 +250,8 @@ fn announce(d: &mut Dialer, ui: &mut dyn UserSide) {
 
 impl Dialer {
     /// Dials `host:port`; with `retry`, keeps trying that long. A redial
-    /// (resume) keeps trying until the room's grace period says stop.
+    /// (resume) tries each address once; the session says when to try
+    /// again, and when to stop.
     fn new(host: &str, port: u16, retry: Option<Duration>, redial: bool, now: Instant) -> Dialer {
         Dialer {
             host: host.to_string(),
@@ -297,7 +266,6 @@ impl Dialer {
             waiting_why: None,
             announced: redial,
             redial,
-            refused_since: None,
             slow_at: (!redial).then_some(now + SLOW_CONNECT),
         }
     }
@@ -341,10 +309,9 @@ struct Peer<'a> {
     /// `--map`: the router's port mapping.
     portmap: Option<PortMap>,
     interrupts_seen: usize,
-    /// Redials since the room last had a connection: each waits longer.
-    redials: u32,
-    /// A redial, or a return to the relay, waits until then.
-    reconnect_at: Option<Instant>,
+    /// A return to the relay failed: the next waits for the session's
+    /// [`Action::Redial`].
+    relay_held: bool,
     /// The dialer said that the listener is busy (it says so once).
     busy_announced: bool,
     /// The peer's name once it joined (encrypted modes).
@@ -499,7 +466,7 @@ impl Peer<'_> {
             .flatten()
             .any(|c| matches!(c.state, ConnState::Connecting { .. }));
         let dial_due = self.dialer.as_ref().is_some_and(|d| d.wait_until.is_none());
-        let relay_due = self.reconnect_at.is_none()
+        let relay_due = !self.relay_held
             && self
                 .relay
                 .as_ref()
@@ -535,7 +502,6 @@ impl Peer<'_> {
         let slow = self.dialer.as_ref().and_then(|d| d.slow_at);
         let relay = self.relay.as_ref().and_then(RelayClient::deadline);
         let pause = self.listener.as_ref().and_then(|l| l.paused_until);
-        let pause = pause.or(self.reconnect_at);
         let progress = self.progress.as_ref().and_then(Progress::deadline);
         let portmap = self.portmap.as_ref().and_then(PortMap::deadline);
         let files = self.files.deadline();
@@ -680,8 +646,8 @@ impl Peer<'_> {
         if let Status::Ended(_) = self.session.status() {
             return Ok(());
         }
-        // A wait set by a redial (a busy listener) is announced before it
-        // ends; one set by a failed connect, as soon as it begins.
+        // A redial to a busy listener says so (once) as it begins; a wait
+        // set by a failed connect, as soon as it begins.
         announce(&mut d, ui);
         if !self.dial_step(&mut d, registry, now)? {
             let connecting = self
@@ -705,7 +671,8 @@ impl Peer<'_> {
         Ok(())
     }
 
-    /// Returns Ok(true) once connected.
+    /// Returns Ok(true) once done: connected, or (a redial) its failure
+    /// told to the session.
     fn dial_step(
         &mut self,
         d: &mut Dialer,
@@ -749,6 +716,10 @@ impl Peer<'_> {
                     d.addrs = addrs;
                     d.next = 0;
                 }
+                Err(_) if d.redial => {
+                    self.session.connect_failed(ConnectFailure::Failed, now);
+                    return Ok(true);
+                }
                 Err(e) => return d.back_off(now, "the name does not resolve yet".into(), e),
             }
         }
@@ -779,20 +750,22 @@ impl Peer<'_> {
             display_addr(addr),
             describe_io(&e)
         ));
+        if d.redial {
+            // The session decides when to try again, and when to stop.
+            let failure = if !net::is_retryable(&e) {
+                ConnectFailure::Fatal(error)
+            } else if e.kind() == io::ErrorKind::ConnectionRefused {
+                ConnectFailure::Refused {
+                    target: display_addr(addr),
+                }
+            } else {
+                ConnectFailure::Failed
+            };
+            self.session.connect_failed(failure, now);
+            return Ok(true);
+        }
         if !net::is_retryable(&e) {
             return Err(error);
-        }
-        if e.kind() == io::ErrorKind::ConnectionRefused {
-            d.refused_since.get_or_insert(now);
-        } else {
-            d.refused_since = None;
-        }
-        if d.redial && d.refused_since.is_some_and(|t| now >= t + REFUSED_FOR) {
-            return Err(Error::Lost(format!(
-                "connection lost, and {} has refused connections for {} s: the peer's p2pchat has ended",
-                display_addr(addr),
-                REFUSED_FOR.as_secs()
-            )));
         }
         d.back_off(now, describe_io(&e), error)
     }
@@ -804,21 +777,21 @@ impl Peer<'_> {
         ui: &mut dyn UserSide,
         now: Instant,
     ) -> Result<(), Error> {
+        if self.relay_held {
+            return Ok(());
+        }
         let Some(mut rc) = self.relay.take() else {
             return Ok(());
         };
-        if self.reconnect_at.is_some_and(|t| now < t) {
-            self.relay = Some(rc);
-            return Ok(());
-        }
-        self.reconnect_at = None;
         let mut result = self.meet_step(&mut rc, registry, ui, now);
         if result.is_err() && self.session.is_down() {
-            // The relay is out of reach too while the path is down: keep
-            // trying until the grace period says stop.
+            // The relay is out of reach too while the path is down: the
+            // session says when to try again, until its grace period says
+            // stop.
             result = Ok(());
             rc.phase = Phase::Idle;
-            self.redial();
+            self.relay_held = true;
+            self.session.connect_failed(ConnectFailure::Failed, now);
         }
         self.relay = Some(rc);
         result
@@ -994,37 +967,28 @@ impl Peer<'_> {
         }
     }
 
-    /// The room lost its connection: dial again, or go back to the relay.
-    /// (A listener keeps listening; its peer dials in.)
+    /// The session asks for a new connection now (it waited out any
+    /// backoff): dial again, or go back to the relay. (A listener keeps
+    /// listening; its peer dials in.)
     fn redial(&mut self) {
         let now = Instant::now();
-        // The first try at once; after a failed resume, back off (0.1 s,
-        // doubling, at most 1 s) with up to a fifth of jitter, so a path
-        // that accepts and drops is not hammered.
-        let delay = redial_delay(self.redials, jitter());
-        self.redials += 1;
-        self.reconnect_at = (!delay.is_zero()).then_some(now + delay);
         match &self.cfg.endpoint {
             Endpoint::Dial { host, port, retry } if !self.session.is_down() => {
                 // The listener was busy: dial again, saying so once; the
                 // session ends the trying when --retry runs out.
                 let mut d = Dialer::new(host, *port, *retry, false, now);
-                d.wait_until = Some(now + delay.max(FIRST_BACKOFF));
                 d.announced = self.busy_announced;
                 self.busy_announced = true;
-                self.reconnect_at = None;
                 d.waiting_why = Some("the listener is busy".into());
                 self.dialer = Some(d);
             }
             Endpoint::Dial { host, port, .. } => {
-                // The session's grace period ends the trying; this is a
-                // backstop a little past it.
-                let grace = self.cfg.resume.unwrap_or(Duration::ZERO) + Duration::from_secs(5);
-                let mut d = Dialer::new(host, *port, Some(grace), true, now);
-                d.wait_until = self.reconnect_at.take();
-                self.dialer = Some(d);
+                // One round of the addresses; its outcome goes back to the
+                // session.
+                self.dialer = Some(Dialer::new(host, *port, None, true, now));
             }
             Endpoint::Relay { .. } => {
+                self.relay_held = false;
                 if let Some(rc) = self.relay.as_mut() {
                     rc.phase = Phase::Idle;
                 }
@@ -1104,14 +1068,11 @@ impl Peer<'_> {
                     after,
                     resent,
                     connection,
-                } => {
-                    self.redials = 0;
-                    ui.notice(Notice::Reconnected {
-                        after,
-                        resent,
-                        connection,
-                    })
-                }
+                } => ui.notice(Notice::Reconnected {
+                    after,
+                    resent,
+                    connection,
+                }),
                 Event::PeerLeft => ui.notice(Notice::PeerLeft {
                     name: self.peer_name.as_deref(),
                 }),
@@ -1353,17 +1314,5 @@ mod tests {
             source_group(a("[::ffff:192.0.2.1]:5")),
             source_group(a("192.0.2.1:7"))
         );
-    }
-
-    #[test]
-    fn redials_back_off_with_jitter_and_a_cap() {
-        assert_eq!(redial_delay(0, 0.5), Duration::ZERO, "the first at once");
-        assert_eq!(redial_delay(1, 0.0), Duration::from_millis(100));
-        assert_eq!(redial_delay(2, 0.0), Duration::from_millis(200));
-        assert_eq!(redial_delay(4, 0.0), Duration::from_millis(800));
-        assert_eq!(redial_delay(5, 0.0), Duration::from_secs(1), "capped");
-        assert_eq!(redial_delay(60, 0.0), Duration::from_secs(1));
-        assert_eq!(redial_delay(1, 0.5), Duration::from_millis(110));
-        assert!(redial_delay(9, 0.999) < Duration::from_millis(1200));
     }
 }

@@ -72,6 +72,11 @@ pub struct Link {
     /// the whole handshake timeout for its first flight, and silence until
     /// then is not a stranger's but a relay's fault.
     pub paired: bool,
+    /// Bytes of `tx` written to the socket so far.
+    pub flushed: u64,
+    /// Where our DONE ends in the bytes this connection sends (`flushed`
+    /// counts up to it once it left), if it was sealed here.
+    pub done_end: Option<u64>,
 }
 
 impl Link {
@@ -106,6 +111,8 @@ impl Link {
             resuming,
             recv_pos: 0,
             paired: false,
+            flushed: 0,
+            done_end: None,
         }
     }
 
@@ -238,7 +245,7 @@ impl Link {
             // A crashed peer or a dropped link cuts records as readily as
             // an attacker does: a lost connection, not tampering.
             Ok(None) if self.transport_eof && !self.rx.is_empty() => Err(Error::Lost(
-                "connection lost: the connection ended in the middle of a record".into(),
+                "connection lost: the connection dropped in the middle of a record".into(),
             )),
             Ok(None) => Ok(None),
             Err(RecordError::Forged) if !confirmed => Err(Handshake::auth_error(self.uses_secret)),

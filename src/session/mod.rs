@@ -7,7 +7,8 @@
 //! every turn of its loop it:
 //!
 //! 1. **feeds inputs**: a new connection ([`Session::accept`] for a
-//!    listener, [`Session::connected`] for a dialer), socket bytes
+//!    listener, [`Session::connected`] for a dialer) or the failure of
+//!    one the session asked for ([`Session::connect_failed`]), socket bytes
 //!    ([`Session::receive_buf`] then [`Session::received`]), the socket's
 //!    end ([`Session::transport_closed`], [`Session::transport_failed`]),
 //!    user input ([`Session::input_buf`] then [`Session::input_received`],
@@ -26,12 +27,16 @@
 //! Every buffer has a fixed capacity: an empty `input_buf` or `receive_buf`
 //! means "not now", which is how backpressure reaches the producer on
 //! either side. All policy lives here: who gets the room, how many failed
-//! attempts are allowed, when to reset, drain or linger, and the exit
-//! status. Nothing a peer sends can make it panic.
+//! attempts are allowed, when to reset, drain or linger, when to make a
+//! new connection and when to stop trying ([`reconnect`]), and the exit
+//! status. The driver only carries out the connections it is asked for
+//! ([`Action::Redial`]): resolving names, trying each address, the
+//! connect itself. Nothing a peer sends can make it panic.
 
 pub mod link;
 pub mod outbox;
 pub mod plain;
+pub mod reconnect;
 pub mod room;
 pub mod stream;
 pub mod timer;
@@ -211,10 +216,26 @@ pub enum Action {
     /// Close at once (turned away, made way for another, superseded).
     Close(LinkId),
     /// The room lost its connection, or the listener was busy: make a
-    /// new one (dial again, or go back to the relay) and hand it over with
-    /// `connected` or `accept`. A listener that still listens has nothing
-    /// to do.
+    /// new one now (dial again, or go back to the relay) and hand it over
+    /// with `connected` or `accept_paired`, or report its failure with
+    /// [`Session::connect_failed`]. The session has already waited out
+    /// the backoff ([`reconnect`]): it asks only once the attempt is due.
+    /// A listener that still listens has nothing to do.
     Redial,
+}
+
+/// How a connection asked for with [`Action::Redial`] failed, every
+/// address of the peer (or of the relay) tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectFailure {
+    /// The peer's host said that nothing listens on its port; `target` is
+    /// the address as the user should read it.
+    Refused { target: String },
+    /// No answer in time, no route, a reset, a name that does not resolve
+    /// (yet), trouble at the relay: another try may do.
+    Failed,
+    /// Trying again cannot help: the room ends with this error.
+    Fatal(Error),
 }
 
 /// Where the session stands.
@@ -306,6 +327,17 @@ impl Session {
         match self {
             Session::Plain(p) => p.attach(link),
             Session::Secure(r) => r.connected(link, now),
+        }
+    }
+
+    /// A connection asked for with [`Action::Redial`] could not be made.
+    /// The session asks for the next one after a backoff (another
+    /// [`Action::Redial`] once it is due), or ends the room: when a lost
+    /// room's redials have all been refused for
+    /// [`reconnect::REFUSED_FOR`] the peer's process is gone (exit 1).
+    pub fn connect_failed(&mut self, failure: ConnectFailure, now: Instant) {
+        if let Session::Secure(r) = self {
+            r.connect_failed(failure, now);
         }
     }
 

@@ -8,7 +8,8 @@
 //!
 //! Unlike quinn's, the table is not stored: each deadline is derived from
 //! the state it follows (a link's last send and receive, which move with
-//! every record), so there is no `set` to forget.
+//! every record; the next attempt of [`super::reconnect::Reconnect`]), so
+//! there is no `set` to forget.
 
 /// One kind of deadline of a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,16 +28,19 @@ pub enum Timer {
     Idle,
     /// A heartbeat is due.
     Ping,
+    /// A new connection is due (after a backoff): ask the driver for it.
+    Reconnect,
 }
 
 impl Timer {
     /// Every timer, in the order expired ones are acted on.
-    pub const VALUES: [Timer; 6] = [
+    pub const VALUES: [Timer; 7] = [
         Timer::ResumeGrace,
         Timer::FinalWait,
         Timer::Admission,
         Timer::Handshake,
         Timer::Idle,
         Timer::Ping,
+        Timer::Reconnect,
     ];
 }

@@ -16,6 +16,8 @@ pub struct Pty {
     pub child: Child,
     screen: Arc<Mutex<vt100::Parser>>,
     raw: Arc<Mutex<Vec<u8>>>,
+    /// Reads the terminal until every writer to it is gone.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 fn size(n: u16) -> NonZeroU16 {
@@ -106,7 +108,7 @@ impl Pty {
         let raw = Arc::new(Mutex::new(Vec::new()));
         let (sc, rw) = (screen.clone(), raw.clone());
         let reader = master.try_clone().unwrap();
-        crate::util::collect(reader, move |b| {
+        let reader = crate::util::collect(reader, move |b| {
             sc.lock().unwrap().process(b);
             rw.lock().unwrap().extend_from_slice(b);
         });
@@ -115,6 +117,7 @@ impl Pty {
             child,
             screen,
             raw,
+            reader: Some(reader),
         }
     }
 
@@ -211,6 +214,13 @@ impl Pty {
             self.child.try_wait().unwrap().is_some()
         });
         let status = self.child.wait().unwrap();
+        // What it wrote before exiting may still be on its way to the
+        // screen: the reader ends once nothing holds the terminal open.
+        if let Some(reader) = self.reader.take() {
+            wait_until("the screen to have all it wrote", DEADLINE, || {
+                reader.is_finished()
+            });
+        }
         status
             .code()
             .unwrap_or_else(|| panic!("killed by a signal: {status:?}\n{}", self.text()))

@@ -8,10 +8,13 @@
 //!   accounting, key-confirmation order.
 //! * `fuzz.rs`: arbitrary records and events against an established room.
 //! * `resume.rs`: cut connections carried on by new ones, nothing lost.
+//! * `reconnect.rs`: when a new connection is asked for (backoff, jitter,
+//!   a busy listener) and when the asking stops (refused for 10 s).
 
 mod files;
 mod fuzz;
 mod listener;
+mod reconnect;
 mod resume;
 mod room;
 mod stream;

@@ -51,7 +51,13 @@ impl Pair {
     }
 
     /// The dialer asked to redial: a new connection, `link`, both ends.
+    /// After a resume that failed, the dialer asks once its backoff is
+    /// over: the time passes until then.
     fn reconnect(&mut self, link: LinkId) {
+        while self.dialer.s.is_down() && !self.dialer.actions.contains(&Action::Redial) {
+            let next = self.dialer.s.poll_timeout().expect("a redial is due");
+            self.advance(next.saturating_duration_since(self.now));
+        }
         assert!(
             self.dialer.actions.contains(&Action::Redial),
             "the dialer asks to redial: {:?}",
@@ -100,7 +106,7 @@ fn transfer_with_cuts_rewinding(
                 cuts.remove(0);
                 p.cut(kd, kl);
                 // A room that already ended has nothing to resume.
-                if p.dialer.actions.contains(&Action::Redial) {
+                if p.dialer.s.is_down() && p.dialer.s.status() == Status::Running {
                     p.reconnect(LinkId(next_link));
                     next_link += 1;
                 }
