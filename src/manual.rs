@@ -117,6 +117,11 @@ const CHAT_KEYS: &[(&str, &str)] = &[
         "Erase to the start of the line, to its end, or the word before.",
     ),
     (
+        "Tab",
+        "After /send, complete the file name; a second Tab lists the \
+         choices.",
+    ),
+    (
         "Up, Down, Ctrl-R",
         "Recall and search lines sent before (kept in memory only).",
     ),

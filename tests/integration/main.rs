@@ -63,3 +63,6 @@ mod everyday;
 mod admission;
 // Files in the room from scripts: --send, --receive, names, full disk, resume (issue 22).
 mod files;
+// Files in the room at two terminals: /send with Tab, /accept, /cancel,
+// the progress line, a chat line overtaking a file (issue 22).
+mod files_terminal;

@@ -9,9 +9,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mio::Waker;
+use rustyline::completion::Pair;
 use rustyline::error::ReadlineError;
 use rustyline::history::MemHistory;
-use rustyline::{Behavior, Config, Editor, ExternalPrinter};
+use rustyline::{Behavior, CompletionType, Config, Editor, ExternalPrinter};
 
 /// What the user did at the prompt.
 #[derive(Debug)]
@@ -37,6 +38,10 @@ pub struct DraftWatcher {
     last_key: Arc<Mutex<Option<Instant>>>,
     /// Bumped each time `readline` returns (Enter, Ctrl-C, Ctrl-D).
     returns: Arc<AtomicUsize>,
+    /// Bumped before this thread draws rows of its own above the prompt
+    /// (our message, a list of completions): whatever was printed last is
+    /// then no longer the last row.
+    drawn: Arc<AtomicUsize>,
 }
 
 impl rustyline::hint::Hinter for DraftWatcher {
@@ -53,7 +58,108 @@ impl rustyline::hint::Hinter for DraftWatcher {
     }
 }
 impl rustyline::completion::Completer for DraftWatcher {
-    type Candidate = String;
+    type Candidate = Pair;
+
+    /// Tab after `/send ` completes a path; elsewhere there is nothing to
+    /// complete (rustyline beeps, as before).
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let (start, candidates) = complete_send(line, pos);
+        if candidates.len() > 1 {
+            // A second Tab lists them below the prompt.
+            self.drawn.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok((start, candidates))
+    }
+}
+
+/// The path completions for the line `line` with the cursor at byte
+/// `pos`: where the replaced text starts, and the candidates. Only the
+/// argument of `/send` is completed, written as `/send` takes it: the rest
+/// of the line, perhaps in quotes, perhaps starting with `~/`; names need
+/// no escapes.
+fn complete_send(line: &str, pos: usize) -> (usize, Vec<Pair>) {
+    let none = (pos, Vec::new());
+    let Some(before) = line.get(..pos) else {
+        return none;
+    };
+    let Some(rest) = before.trim_start().strip_prefix("/send") else {
+        return none;
+    };
+    if !rest.starts_with(char::is_whitespace) {
+        return none;
+    }
+    let mut arg = rest.trim_start();
+    let mut start = pos - arg.len();
+    let mut quote = None;
+    if let Some(q) = arg.chars().next().filter(|c| matches!(c, '"' | '\'')) {
+        arg = &arg[1..];
+        start += 1;
+        if arg.contains(q) {
+            // The quotes are closed: the path is complete.
+            return none;
+        }
+        quote = Some(q);
+    }
+    let is_sep = |c: char| c == '/' || (cfg!(windows) && c == '\\');
+    let (dir, prefix) = match arg.rfind(is_sep) {
+        Some(i) => arg.split_at(i + 1),
+        None => ("", arg),
+    };
+    let listed = if dir.is_empty() {
+        std::path::PathBuf::from(".")
+    } else {
+        std::path::PathBuf::from(super::command::expand_home(dir))
+    };
+    let Ok(entries) = std::fs::read_dir(&listed) else {
+        return none;
+    };
+    let wanted = normalize(prefix);
+    let mut candidates: Vec<Pair> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            // Hidden files only when asked for, as shells do.
+            if name.starts_with('.') && !prefix.starts_with('.') {
+                return None;
+            }
+            if !normalize(&name).starts_with(&wanted) {
+                return None;
+            }
+            let is_dir = std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir());
+            let display = if is_dir {
+                format!("{name}{}", std::path::MAIN_SEPARATOR)
+            } else {
+                name
+            };
+            Some(Pair {
+                replacement: format!("{dir}{display}"),
+                display,
+            })
+        })
+        .collect();
+    candidates.sort_by(|a, b| a.display.cmp(&b.display));
+    if let ([only], Some(q)) = (candidates.as_mut_slice(), quote) {
+        // One file: close the quotes, as a shell would.
+        if !only.display.ends_with(std::path::MAIN_SEPARATOR) {
+            only.replacement.push(q);
+        }
+    }
+    (start, candidates)
+}
+
+/// A name as completion compares it: as it is, or in lower case where
+/// file names ignore case (Windows, macOS).
+fn normalize(name: &str) -> String {
+    if cfg!(any(windows, target_os = "macos")) {
+        name.to_lowercase()
+    } else {
+        name.to_string()
+    }
 }
 impl rustyline::highlight::Highlighter for DraftWatcher {}
 impl rustyline::validate::Validator for DraftWatcher {}
@@ -77,6 +183,9 @@ pub fn prepare() -> Option<Prepared> {
         // vendored rustyline binds it).
         .bracketed_paste(true)
         .auto_add_history(false)
+        // Tab completes what is common, a second Tab lists the choices,
+        // as shells do.
+        .completion_type(CompletionType::List)
         .max_history_size(1000)
         .ok()?
         .build();
@@ -117,6 +226,7 @@ impl Prepared {
         let watcher = self.watcher.clone();
         let draft = self.watcher.draft.clone();
         let returns = self.watcher.returns.clone();
+        let drawn = self.watcher.drawn.clone();
         let thread = std::thread::spawn(move || loop {
             let read = editor.readline(&prompt);
             returns.fetch_add(1, Ordering::SeqCst);
@@ -129,7 +239,10 @@ impl Prepared {
                     // Our transcript shows what the peer gets: a message as
                     // sent, and nothing for a command or an empty line.
                     let shown = match super::command::Typed::of(&line) {
-                        super::command::Typed::Message(text) => Some(transcript(&text)),
+                        super::command::Typed::Message(text) => {
+                            drawn.fetch_add(1, Ordering::SeqCst);
+                            Some(transcript(&text))
+                        }
                         _ => None,
                     };
                     replace_echo(&prompt, &line, shown.as_deref());
@@ -236,6 +349,12 @@ impl Running {
             .unwrap_or_default()
     }
 
+    /// A count of the rows this thread drew above the prompt itself: when
+    /// it changed, the last row printed is no longer what we printed.
+    pub fn drawn(&self) -> usize {
+        self.watcher.drawn.load(Ordering::SeqCst)
+    }
+
     /// When a key last changed the line at the prompt.
     pub fn last_key(&self) -> Option<Instant> {
         self.watcher.last_key.lock().ok().and_then(|t| *t)
@@ -268,7 +387,100 @@ impl Running {
 
 #[cfg(test)]
 mod tests {
-    use super::rows_below;
+    use super::{complete_send, rows_below};
+
+    /// A fresh directory of its own for one test.
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("p2pchat-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    }
+
+    /// The replacements offered for `line` with the cursor at its end,
+    /// and where they start.
+    fn offered(line: &str) -> (usize, Vec<String>) {
+        let (start, c) = complete_send(line, line.len());
+        (start, c.into_iter().map(|p| p.replacement).collect())
+    }
+
+    #[test]
+    fn tab_completes_a_path_after_send_only() {
+        let dir = scratch("complete");
+        for f in ["report 2024.pdf", "readme.txt", ".hidden", "solo.bin"] {
+            std::fs::write(dir.join(f), b"x").expect("file");
+        }
+        std::fs::create_dir(dir.join("res")).expect("dir");
+        let d = dir.to_str().expect("utf-8 temp dir");
+        let sep = std::path::MAIN_SEPARATOR;
+
+        let line = format!("/send {d}/so");
+        assert_eq!(offered(&line), (6, vec![format!("{d}/solo.bin")]));
+        // Several: each offered, sorted; a folder ends with a separator.
+        let line = format!("  /send   {d}/re");
+        let (start, got) = offered(&line);
+        assert_eq!(start, 10);
+        assert_eq!(
+            got,
+            [
+                format!("{d}/readme.txt"),
+                format!("{d}/report 2024.pdf"),
+                format!("{d}/res{sep}")
+            ]
+        );
+        // A name with a space needs no escape (the rest of the line is
+        // the path); in quotes, a unique file closes them.
+        let line = format!("/send \"{d}/rep");
+        assert_eq!(offered(&line), (7, vec![format!("{d}/report 2024.pdf\"")]));
+        let line = format!("/send '{d}/rep");
+        assert_eq!(offered(&line), (7, vec![format!("{d}/report 2024.pdf'")]));
+        // Hidden files only when the name starts with a dot.
+        let line = format!("/send {d}/");
+        assert_eq!(offered(&line).1.len(), 4);
+        let line = format!("/send {d}/.h");
+        assert_eq!(offered(&line).1, [format!("{d}/.hidden")]);
+
+        // Anywhere else, nothing to complete.
+        for line in [
+            format!("/sen {d}/so"),
+            format!("/sendx {d}/so"),
+            format!("//send {d}/so"),
+            format!("hello {d}/so"),
+            format!("/save {d}/so"),
+            format!("/send \"{d}/solo.bin\" "),
+            format!("/send {d}/nothing-here/x"),
+        ] {
+            assert!(offered(&line).1.is_empty(), "{line:?}");
+        }
+        // The cursor in the middle: only what is before it counts.
+        let line = format!("/send {d}/so and more");
+        let at = line.find(" and").expect("cursor");
+        let (start, c) = complete_send(&line, at);
+        assert_eq!((start, c.len()), (6, 1));
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn tab_expands_nothing_but_lists_the_home_directory_for_tilde() {
+        let Some(home) = super::super::command::home_dir() else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(&home) else {
+            return;
+        };
+        let Some(name) = entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .find(|n| !n.starts_with('.'))
+        else {
+            return;
+        };
+        let (_, got) = offered(&format!("/send ~/{name}"));
+        assert!(
+            got.iter().any(|r| r.starts_with(&format!("~/{name}"))),
+            "{got:?}"
+        );
+    }
 
     #[test]
     fn rows_count_the_column_a_wide_character_leaves_empty() {

@@ -7,6 +7,7 @@
 mod command;
 mod editor;
 mod facts;
+mod progress;
 mod saved;
 mod transcript;
 
@@ -22,9 +23,10 @@ use rustyline::ExternalPrinter;
 
 use super::{notice, stdio};
 use crate::driver::signals::Interrupts;
-use crate::driver::user::{Notice, UserInput, UserSide, UserTokens};
+use crate::driver::user::{FileCommand, Notice, UserInput, UserSide, UserTokens};
 use editor::{Prepared, Running, Typed};
 use facts::RoomFacts;
+use progress::ProgressLine;
 use saved::Transcript;
 use transcript::{clock, columns, dumb_terminal, Style};
 
@@ -62,6 +64,13 @@ pub struct Terminal {
     /// current one still to go.
     queued: VecDeque<String>,
     current: Vec<u8>,
+    /// File commands typed, for `poll_command`.
+    commands: VecDeque<FileCommand>,
+    /// The user left (or the keyboard failed) while lines typed before
+    /// that were still queued: `read_input` says so once they went out.
+    ended: Option<io::Result<UserInput>>,
+    /// The file progress line, redrawn in place.
+    progress: ProgressLine,
     /// The editor may have something for us.
     keyboard_ready: bool,
     /// Until the editor starts (the room is up), the terminal read in
@@ -134,6 +143,9 @@ impl Terminal {
             peer_name: "peer".into(),
             queued: VecDeque::new(),
             current: Vec::new(),
+            commands: VecDeque::new(),
+            ended: None,
+            progress: ProgressLine::default(),
             keyboard_ready: read_first,
             early,
             input_open: true,
@@ -156,6 +168,8 @@ impl Terminal {
         if lines.is_empty() {
             return;
         }
+        // The progress line is no longer the last row: the next one is new.
+        self.progress.interrupted();
         if let Some(p) = self.printer.as_mut() {
             // With a newline: outside readline the printer writes as is.
             if p.print(format!("{lines}\n")).is_ok() {
@@ -170,6 +184,11 @@ impl Terminal {
     /// A status line, wrapped at spaces like a message, continuation rows
     /// indented so that no row of it can pass for one of ours.
     fn show_notice(&mut self, text: &str) {
+        self.show_notice_after("", text);
+    }
+
+    /// As `show_notice`, with `prefix` (cursor moves) before it.
+    fn show_notice_after(&mut self, prefix: &str, text: &str) {
         for line in text.split('\n') {
             self.log.push(line.to_string());
         }
@@ -178,7 +197,16 @@ impl Terminal {
             .map(|row| self.style.notice(row))
             .collect::<Vec<_>>()
             .join("\n");
-        self.show(&shown);
+        self.show(&format!("{prefix}{shown}"));
+    }
+
+    /// The count of rows the editor thread drew itself (see
+    /// [`ProgressLine::redraw`]).
+    fn editor_drawn(&self) -> usize {
+        match &self.keyboard {
+            Keyboard::Editor(_, Some(running)) => running.drawn(),
+            _ => 0,
+        }
     }
 
     fn start_editor(&mut self) {
@@ -241,6 +269,19 @@ impl Terminal {
         Ok(None)
     }
 
+    /// Reads everything the keyboard has into `queued` and `commands`,
+    /// stopping where the user leaves (kept in `ended`), so that a file
+    /// command is seen even while the session takes no input.
+    fn pump_keyboard(&mut self) {
+        while self.input_open && self.keyboard_ready && self.ended.is_none() {
+            match self.poll_keyboard() {
+                Ok(None) => {}
+                Ok(Some(done)) => self.ended = Some(Ok(done)),
+                Err(e) => self.ended = Some(Err(e)),
+            }
+        }
+    }
+
     /// What the keyboard has for us now; clears `keyboard_ready` when empty.
     fn read_keyboard(&mut self) -> io::Result<Vec<Typed>> {
         let mut got = Vec::new();
@@ -277,6 +318,14 @@ impl Terminal {
             }
             command::Typed::Unknown(cmd) => {
                 self.show_notice(&command::Typed::hint(&cmd));
+                None
+            }
+            command::Typed::File(cmd) => {
+                self.commands.push_back(cmd);
+                None
+            }
+            command::Typed::Usage(text) => {
+                self.show_notice(&text);
                 None
             }
             command::Typed::Code => {
@@ -373,12 +422,15 @@ impl UserSide for Terminal {
 
     fn left_before_room(&mut self) -> io::Result<bool> {
         // Lines typed meanwhile wait in `queued` for the room.
-        while self.input_open && self.keyboard_ready {
-            if let Some(UserInput::Leave) = self.poll_keyboard()? {
-                return Ok(true);
+        self.pump_keyboard();
+        match self.ended.take() {
+            Some(Ok(UserInput::Leave)) => Ok(true),
+            Some(Err(e)) => Err(e),
+            other => {
+                self.ended = other;
+                Ok(false)
             }
         }
-        Ok(false)
     }
 
     fn output_is_data(&self) -> bool {
@@ -401,12 +453,21 @@ impl UserSide for Terminal {
     }
 
     fn input_ready(&self) -> bool {
+        // A file command (or the leaving) waiting counts: the loop goes on
+        // turning until `poll_command` (or `read_input`) takes it.
         self.input_open
-            && (!self.current.is_empty() || !self.queued.is_empty() || self.keyboard_ready)
+            && (!self.current.is_empty()
+                || !self.queued.is_empty()
+                || !self.commands.is_empty()
+                || self.ended.is_some()
+                || self.keyboard_ready)
     }
 
     fn read_input(&mut self, buf: &mut [u8]) -> io::Result<UserInput> {
         if self.current.is_empty() && self.queued.is_empty() {
+            if let Some(end) = self.ended.take() {
+                return end;
+            }
             if let Some(done) = self.poll_keyboard()? {
                 return Ok(done);
             }
@@ -495,13 +556,67 @@ impl UserSide for Terminal {
                     Notice::PlainWarning => self.room.plain = true,
                     _ => {}
                 }
-                // What the peer does is part of the chat, even with -q.
-                let chat = matches!(other, Notice::PeerDone { .. } | Notice::PeerLeft { .. });
+                // What the peer does is part of the chat, even with -q, and
+                // so are the files.
+                let chat = matches!(
+                    other,
+                    Notice::PeerDone { .. }
+                        | Notice::PeerLeft { .. }
+                        | Notice::FileOffered { .. }
+                        | Notice::FileOffering { .. }
+                        | Notice::FileEnded { .. }
+                        | Notice::FileNote { .. }
+                );
                 if chat || !self.quiet || other.essential() {
+                    // A transfer's summary takes the place of the progress
+                    // line if that is still the last row: no stale figures
+                    // above it (the next progress line, if any, is new).
+                    let mut over = "";
+                    if matches!(other, Notice::FileEnded { .. }) && self.printer.is_some() {
+                        over = self.progress.give_way(self.editor_drawn());
+                    }
                     for line in notice::lines(&other) {
-                        self.show_notice(&line);
+                        self.show_notice_after(over, &line);
+                        over = "";
                     }
                 }
+            }
+        }
+    }
+
+    fn poll_command(&mut self) -> Option<FileCommand> {
+        if self.commands.is_empty() {
+            // Typed while the session took no input (its buffer full).
+            self.pump_keyboard();
+        }
+        self.commands.pop_front()
+    }
+
+    fn asks_about_files(&self) -> bool {
+        true
+    }
+
+    fn file_progress(&mut self, line: Option<&str>) {
+        let Some(line) = line else {
+            self.progress.idle();
+            return;
+        };
+        let drawn = self.editor_drawn();
+        let now = Instant::now();
+        let shown = match self.printer.as_mut() {
+            Some(p) => match self
+                .progress
+                .redraw(line, columns(), drawn, now, self.style)
+            {
+                Some(text) => p.print(format!("{text}\n")).is_ok(),
+                None => true,
+            },
+            None => false,
+        };
+        if !shown {
+            // No line editor to draw above: a plain line now and then.
+            if let Some(text) = self.progress.plain(line, columns(), now, self.style) {
+                self.show(&text);
             }
         }
     }
@@ -662,5 +777,18 @@ mod tests {
             ]
         );
         assert_eq!(notice_rows("a\nb", 30), ["a", "b"]);
+    }
+
+    #[test]
+    fn help_is_a_list_one_command_a_row() {
+        let rows = notice_rows(super::command::HELP, 80);
+        assert_eq!(
+            rows.len(),
+            super::command::HELP.lines().count(),
+            "{rows:#?}"
+        );
+        assert!(rows
+            .iter()
+            .any(|r| r == "/send PATH        offers a file (Tab completes the path)"));
     }
 }

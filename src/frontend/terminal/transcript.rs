@@ -8,7 +8,7 @@ use crate::frontend::sanitize;
 /// Styles for the transcript.
 #[derive(Clone, Copy)]
 pub struct Style {
-    color: bool,
+    pub(super) color: bool,
 }
 
 const RESET: &str = "\x1b[0m";
