@@ -311,13 +311,18 @@ impl Files {
                 name: raw,
                 size,
             } => {
+                // What it is saved under, and what the peer called it (its
+                // bidi and invisible characters shown as <U+...>).
                 let shown = name::display(&name::safe_name(&raw));
+                let offered = name::display(&String::from_utf8_lossy(&raw));
+                let offered_as = (offered != shown).then_some(offered.as_str());
                 let number = self.number(id, shown.clone(), size, false);
                 if self.policy.take_all {
                     ui.notice(Notice::FileOffered {
                         number,
                         from: peer,
                         name: &shown,
+                        offered_as,
                         size,
                         saving_to: Some(&self.policy.dir),
                     });
@@ -328,6 +333,7 @@ impl Files {
                         number,
                         from: peer,
                         name: &shown,
+                        offered_as,
                         size,
                         saving_to: None,
                     });

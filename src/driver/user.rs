@@ -145,6 +145,9 @@ pub enum Notice<'a> {
         number: u32,
         from: Option<&'a str>,
         name: &'a str,
+        /// The name as the peer offered it, shown safely, when it is not
+        /// the name it is saved under (a path, a character made safe).
+        offered_as: Option<&'a str>,
         size: u64,
         saving_to: Option<&'a std::path::Path>,
     },

@@ -239,24 +239,30 @@ fn file_line(notice: &Notice<'_>) -> String {
             number,
             from,
             name,
+            offered_as,
             size,
             saving_to: None,
         } => format!(
-            "{} offers #{number} \"{name}\" ({}): /accept {number} or /reject {number}",
+            "{} offers #{number} \"{}\" ({}){}: /accept {number} or /reject {number}",
             who(*from),
-            bytes(*size)
+            offered_as.unwrap_or(name),
+            bytes(*size),
+            saved_as(*offered_as, name)
         ),
         Notice::FileOffered {
             number,
             from,
             name,
+            offered_as,
             size,
             saving_to: Some(dir),
         } => format!(
-            "receiving #{number} \"{name}\" ({}) from {} into {}",
+            "receiving #{number} \"{}\" ({}) from {} into {}{}",
+            offered_as.unwrap_or(name),
             bytes(*size),
             who(*from),
-            dir.display()
+            dir.display(),
+            saved_as(*offered_as, name)
         ),
         Notice::FileOffering { number, name, size } => format!(
             "offering #{number} \"{name}\" ({}): waiting for the peer to accept",
@@ -320,6 +326,14 @@ fn file_line(notice: &Notice<'_>) -> String {
         },
         Notice::FileNote { text } => text.to_string(),
         _ => String::new(),
+    }
+}
+
+/// ` as "NAME"` when the offered name is not the one it is saved under.
+fn saved_as(offered_as: Option<&str>, name: &str) -> String {
+    match offered_as {
+        Some(_) => format!(" as \"{name}\""),
+        None => String::new(),
     }
 }
 

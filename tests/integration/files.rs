@@ -127,8 +127,14 @@ fn a_taken_name_or_a_planted_link_is_never_overwritten_or_followed() {
     // What the screen showed has no raw control or bidi character either.
     let shown = l.stderr();
     assert!(!shown.contains('\u{202e}'), "{shown}");
+    // The name as offered is shown safely, with the name it is saved under.
     assert!(
-        shown.contains("<U+202E>") || shown.contains("\"a_bfdp.exe\""),
+        shown.contains("receiving #2 \"a<U+000A>b<U+202E>fdp.exe\" (4 B)")
+            && shown.contains("as \"a_bfdp.exe\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("\"CON.txt\" (7 B)") && shown.contains("as \"_CON.txt\""),
         "{shown}"
     );
 }
