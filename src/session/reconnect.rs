@@ -23,6 +23,10 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Each wait is longer by up to this fraction of it, drawn at random, so two
 /// peers' redials do not march in step.
 pub const JITTER: f64 = 0.2;
+/// A lost connection resets the backoff only if it lasted this long: a
+/// path or a peer that drops every connection at once is not redialed in
+/// a tight loop, while a room that ran a while gets its first try at once.
+pub const STABLE: Duration = Duration::from_secs(2);
 /// How long redials must have been refused, every one, before the peer's
 /// process is taken for gone (its port is closed) rather than waiting out
 /// the grace period. A time, not a count: a forwarder or a tunnel that

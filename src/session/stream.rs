@@ -492,8 +492,9 @@ impl RecvStream {
         if self.state == Receiving::DoneSent && !done_seen {
             self.state = Receiving::Ended;
         }
-        // A CREDIT may have been lost with the old connection.
-        self.credit_due = self.granted > MAIN_WINDOW;
+        // A CREDIT may have been lost with the old connection (none is
+        // owed once the peer's EOF is in).
+        self.credit_due = self.granted > MAIN_WINDOW && !self.state.ended();
     }
 
     /// Seals our CREDIT for stream 0 when one is due. One that does not

@@ -251,6 +251,10 @@ impl Room {
     /// The connection is gone but the room is not: close it, tell the
     /// user, and wait for a new one (the dialer redials).
     pub(super) fn go_down(&mut self, e: Error, now: Instant) {
+        let lasted = self
+            .current
+            .as_ref()
+            .map_or(Duration::MAX, |l| now.saturating_duration_since(l.started));
         if let Some(link) = self.current.take() {
             self.outbox.actions.push_back(Action::Reset(link.id));
         }
@@ -263,8 +267,12 @@ impl Room {
             });
             self.down = Some(Down { since: now, why });
             // The room had a connection until now: the first try goes at
-            // once, and a failed one waits longer each time.
-            self.reconnect.reset();
+            // once, and a failed one waits longer each time; unless that
+            // connection itself died at once (a resume the path or the
+            // peer drops straight away), which keeps backing off.
+            if lasted >= super::super::reconnect::STABLE {
+                self.reconnect.reset();
+            }
         }
         // The dialer dials again; through a relay both sides go back to
         // it. (A direct listener is still listening: it ignores this.)

@@ -241,7 +241,7 @@ impl Room {
 
     /// A new connection carries the room on: resend from where the peer's
     /// delivery stopped, and whatever end of stream it has not seen.
-    fn resumed(&mut self, link: Link, peer: payload::Resume, now: Instant) {
+    fn resumed(&mut self, mut link: Link, peer: payload::Resume, now: Instant) {
         if let Some(old) = self.current.take() {
             if old.id != link.id {
                 self.outbox.actions.push_back(Action::Close(old.id));
@@ -249,6 +249,11 @@ impl Room {
         }
         let resent = self.send.on_resume(peer.at, peer.peer_eof);
         self.recv.on_resume(peer.our_eof_confirmed);
+        if self.recv.state() == Receiving::DoneSent {
+            // The peer has our DONE already: nothing of it is owed on
+            // this connection.
+            link.done_end = Some(0);
+        }
         self.files.on_resume();
         if let Farewell::ByeSent(reason) = self.farewell {
             if !peer.peer_bye {

@@ -352,8 +352,18 @@ impl Files {
         self.p.listener.s.transport_failed(l, &e, now);
         self.p.dialer.drain(now);
         self.p.listener.drain(now);
+        // A connection cut soon after it came up is redialed after a
+        // backoff, not at once: wait for it.
+        for _ in 0..20 {
+            if self.p.dialer.actions.contains(&Action::Redial) {
+                break;
+            }
+            let due = self.p.dialer.s.poll_timeout().expect("a redial is due");
+            self.p.advance(due.saturating_duration_since(self.p.now));
+        }
         assert!(self.p.dialer.actions.contains(&Action::Redial));
         self.p.dialer.actions.retain(|a| *a != Action::Redial);
+        let now = self.p.now;
         self.p.dialer.link = link;
         self.p.listener.link = link;
         self.p.listener.s.accept(link, 1, now);

@@ -133,6 +133,8 @@ fn a_successful_resume_resets_the_backoff() {
     p.run();
     assert_eq!(p.listener.shown, b"after the resume\n");
 
+    // The resumed connection runs a while before it is lost.
+    p.advance(crate::session::reconnect::STABLE);
     cut(&mut p);
     assert!(take_redial(&mut p.dialer), "at once again");
     let wait = fail_and_wait(&mut p, ConnectFailure::Failed).unwrap();
@@ -213,8 +215,9 @@ fn refusals_then_an_accepted_connection_within_ten_seconds_do_not_end_the_room()
     while p.now < start + Duration::from_secs(9) {
         fail_and_wait(&mut p, refused()).expect("still trying");
     }
-    // Accepted, and the resume goes through.
+    // Accepted, and the resume goes through, and runs a while.
     resume_on(&mut p, LinkId(17));
+    p.advance(crate::session::reconnect::STABLE);
     cut(&mut p);
     assert!(take_redial(&mut p.dialer));
     let again = p.now;
@@ -353,4 +356,29 @@ fn only_refusals_for_the_whole_time_are_a_verdict() {
     r.came_up();
     assert!(!r.failed(true, t0 + Duration::from_secs(21)), "counts anew");
     assert!(r.failed(true, t0 + Duration::from_secs(31)));
+}
+
+/// A peer or a path that drops every resumed connection at once is not
+/// redialed in a tight loop: a connection that did not last resets
+/// nothing, and the waits keep growing.
+#[test]
+fn a_resume_dropped_at_once_keeps_backing_off() {
+    let mut p = resume_pair(12);
+    cut(&mut p);
+    assert!(take_redial(&mut p.dialer), "the first loss: at once");
+    let mut waits = Vec::new();
+    for n in 0..4 {
+        resume_on(&mut p, LinkId(17 + n));
+        cut(&mut p);
+        assert!(!take_redial(&mut p.dialer), "round {n}: not at once");
+        let due = p.dialer.s.poll_timeout().expect("a redial is due");
+        waits.push(due - p.now);
+        p.advance(due - p.now);
+        assert!(take_redial(&mut p.dialer));
+    }
+    assert!(waits.windows(2).all(|w| w[1] >= w[0]), "{waits:?}");
+    assert!(
+        waits[3] >= std::time::Duration::from_millis(800),
+        "{waits:?}"
+    );
 }
