@@ -9,10 +9,21 @@
 //! Nothing is written before an offer is accepted (by the user, or by
 //! `--receive`), a file is written only inside the save directory under a
 //! safe name, and what did not arrive whole is removed.
+//!
+//! Naming a verified file makes it durable first (`fsync`), which can take
+//! a second for a large one: that runs on a thread of its own, which
+//! reports through a channel and the loop's waker, so the chat and the
+//! heartbeats go on meanwhile.
 
 use std::collections::HashMap;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use mio::Waker;
 
 use super::user::{FileCommand, Notice, UserSide};
 use crate::error::Error;
@@ -61,10 +72,16 @@ pub struct Files {
     pub sent_from_args: bool,
     next_progress: Option<Instant>,
     progress_shown: bool,
+    /// Verified files being made durable and named, off the loop.
+    naming: Vec<JoinHandle<()>>,
+    named_tx: Sender<(StreamId, io::Result<PathBuf>)>,
+    named_rx: Receiver<(StreamId, io::Result<PathBuf>)>,
+    waker: Arc<Waker>,
 }
 
 impl Files {
-    pub fn new(policy: FilePolicy) -> Files {
+    pub fn new(policy: FilePolicy, waker: Arc<Waker>) -> Files {
+        let (named_tx, named_rx) = channel();
         Files {
             policy,
             known: HashMap::new(),
@@ -76,6 +93,37 @@ impl Files {
             sent_from_args: false,
             next_progress: None,
             progress_shown: false,
+            naming: Vec::new(),
+            named_tx,
+            named_rx,
+            waker,
+        }
+    }
+
+    /// Names a verified file on a thread of its own (see the module's
+    /// doc); [`Files::named`] takes the outcome.
+    fn name_off_the_loop(&mut self, id: StreamId, file: Incoming) {
+        let (tx, waker) = (self.named_tx.clone(), self.waker.clone());
+        self.naming.retain(|t| !t.is_finished());
+        self.naming.push(std::thread::spawn(move || {
+            let _ = tx.send((id, file.finish()));
+            let _ = waker.wake();
+        }));
+    }
+
+    /// Files named since the last turn: the session hears of each.
+    fn named(&mut self, session: &mut Session, now: Instant) {
+        while let Ok((id, result)) = self.named_rx.try_recv() {
+            match result {
+                Ok(path) => {
+                    self.saved.insert(id, path);
+                    session.file_saved(id, now);
+                }
+                Err(e) => {
+                    let why = disk::describe(&e, &self.policy.dir);
+                    session.file_io_failed(id, &why, now);
+                }
+            }
         }
     }
 
@@ -348,16 +396,7 @@ impl Files {
                 }
             }
             Event::FileComplete { id } => match self.writing.remove(&id) {
-                Some(file) => match file.finish() {
-                    Ok(path) => {
-                        self.saved.insert(id, path);
-                        session.file_saved(id, now);
-                    }
-                    Err(e) => {
-                        let why = disk::describe(&e, &self.policy.dir);
-                        session.file_io_failed(id, &why, now);
-                    }
-                },
+                Some(file) => self.name_off_the_loop(id, file),
                 None => session.file_io_failed(id, "its file was lost", now),
             },
             Event::FileEnded {
@@ -396,6 +435,7 @@ impl Files {
     /// and at most `TURN_BUDGET` each way. Returns true if more is ready
     /// right now (the loop should not sleep).
     pub fn pump(&mut self, session: &mut Session, now: Instant) -> bool {
+        self.named(session, now);
         let mut read = 0;
         while read < TURN_BUDGET {
             let Some((id, at)) = session.file_to_read() else {
@@ -503,5 +543,16 @@ impl Files {
     /// When the progress line is due next, if a transfer runs.
     pub fn deadline(&self) -> Option<Instant> {
         self.next_progress
+    }
+}
+
+impl Drop for Files {
+    /// A file being named when the room ends is named whole (or its
+    /// temporary file removed) before the program exits: never left half
+    /// renamed, never a `.part` behind.
+    fn drop(&mut self) {
+        for t in self.naming.drain(..) {
+            let _ = t.join();
+        }
     }
 }

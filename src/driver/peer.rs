@@ -92,7 +92,7 @@ pub fn run(
         progress: cfg
             .progress
             .then(|| Progress::new(ui.input_len(), ui.progress_every())),
-        files: Files::new(cfg.files.clone()),
+        files: Files::new(cfg.files.clone(), reactor.waker()),
         files_busy: false,
         cfg,
     };

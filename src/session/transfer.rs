@@ -409,11 +409,13 @@ impl Transfers {
         false
     }
 
-    /// Stops everything still running (we leave the room).
+    /// Stops everything still running (we leave the room), but for a file
+    /// of ours sent whole (its FIN is out): the receiver names it.
     pub fn cancel_all(&mut self, why: &str, events: &mut VecDeque<Event>, now: Instant) {
         let ids: Vec<StreamId> = self
             .out
             .iter()
+            .filter(|f| f.state != OutState::FinSent)
             .map(|f| f.id)
             .chain(self.inc.iter().map(|f| f.id))
             .collect();
@@ -434,10 +436,22 @@ impl Transfers {
             }
         }
         for f in &mut self.inc {
-            if !matches!(f.state, InState::Ended(_)) {
+            // A verified file is whole: it is still written and named.
+            if !matches!(
+                f.state,
+                InState::Ended(_) | InState::Verified | InState::Committing
+            ) {
                 end_in(f, outcome.clone(), false, events, now);
             }
         }
+    }
+
+    /// Returns true if and only if a verified file of the peer's is still
+    /// being written or named here: the room waits for it before it ends.
+    pub fn finishing(&self) -> bool {
+        self.inc
+            .iter()
+            .any(|f| matches!(f.state, InState::Verified | InState::Committing))
     }
 
     // ----- the driver's file I/O ----------------------------------------
@@ -754,6 +768,9 @@ impl Transfers {
         if let Some(f) = self.inc_mut(id) {
             match (&f.state, c.code) {
                 (InState::Ended(_), _) => return Ok(()),
+                // Verified whole: a sender's late cancel changes nothing,
+                // the file is named.
+                (InState::Verified | InState::Committing, _) => return Ok(()),
                 (_, CloseCode::Saved | CloseCode::Rejected) => {
                     return Err(violation("a sender's CLOSE that only a receiver may send"))
                 }

@@ -39,7 +39,9 @@ impl Room {
         let Some(link) = self.current.as_ref() else {
             return;
         };
-        if !link.is_confirmed() || !self.recv.output_is_empty() {
+        if !link.is_confirmed() || !self.recv.output_is_empty() || self.files.finishing() {
+            // Our user has not taken everything yet, or a verified file is
+            // still being written or named: that ends first.
             return;
         }
         let flushed = link.tx.is_empty();

@@ -23,6 +23,10 @@ struct Disk {
     saved: Vec<StreamId>,
     /// Accept every offer as it comes (`--receive`).
     accept_all: bool,
+    /// Name verified files only when told (the driver's naming thread
+    /// is slow): they wait in `complete`.
+    defer_naming: bool,
+    complete: Vec<StreamId>,
 }
 
 impl Disk {
@@ -58,6 +62,10 @@ impl Disk {
                     side.s.accept_file(id, now).expect("an offer to accept");
                     moved = true;
                 }
+                Event::FileComplete { id } if self.defer_naming && !self.complete.contains(&id) => {
+                    self.complete.push(id);
+                }
+                Event::FileComplete { .. } if self.defer_naming => {}
                 Event::FileComplete { id } if !self.saved.contains(&id) => {
                     self.saved.push(id);
                     side.s.file_saved(id, now);
@@ -639,4 +647,38 @@ fn a_stalled_reader_of_the_chat_stream_does_not_hold_back_a_file() {
         f.p.listener.shown.is_empty(),
         "the stalled reader took nothing"
     );
+}
+
+#[test]
+fn a_verified_file_is_still_named_when_the_peer_leaves_meanwhile() {
+    // The sender leaves as soon as its file is sent; the receiver is still
+    // making it durable. The room waits for that, and the file is saved.
+    let mut dc = config(Role::Dialer, Security::VerifyCode, "dana");
+    dc.files_strict = true;
+    let mut lc = config(Role::Listener, Security::VerifyCode, "lee");
+    lc.files_strict = true;
+    let mut f = Files::new(Pair::from_configs(dc, lc, 4));
+    f.l.accept_all = true;
+    f.l.defer_naming = true;
+    let content = pattern(300_000);
+    let id = f.offer("late.bin", content.clone());
+    f.run();
+    assert_eq!(f.l.complete, [id], "verified, waiting to be named");
+    let now = f.p.now;
+    // `/quit` at the prompt: our input ends, then we leave.
+    f.p.dialer.s.input_ended(now);
+    f.p.dialer.s.leave(LeaveReason::User, now);
+    f.run();
+    f.p.deliver_ends();
+    assert_eq!(
+        f.p.listener.s.status(),
+        Status::Running,
+        "waits for the naming"
+    );
+    f.p.listener.s.file_saved(id, now);
+    f.p.listener.drain(now);
+    f.run();
+    f.p.deliver_ends();
+    assert_eq!(ended(&f.p.listener, id), Some(FileOutcome::Saved));
+    assert_eq!(f.p.listener.s.status(), Status::Ended(Ok(())));
 }
