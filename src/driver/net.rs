@@ -140,12 +140,12 @@ pub fn tune(stream: &TcpStream, idle: Duration) {
 }
 
 /// What may wait unsent in a room's socket: enough to keep a fast link
-/// busy between two turns of the loop (loopback runs as fast with 32 KiB
+/// busy between two turns of the loop (loopback runs as fast with 16 KiB
 /// as with none), little enough that a chat line typed during a file
-/// transfer waits behind at most this much of it: 32 KiB is 26 ms at
-/// 10 Mbit/s, where 128 KiB cost a line 100 ms while TCP's window was
-/// still small.
-pub const NOTSENT_LOWAT: u32 = 32 * 1024;
+/// transfer waits behind at most this much of it: 16 KiB is 13 ms at
+/// 10 Mbit/s. (While TCP's window is still small, any unsent byte ahead
+/// of a line costs it a round trip: see the README's bench notes.)
+pub const NOTSENT_LOWAT: u32 = 16 * 1024;
 
 /// `TCP_USER_TIMEOUT` for an idle timeout: three times it, and at least
 /// 30 s, so that a live link whose retransmissions back off under loss is
