@@ -431,10 +431,11 @@ impl Files {
         }
     }
 
-    /// Reads our files and writes the peer's, as far as the session wants
-    /// and at most `TURN_BUDGET` each way. Returns true if more is ready
-    /// right now (the loop should not sleep).
-    pub fn pump(&mut self, session: &mut Session, now: Instant) -> bool {
+    /// Takes the outcome of files being named, then reads our files and
+    /// writes the peer's, as far as the session wants and at most
+    /// `TURN_BUDGET` each way (whether more is ready is the session's to
+    /// say: `file_to_read`, `file_to_write`).
+    pub fn pump(&mut self, session: &mut Session, now: Instant) {
         self.named(session, now);
         let mut read = 0;
         while read < TURN_BUDGET {
@@ -484,7 +485,6 @@ impl Files {
                 }
             }
         }
-        read >= TURN_BUDGET || written >= TURN_BUDGET
     }
 
     /// Shows how the transfers go, every [`PROGRESS_EVERY`].

@@ -810,14 +810,7 @@ impl Transfers {
             }
             if f.close_due {
                 if let OutState::Ended(o) = &f.state {
-                    let (code, why) = o.close();
-                    let p = Close {
-                        id: f.id.0,
-                        code,
-                        why: why.as_bytes(),
-                    }
-                    .encode();
-                    if !sink.seal(Kind::Close, &p, now)? {
+                    if !seal_close(sink, f.id, o, now)? {
                         return Ok(false);
                     }
                 }
@@ -851,14 +844,7 @@ impl Transfers {
             }
             if f.close_due {
                 if let InState::Ended(o) = &f.state {
-                    let (code, why) = o.close();
-                    let p = Close {
-                        id: f.id.0,
-                        code,
-                        why: why.as_bytes(),
-                    }
-                    .encode();
-                    if !sink.seal(Kind::Close, &p, now)? {
+                    if !seal_close(sink, f.id, o, now)? {
                         return Ok(false);
                     }
                 }
@@ -956,6 +942,24 @@ impl OutFile {
             }
         }
     }
+}
+
+/// Seals the CLOSE that tells the peer how stream `id` ended (`outcome`,
+/// ours). Returns false when it did not fit.
+fn seal_close(
+    sink: &mut impl RecordSink,
+    id: StreamId,
+    outcome: &FileOutcome,
+    now: Instant,
+) -> Result<bool, Error> {
+    let (code, why) = outcome.close();
+    let p = Close {
+        id: id.0,
+        code,
+        why: why.as_bytes(),
+    }
+    .encode();
+    sink.seal(Kind::Close, &p, now)
 }
 
 /// A verified file whose bytes are all on disk: the driver names it.
