@@ -710,19 +710,24 @@ fn the_peer_stops_sending_only_after_its_last_bytes_were_shown() {
     assert!(done(&p.listener), "and comes once they were shown");
 }
 
-#[test]
-fn a_heartbeat_behind_our_done_does_not_turn_the_peers_clean_fin_into_a_loss() {
+/// Both streams ended and the listener's is confirmed; the dialer's EOF
+/// has reached the listener, whose DONE waits in its buffer, unsent.
+fn done_waiting_at_the_listener() -> (Pair, Instant) {
     let mut p = Pair::default_mode();
     p.run();
     let now = p.now;
-    // The listener's stream ends and is confirmed.
     p.listener.s.input_ended(now);
     p.run();
-    // The dialer's EOF reaches the listener, whose DONE waits in its
-    // buffer; a heartbeat is sealed behind it.
     p.dialer.s.input_ended(now);
     let mut d2l = std::mem::take(&mut p.d2l);
     flow(&mut p.dialer, &mut p.listener, &mut d2l, now, true);
+    (p, now)
+}
+
+#[test]
+fn a_heartbeat_behind_our_done_does_not_turn_the_peers_clean_fin_into_a_loss() {
+    let (mut p, now) = done_waiting_at_the_listener();
+    // A heartbeat is sealed behind the DONE.
     let later = now + IDLE / 3 + Duration::from_millis(1);
     p.listener.s.handle_timeout(later);
     let tx = p.listener.s.to_send(LINK).to_vec();
@@ -745,14 +750,7 @@ fn a_heartbeat_behind_our_done_does_not_turn_the_peers_clean_fin_into_a_loss() {
 fn a_fin_before_our_done_left_is_still_a_loss() {
     // Nobody who ended cleanly can have sent it: the peer needs our DONE
     // first. (With resume, the room would go down and send it again.)
-    let mut p = Pair::default_mode();
-    p.run();
-    let now = p.now;
-    p.listener.s.input_ended(now);
-    p.run();
-    p.dialer.s.input_ended(now);
-    let mut d2l = std::mem::take(&mut p.d2l);
-    flow(&mut p.dialer, &mut p.listener, &mut d2l, now, true);
+    let (mut p, now) = done_waiting_at_the_listener();
     assert!(!p.listener.s.to_send(LINK).is_empty(), "our DONE waits");
     p.listener.s.transport_closed(LINK, now);
     p.listener.drain(now);
