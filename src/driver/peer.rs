@@ -101,8 +101,8 @@ pub fn run(
     for path in &cfg.send {
         peer.files
             .offer(path, &mut peer.session, ui, Instant::now())?;
-        peer.files.sent_from_args = true;
     }
+    peer.files.sent_from_args = !cfg.send.is_empty();
     if let Security::Plain = cfg.security {
         ui.notice(Notice::PlainWarning);
     }

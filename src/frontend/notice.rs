@@ -241,29 +241,25 @@ fn file_line(notice: &Notice<'_>) -> String {
             name,
             offered_as,
             size,
-            saving_to: None,
-        } => format!(
-            "{} offers #{number} \"{}\" ({}){}: /accept {number} or /reject {number}",
-            who(*from),
-            offered_as.unwrap_or(name),
-            bytes(*size),
-            saved_as(*offered_as, name)
-        ),
-        Notice::FileOffered {
-            number,
-            from,
-            name,
-            offered_as,
-            size,
-            saving_to: Some(dir),
-        } => format!(
-            "receiving #{number} \"{}\" ({}) from {} into {}{}",
-            offered_as.unwrap_or(name),
-            bytes(*size),
-            who(*from),
-            dir.display(),
-            saved_as(*offered_as, name)
-        ),
+            saving_to,
+        } => {
+            let (shown, size, as_) = (
+                offered_as.unwrap_or(name),
+                bytes(*size),
+                saved_as(*offered_as, name),
+            );
+            match saving_to {
+                None => format!(
+                    "{} offers #{number} \"{shown}\" ({size}){as_}: /accept {number} or /reject {number}",
+                    who(*from)
+                ),
+                Some(dir) => format!(
+                    "receiving #{number} \"{shown}\" ({size}) from {} into {}{as_}",
+                    who(*from),
+                    dir.display()
+                ),
+            }
+        }
         Notice::FileOffering { number, name, size } => format!(
             "offering #{number} \"{name}\" ({}): waiting for the peer to accept",
             bytes(*size)

@@ -970,8 +970,21 @@ fn committing(f: &mut InFile, events: &mut VecDeque<Event>) {
     }
 }
 
-fn elapsed(since: Option<Instant>, now: Instant) -> Duration {
-    since.map_or(Duration::ZERO, |s| now.saturating_duration_since(s))
+/// What both directions tell the user when a stream ends.
+fn ended_event(
+    (id, outgoing, name, size): (StreamId, bool, &[u8], u64),
+    outcome: &FileOutcome,
+    since: Option<Instant>,
+    now: Instant,
+) -> Event {
+    Event::FileEnded {
+        id,
+        outgoing,
+        name: name.to_vec(),
+        size,
+        outcome: outcome.clone(),
+        elapsed: since.map_or(Duration::ZERO, |s| now.saturating_duration_since(s)),
+    }
 }
 
 fn end_out(
@@ -983,14 +996,8 @@ fn end_out(
 ) {
     f.close_due = tell;
     f.tell = tell;
-    events.push_back(Event::FileEnded {
-        id: f.id,
-        outgoing: true,
-        name: f.name.clone(),
-        size: f.size,
-        outcome: outcome.clone(),
-        elapsed: elapsed(f.since, now),
-    });
+    let what = (f.id, true, &f.name[..], f.size);
+    events.push_back(ended_event(what, &outcome, f.since, now));
     f.state = OutState::Ended(outcome);
     f.buf = ByteBuf::with_capacity(0);
     f.hasher = None;
@@ -1007,14 +1014,8 @@ fn end_in(
     f.tell = tell;
     f.accept_due = false;
     f.credit_due = false;
-    events.push_back(Event::FileEnded {
-        id: f.id,
-        outgoing: false,
-        name: f.name.clone(),
-        size: f.size,
-        outcome: outcome.clone(),
-        elapsed: elapsed(f.since, now),
-    });
+    let what = (f.id, false, &f.name[..], f.size);
+    events.push_back(ended_event(what, &outcome, f.since, now));
     f.state = InState::Ended(outcome);
     f.buf = ByteBuf::with_capacity(0);
     f.hasher = None;
