@@ -397,6 +397,7 @@ pub fn strip_brackets(host: &str) -> &str {
 /// Where to connect: the driver's own type, which the command line fills.
 pub use crate::driver::config::{Endpoint, MapConfig, PeerConfig};
 use crate::driver::files::FilePolicy;
+use crate::driver::pacing;
 
 /// What the program will do: a room, or a relay.
 // One per process: boxing the room would buy nothing.
@@ -654,6 +655,7 @@ impl Cli {
                     dir: save_dir,
                     take_all: receive_all,
                 },
+                pace_min_rtt: pace_min_rtt(),
             },
             keep,
             bell: !g.no_bell,
@@ -670,6 +672,16 @@ fn map_lease() -> Duration {
         .filter(|&s| s > 0)
         .unwrap_or(7200);
     Duration::from_secs(secs)
+}
+
+/// The shortest round trip on which file bytes leave room in TCP's window
+/// for the chat: [`pacing::MIN_RTT`], or `P2PCHAT_PACE_MIN_RTT_US`
+/// microseconds, which the tests set to 0 to pace on loopback too.
+fn pace_min_rtt() -> Duration {
+    std::env::var("P2PCHAT_PACE_MIN_RTT_US")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(pacing::MIN_RTT, Duration::from_micros)
 }
 
 #[cfg(test)]

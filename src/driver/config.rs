@@ -59,6 +59,9 @@ pub struct PeerConfig {
     /// Where received files go, and whether every offer is taken
     /// (`--receive DIR`) or the user is asked (`--save-dir DIR`).
     pub files: super::files::FilePolicy,
+    /// File bytes leave room in TCP's window for the chat on links with
+    /// at least this round trip ([`super::pacing::MIN_RTT`]).
+    pub pace_min_rtt: Duration,
 }
 
 impl PeerConfig {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
+use super::pacing;
 use super::readiness::Readiness;
 use crate::protocol::transit::{self, Reply};
 use crate::session::{LinkId, Session};
@@ -52,6 +53,9 @@ pub struct Conn {
     /// Every byte we wrote to the socket: less the send queue, what the
     /// peer acknowledged, where the system has no `TCP_INFO`.
     written: u64,
+    /// While TCP's window limits file bytes (see [`pacing`]): when we
+    /// last read it, and how soon to read it again if they wait.
+    window_read: Option<(Instant, Duration)>,
 }
 
 impl Conn {
@@ -71,6 +75,7 @@ impl Conn {
             read_eof: false,
             acked: 0,
             written: 0,
+            window_read: None,
         }
     }
 
@@ -109,12 +114,36 @@ impl Conn {
     }
 
     /// Moves bytes both ways between an open connection and the session:
-    /// what is due out first, then what has come in.
-    pub fn pump(&mut self, s: &mut Session, now: Instant) {
+    /// what is due out first, then what has come in. File bytes leave room
+    /// in TCP's window on links of at least `min_rtt` (see [`pacing`]).
+    pub fn pump(&mut self, s: &mut Session, min_rtt: Duration, now: Instant) {
         if let ConnState::Open = self.state {
+            self.pace(s, min_rtt, now);
             self.to_socket(s, now);
             self.from_socket(s, now);
         }
+    }
+
+    /// Tells the session how many file bytes the socket takes now without
+    /// filling TCP's window (see [`pacing`]); asks the socket only while a
+    /// file of ours is moving.
+    fn pace(&mut self, s: &mut Session, min_rtt: Duration, now: Instant) {
+        let window = s
+            .files_sending()
+            .then(|| crate::sys::net::send_window(&self.sock))
+            .flatten();
+        let room = window.as_ref().and_then(|w| pacing::file_room(w, min_rtt));
+        self.window_read = window
+            .filter(|_| room.is_some())
+            .map(|w| (now, pacing::recheck_after(&w)));
+        s.set_send_room(self.link, room, now);
+    }
+
+    /// When to look at TCP's window again: only while file bytes wait for
+    /// room in it, since nothing else wakes the loop for them.
+    pub fn pace_deadline(&self, s: &Session) -> Option<Instant> {
+        let (read, after) = self.window_read?;
+        (matches!(self.state, ConnState::Open) && s.room_held(self.link)).then_some(read + after)
     }
 
     /// Writes what the session has for this link.

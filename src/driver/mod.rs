@@ -11,6 +11,7 @@ pub mod config;
 pub mod conn;
 pub mod files;
 pub mod net;
+pub mod pacing;
 pub mod peer;
 pub mod portmap;
 pub mod readiness;

@@ -345,7 +345,7 @@ impl Peer<'_> {
             self.meet(reactor.registry(), ui, now)?;
             self.user_to_session(ui, reactor.registry(), now)?;
             for conn in self.conns.iter_mut().flatten() {
-                conn.pump(&mut self.session, now);
+                conn.pump(&mut self.session, self.cfg.pace_min_rtt, now);
             }
             self.files_turn(ui, now);
             // The join line before the peer's first bytes, its leaving
@@ -498,6 +498,7 @@ impl Peer<'_> {
 
     fn next_deadline(&self) -> Option<Instant> {
         let conns = self.conns.iter().flatten().filter_map(Conn::deadline);
+        let paced = (self.conns.iter().flatten()).filter_map(|c| c.pace_deadline(&self.session));
         let dial = self.dialer.as_ref().and_then(|d| d.wait_until);
         let slow = self.dialer.as_ref().and_then(|d| d.slow_at);
         let relay = self.relay.as_ref().and_then(RelayClient::deadline);
@@ -506,6 +507,7 @@ impl Peer<'_> {
         let portmap = self.portmap.as_ref().and_then(PortMap::deadline);
         let files = self.files.deadline();
         conns
+            .chain(paced)
             .chain(files)
             .chain(self.session.poll_timeout())
             .chain(dial)
@@ -563,7 +565,7 @@ impl Peer<'_> {
             .checked_sub(FIRST_CONN)
             .and_then(|i| self.conns.get_mut(i));
         if let Some(Some(c)) = slot {
-            c.pump(&mut self.session, now);
+            c.pump(&mut self.session, self.cfg.pace_min_rtt, now);
         }
     }
 

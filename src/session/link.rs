@@ -77,6 +77,12 @@ pub struct Link {
     /// Where our DONE ends in the bytes this connection sends (`flushed`
     /// counts up to it once it left), if it was sealed here.
     pub done_end: Option<u64>,
+    /// File bytes the transport takes now without filling TCP's window
+    /// ([`Session::set_send_room`](super::Session::set_send_room)); None:
+    /// no such limit.
+    pub send_room: Option<usize>,
+    /// File bytes waited for `send_room`: the driver looks again later.
+    pub room_held: bool,
 }
 
 impl Link {
@@ -113,6 +119,8 @@ impl Link {
             paired: false,
             flushed: 0,
             done_end: None,
+            send_room: None,
+            room_held: false,
         }
     }
 

@@ -399,6 +399,29 @@ impl Session {
         }
     }
 
+    /// How many file bytes `link`'s transport takes now without filling
+    /// TCP's congestion window (None: no limit), as the driver reads it
+    /// from the socket before each turn. While TCP's window is small, a
+    /// full window makes a chat line typed meanwhile wait a round trip for
+    /// acknowledgements; file bytes leave some of it free instead. Chat,
+    /// pipe and control records are never held.
+    pub fn set_send_room(&mut self, link: LinkId, room: Option<usize>, now: Instant) {
+        if let Session::Secure(r) = self {
+            r.set_send_room(link, room, now);
+        }
+    }
+
+    /// Returns true if and only if file bytes on `link` wait for
+    /// [`Session::set_send_room`] to say there is room: nothing else will
+    /// wake the driver for them, so it looks again on a timer.
+    #[must_use]
+    pub fn room_held(&self, link: LinkId) -> bool {
+        match self {
+            Session::Plain(_) => false,
+            Session::Secure(r) => r.room_held(link),
+        }
+    }
+
     /// The socket failed (reset, timed out, ...).
     pub fn transport_failed(&mut self, link: LinkId, e: &io::Error, now: Instant) {
         match self {
@@ -649,6 +672,16 @@ impl Session {
         match self {
             Session::Plain(_) => Vec::new(),
             Session::Secure(r) => r.files().progress(),
+        }
+    }
+
+    /// Returns true if and only if bytes of a file of ours are moving (the
+    /// driver then tells [`Session::set_send_room`] what the socket takes).
+    #[must_use]
+    pub fn files_sending(&self) -> bool {
+        match self {
+            Session::Plain(_) => false,
+            Session::Secure(r) => r.files().sending(),
         }
     }
 

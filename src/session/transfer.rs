@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use ring::digest;
 
+use super::link::Link;
 use super::stream::{violation, RecordSink, StreamId};
 use super::{Event, IO_CAP};
 use crate::buf::ByteBuf;
@@ -51,6 +52,41 @@ pub const MAX_OPEN_OFFERS: usize = 64;
 pub const FILE_TX_BUDGET: usize = 1;
 /// The most file bytes one CHUNK carries.
 const CHUNK_MAX: usize = MAX_PAYLOAD - ID_LEN;
+
+/// Where file chunks are sealed: a link, which says how much it holds to
+/// send and how many file bytes the transport takes now.
+pub trait ChunkSink: RecordSink {
+    /// Wire bytes waiting to be written.
+    fn queued(&self) -> usize;
+    /// File bytes that may be sealed now: what the driver last said the
+    /// transport takes without filling TCP's window, less what was sealed
+    /// since; `usize::MAX` without such a limit.
+    fn room(&self) -> usize;
+    /// `n` file bytes were sealed.
+    fn took(&mut self, n: usize);
+    /// File bytes are waiting for room: the driver must look again.
+    fn hold(&mut self);
+}
+
+impl ChunkSink for Link {
+    fn queued(&self) -> usize {
+        self.tx.len()
+    }
+
+    fn room(&self) -> usize {
+        self.send_room.unwrap_or(usize::MAX)
+    }
+
+    fn took(&mut self, n: usize) {
+        if let Some(r) = self.send_room.as_mut() {
+            *r = r.saturating_sub(n);
+        }
+    }
+
+    fn hold(&mut self) {
+        self.room_held = true;
+    }
+}
 
 /// How a file stream ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,6 +316,11 @@ impl Transfers {
                 .inc
                 .iter()
                 .all(|f| matches!(f.state, InState::Ended(_)) && !f.close_due)
+    }
+
+    /// Returns true if and only if bytes of a file of ours are moving.
+    pub fn sending(&self) -> bool {
+        self.out.iter().any(|f| f.state == OutState::Sending)
     }
 
     /// Returns true if and only if we offered files and every one ended.
@@ -786,9 +827,8 @@ impl Transfers {
 
     // ----- sealing --------------------------------------------------------
 
-    /// Seals what the file streams owe the peer: offers, answers, credit,
-    /// ends, then file bytes while the link holds less than
-    /// [`FILE_TX_BUDGET`] (`tx_len` says how much it holds). Returns
+    /// Seals what the file streams owe the peer: offers, answers, credit
+    /// and ends (their bytes are [`Transfers::seal_chunks`]'). Returns
     /// false when the sink filled.
     pub fn seal_control(
         &mut self,
@@ -854,33 +894,34 @@ impl Transfers {
         Ok(true)
     }
 
-    /// Seals file bytes, one CHUNK per stream in turn, while `room()` says
-    /// the link holds less than [`FILE_TX_BUDGET`]; a FIN follows each
-    /// file's last byte.
-    pub fn seal_chunks<S: RecordSink>(
-        &mut self,
-        sink: &mut S,
-        queued: impl Fn(&S) -> usize,
-        now: Instant,
-    ) -> Result<(), Error> {
+    /// Seals file bytes, one CHUNK per stream in turn, while the sink
+    /// takes them (see [`ChunkSink`]); a FIN follows each file's last byte.
+    pub fn seal_chunks(&mut self, sink: &mut impl ChunkSink, now: Instant) -> Result<(), Error> {
         loop {
             let mut progress = false;
             for f in &mut self.out {
                 if f.state != OutState::Sending {
                     continue;
                 }
-                if queued(sink) >= FILE_TX_BUDGET {
+                if sink.queued() >= FILE_TX_BUDGET {
                     return Ok(());
                 }
                 let credit = f.limit.saturating_sub(f.pos).min(CHUNK_MAX as u64) as usize;
-                let n = f.buf.len().min(credit);
+                let mut n = f.buf.len().min(credit);
                 if n > 0 {
+                    let room = sink.room();
+                    if room == 0 {
+                        sink.hold();
+                        return Ok(());
+                    }
+                    n = n.min(room);
                     self.scratch.clear();
                     self.scratch.extend_from_slice(&file::chunk_header(f.id.0));
                     self.scratch.extend_from_slice(&f.buf.data()[..n]);
                     if !sink.seal(Kind::Chunk, &self.scratch, now)? {
                         return Ok(());
                     }
+                    sink.took(n);
                     f.buf.consume(n);
                     f.pos += n as u64;
                     f.sent = f.sent.max(f.pos);

@@ -4,6 +4,7 @@
 //! |---|---|---|---|---|
 //! | give up on unacknowledged data | `TCP_USER_TIMEOUT` | `TCP_RXT_CONNDROPTIME` | keepalive alone | `TCP_MAXRT` |
 //! | bytes the peer acknowledged | `TCP_INFO` (or the send queue, portable) | send queue (`SO_NWRITE`) | send queue (`FIONWRITE`) | unknown |
+//! | congestion window, unsent bytes | `TCP_INFO` (none, portable) | none | none | none |
 //! | interface addresses | `getifaddrs` | `getifaddrs` | `getifaddrs` | `GetAdaptersAddresses` |
 //! | the IPv4 default gateway (`--map`) | `/proc/net/route` | unknown | unknown | unknown |
 
@@ -128,6 +129,13 @@ pub fn bytes_acked(stream: &TcpStream, written: u64) -> Option<u64> {
 /// Linux: `tcpi_bytes_acked` from `TCP_INFO`.
 #[cfg(target_os = "linux")]
 fn tcp_info_acked(stream: &TcpStream) -> Option<u64> {
+    tcp_info(stream).map(|(info, _)| info.tcpi_bytes_acked)
+}
+
+/// Linux: `TCP_INFO`, and how many of its bytes the kernel filled in
+/// (an older kernel fills fewer; the rest stay zero).
+#[cfg(target_os = "linux")]
+fn tcp_info(stream: &TcpStream) -> Option<(libc::tcp_info, usize)> {
     use std::os::fd::AsRawFd;
     // SAFETY: tcp_info is plain data, for which all zeroes is a value.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
@@ -142,7 +150,54 @@ fn tcp_info_acked(stream: &TcpStream) -> Option<u64> {
             &mut len,
         )
     };
-    (rc == 0).then_some(info.tcpi_bytes_acked)
+    (rc == 0).then_some((info, len as usize))
+}
+
+/// TCP's sending state: what the driver needs to keep file bytes from
+/// filling the congestion window (`driver::pacing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendWindow {
+    /// The congestion window, in segments.
+    pub cwnd: u32,
+    /// Still in slow start, and not recovering from a loss: the window
+    /// doubles each round trip.
+    pub slow_start: bool,
+    /// Segments sent and not yet acknowledged.
+    pub unacked: u32,
+    /// Bytes written to the socket and not yet sent.
+    pub notsent: u32,
+    /// The segment size, in bytes.
+    pub mss: u32,
+    /// The smoothed round trip.
+    pub rtt: Duration,
+}
+
+/// TCP's sending state for `stream`; None where the system will not say:
+/// Linux reads `TCP_INFO` (and not in the portable mode); elsewhere None.
+pub fn send_window(stream: &TcpStream) -> Option<SendWindow> {
+    #[cfg(target_os = "linux")]
+    if super::fast_paths() {
+        let (info, len) = tcp_info(stream)?;
+        // `tcpi_notsent_bytes` came with Linux 4.6.
+        let needed = std::mem::offset_of!(libc::tcp_info, tcpi_notsent_bytes) + 4;
+        if len < needed || info.tcpi_snd_mss == 0 {
+            return None;
+        }
+        return Some(SendWindow {
+            cwnd: info.tcpi_snd_cwnd,
+            // The kernel says 0 while the first slow start lasts. In
+            // recovery (`tcpi_ca_state` above TCP_CA_Disorder) the window
+            // is below the threshold too, but does not grow by use.
+            slow_start: info.tcpi_ca_state <= 1
+                && (info.tcpi_snd_ssthresh == 0 || info.tcpi_snd_cwnd < info.tcpi_snd_ssthresh),
+            unacked: info.tcpi_unacked,
+            notsent: info.tcpi_notsent_bytes,
+            mss: info.tcpi_snd_mss,
+            rtt: Duration::from_micros(u64::from(info.tcpi_rtt)),
+        });
+    }
+    let _ = stream;
+    None
 }
 
 /// The bytes in the socket's send queue: written by us, not yet

@@ -88,6 +88,40 @@ fn files_and_the_chat_stream_cross_together_byte_exact() {
     assert!(le.contains("receiving #1 \"big.bin\" (24.0 MiB)"), "{le}");
 }
 
+/// The pacing that leaves room in TCP's window for the chat (on links of
+/// 5 ms and more) works on loopback too when told to: every chunk is cut
+/// to the room the socket reports, and a file held for room is looked at
+/// again, never left waiting.
+#[test]
+fn files_paced_to_tcps_window_still_arrive_whole() {
+    let pace = [("P2PCHAT_PACE_MIN_RTT_US", "0")];
+    let src = TempDir::new("paced-src");
+    let out = TempDir::new("paced-out");
+    let files = [
+        src.file("one.bin", &random_bytes(16 << 20, 231)),
+        src.file("two.bin", &random_bytes(1 << 20, 232)),
+    ];
+    let chat = random_bytes(1 << 20, 233);
+    let dir = out.0.display().to_string();
+    let (mut l, port) = listen_env(&["--receive", &dir], "127.0.0.1", In::Pipe, &pace);
+    let port = port.to_string();
+    let mut args = vec!["dial", "127.0.0.1", &port, "--send"];
+    let paths: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    args.extend(paths.iter().map(String::as_str));
+    let mut d = Proc::p2p_env(&args, In::Pipe, &pace);
+    d.write(&chat);
+    d.close_stdin();
+    l.close_stdin();
+    assert_both_ok(&mut l, &mut d);
+    assert_same_bytes(&l.stdout(), &chat, "stream 0 beside the files");
+    for f in &files {
+        let name = f.file_name().expect("a name");
+        let got = std::fs::read(out.0.join(name)).expect("saved");
+        assert_same_bytes(&got, &std::fs::read(f).expect("source"), "a paced file");
+    }
+    no_part_files(&out.0);
+}
+
 #[test]
 fn a_taken_name_or_a_planted_link_is_never_overwritten_or_followed() {
     let src = TempDir::new("files-names-src");

@@ -402,6 +402,28 @@ impl Room {
         self.process(id, now);
     }
 
+    pub fn set_send_room(&mut self, id: LinkId, room: Option<usize>, now: Instant) {
+        let Some(l) = self.current.as_mut().filter(|l| l.id == id) else {
+            return;
+        };
+        let more = match (l.send_room, room) {
+            (Some(old), Some(new)) => new > old,
+            (old, new) => old.is_some() && new.is_none(),
+        };
+        let was_held = std::mem::take(&mut l.room_held);
+        l.send_room = room;
+        // Held bytes are looked at again: they go now, or hold again.
+        if more || was_held {
+            self.seal_pending(now);
+        }
+    }
+
+    pub fn room_held(&self, id: LinkId) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|l| l.id == id && l.room_held)
+    }
+
     pub fn transport_progress(&mut self, id: LinkId, now: Instant) {
         if let Some(l) = self.current.as_mut().filter(|l| l.id == id) {
             l.last_recv = now;

@@ -207,7 +207,7 @@ impl Room {
         if !self.files.seal_control(link, now)? {
             return Ok(());
         }
-        self.files.seal_chunks(link, |l: &Link| l.tx.len(), now)?;
+        self.files.seal_chunks(link, now)?;
         let done_before = self.recv.state() == Receiving::DoneSent;
         self.recv.seal_done(link, now)?;
         if !done_before && self.recv.state() == Receiving::DoneSent {

@@ -218,6 +218,44 @@ fn a_chat_line_typed_during_a_transfer_arrives_before_the_file_is_done() {
 }
 
 #[test]
+fn file_bytes_take_only_the_room_the_driver_gives_and_the_chat_none() {
+    let mut f = Files::new(Pair::default_mode());
+    f.l.accept_all = true;
+    f.p.run();
+    let link = f.p.dialer.link;
+    // TCP's window is full: no file byte may go, and the driver must
+    // hear that some wait.
+    f.p.dialer.s.set_send_room(link, Some(0), f.p.now);
+    let content = pattern(200_000);
+    let id = f.offer("a.bin", content.clone());
+    f.run();
+    assert_eq!(f.l.written.get(&id).map_or(0, Vec::len), 0);
+    assert!(
+        f.p.dialer.s.room_held(link),
+        "the driver is told to look again"
+    );
+    // The chat is never held.
+    f.p.dialer.input(b"still here\n", f.p.now);
+    f.run();
+    assert_eq!(f.p.listener.shown, b"still here\n");
+    // Room for 5000 bytes: exactly those go, then they wait again.
+    f.p.dialer.s.set_send_room(link, Some(5000), f.p.now);
+    f.run();
+    assert_eq!(f.l.written[&id], content[..5000]);
+    assert!(f.p.dialer.s.room_held(link));
+    // The same room again (the window has not moved): nothing more.
+    f.p.dialer.s.set_send_room(link, Some(0), f.p.now);
+    f.run();
+    assert_eq!(f.l.written[&id].len(), 5000);
+    // No limit: the rest follows and the file is saved.
+    f.p.dialer.s.set_send_room(link, None, f.p.now);
+    f.run();
+    assert!(f.l.written[&id] == content);
+    assert!(!f.p.dialer.s.room_held(link));
+    assert_eq!(ended(&f.p.dialer, id), Some(FileOutcome::Saved));
+}
+
+#[test]
 fn either_side_may_cancel_a_transfer_and_the_other_hears_it() {
     for receiver_cancels in [false, true] {
         let mut f = Files::new(Pair::default_mode());
