@@ -187,6 +187,23 @@ impl Ring {
         assert!(n <= self.room(), "commit past the spare space");
         self.len += n;
     }
+
+    /// Copies as much of `data` as fits, across the wrap; returns how
+    /// much did.
+    pub fn extend(&mut self, data: &[u8]) -> usize {
+        let mut done = 0;
+        while done < data.len() {
+            let spare = self.spare();
+            let n = spare.len().min(data.len() - done);
+            if n == 0 {
+                break;
+            }
+            spare[..n].copy_from_slice(&data[done..done + n]);
+            self.commit(n);
+            done += n;
+        }
+        done
+    }
 }
 
 #[cfg(test)]
@@ -219,6 +236,22 @@ mod tests {
         r.consume(3);
         assert!(r.is_empty());
         assert_eq!(r.spare().len(), 8);
+    }
+
+    #[test]
+    fn a_ring_takes_data_across_its_wrap_and_no_more_than_fits() {
+        let mut r = Ring::with_capacity(8);
+        assert_eq!(r.extend(b"abcdef"), 6);
+        r.consume(5);
+        // Two bytes to the end, then five before the front.
+        assert_eq!(r.extend(b"ghijklmnop"), 7);
+        assert_eq!(r.room(), 0);
+        assert_eq!(r.data_from(0), b"fgh");
+        r.consume(3);
+        assert_eq!(r.data_from(0), b"ijklm");
+        assert_eq!(r.extend(b""), 0);
+        r.consume(5);
+        assert!(r.is_empty());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use super::link::Link;
 use super::{LeaveReason, IO_CAP};
-use crate::buf::{ByteBuf, Ring};
+use crate::buf::Ring;
 use crate::error::Error;
 use crate::protocol::record::{Kind, MAX_PAYLOAD};
 
@@ -393,8 +393,11 @@ impl SendStream {
 pub struct RecvStream {
     id: StreamId,
     state: Receiving,
-    /// Plaintext for the user.
-    out: ByteBuf,
+    /// Plaintext for the user: a ring, so that a slow reader, which keeps
+    /// it nearly full, never makes it move what it holds (a compacting
+    /// buffer moved three times the data to a reader a little slower
+    /// than the link).
+    out: Ring,
     accepted: u64,
     /// What the last ACK we sealed carried.
     ack_sent: u64,
@@ -414,7 +417,7 @@ impl RecvStream {
             state: Receiving::Open,
             // What the credit allows, and a record's worth: the peer
             // never makes us stop reading the socket.
-            out: ByteBuf::with_capacity(MAIN_WINDOW as usize + MAX_PAYLOAD),
+            out: Ring::with_capacity(MAIN_WINDOW as usize + MAX_PAYLOAD),
             accepted: 0,
             ack_sent: 0,
             delivered: 0,
@@ -467,7 +470,9 @@ impl RecvStream {
             return Err(violation("DATA beyond the credit we granted"));
         }
         if !self.discard {
-            self.out.extend(&payload[skip..]);
+            // The credit keeps the peer within the ring's capacity.
+            let took = self.out.extend(&payload[skip..]);
+            debug_assert_eq!(took, payload.len() - skip, "DATA within the credit fits");
         }
         self.accepted += n - skip as u64;
         Ok(())
@@ -513,9 +518,10 @@ impl RecvStream {
         Ok(())
     }
 
-    /// What waits for our user.
+    /// What waits for our user, up to where the ring wraps (the rest
+    /// follows once this is taken).
     pub fn output(&self) -> &[u8] {
-        self.out.data()
+        self.out.data_from(0)
     }
 
     pub fn output_is_empty(&self) -> bool {
