@@ -470,9 +470,11 @@ impl RecvStream {
             return Err(violation("DATA beyond the credit we granted"));
         }
         if !self.discard {
-            // The credit keeps the peer within the ring's capacity.
-            let took = self.out.extend(&payload[skip..]);
-            debug_assert_eq!(took, payload.len() - skip, "DATA within the credit fits");
+            // The credit keeps the peer within the ring's capacity; were
+            // it ever not to, no byte may be dropped silently.
+            if self.out.extend(&payload[skip..]) < payload.len() - skip {
+                return Err(violation("DATA beyond what the output holds"));
+            }
         }
         self.accepted += n - skip as u64;
         Ok(())

@@ -31,7 +31,7 @@ use super::{Event, IO_CAP};
 use crate::buf::ByteBuf;
 use crate::error::Error;
 use crate::protocol::file::{self, Accept, Close, CloseCode, Credit, Offer, DIGEST_LEN, ID_LEN};
-use crate::protocol::record::{Kind, MAX_PAYLOAD};
+use crate::protocol::record::{Kind, MAX_PAYLOAD, OVERHEAD};
 use crate::protocol::Role;
 
 /// The credit a receiver grants beyond what its disk has taken: the most of
@@ -52,17 +52,23 @@ pub const MAX_OPEN_OFFERS: usize = 64;
 pub const FILE_TX_BUDGET: usize = 1;
 /// The most file bytes one CHUNK carries.
 const CHUNK_MAX: usize = MAX_PAYLOAD - ID_LEN;
+/// What a CHUNK puts on the wire besides its file bytes.
+const CHUNK_OVERHEAD: usize = OVERHEAD + ID_LEN;
+/// While TCP's window limits file bytes, a CHUNK smaller than this waits
+/// for more room (unless it ends its file): short segments each take a
+/// whole slot of the window.
+const MIN_PACED_CHUNK: usize = 1024;
 
 /// Where file chunks are sealed: a link, which says how much it holds to
 /// send and how many file bytes the transport takes now.
 pub trait ChunkSink: RecordSink {
     /// Wire bytes waiting to be written.
     fn queued(&self) -> usize;
-    /// File bytes that may be sealed now: what the driver last said the
-    /// transport takes without filling TCP's window, less what was sealed
-    /// since; `usize::MAX` without such a limit.
+    /// Wire bytes of file data that may be sealed now: what the driver
+    /// last said the transport takes without filling TCP's window, less
+    /// what was sealed since; `usize::MAX` without such a limit.
     fn room(&self) -> usize;
-    /// `n` file bytes were sealed.
+    /// `n` wire bytes of file data were sealed.
     fn took(&mut self, n: usize);
     /// File bytes are waiting for room: the driver must look again.
     fn hold(&mut self);
@@ -895,8 +901,10 @@ impl Transfers {
     }
 
     /// Seals file bytes, one CHUNK per stream in turn, while the sink
-    /// takes them (see [`ChunkSink`]); a FIN follows each file's last byte.
+    /// takes them (see [`ChunkSink`]); a FIN follows each file's last
+    /// byte, room or not (it carries no file bytes).
     pub fn seal_chunks(&mut self, sink: &mut impl ChunkSink, now: Instant) -> Result<(), Error> {
+        let mut out_of_room = false;
         loop {
             let mut progress = false;
             for f in &mut self.out {
@@ -908,20 +916,26 @@ impl Transfers {
                 }
                 let credit = f.limit.saturating_sub(f.pos).min(CHUNK_MAX as u64) as usize;
                 let mut n = f.buf.len().min(credit);
-                if n > 0 {
-                    let room = sink.room();
-                    if room == 0 {
+                if n > 0 && !out_of_room {
+                    // The room counts wire bytes: a record's overhead
+                    // too. A sliver of room waits for more, unless it
+                    // takes what is left.
+                    let usable = sink.room().saturating_sub(CHUNK_OVERHEAD);
+                    if usable < n.min(MIN_PACED_CHUNK) {
                         sink.hold();
-                        return Ok(());
+                        out_of_room = true;
+                    } else {
+                        n = n.min(usable);
                     }
-                    n = n.min(room);
+                }
+                if n > 0 && !out_of_room {
                     self.scratch.clear();
                     self.scratch.extend_from_slice(&file::chunk_header(f.id.0));
                     self.scratch.extend_from_slice(&f.buf.data()[..n]);
                     if !sink.seal(Kind::Chunk, &self.scratch, now)? {
                         return Ok(());
                     }
-                    sink.took(n);
+                    sink.took(n + CHUNK_OVERHEAD);
                     f.buf.consume(n);
                     f.pos += n as u64;
                     f.sent = f.sent.max(f.pos);

@@ -406,6 +406,9 @@ impl Room {
         let Some(l) = self.current.as_mut().filter(|l| l.id == id) else {
             return;
         };
+        // What waits in `tx` is not in the socket yet, so not in the
+        // driver's figure: it takes its share of the room first.
+        let room = room.map(|r| r.saturating_sub(l.tx.len()));
         let more = match (l.send_room, room) {
             (Some(old), Some(new)) => new > old,
             (old, new) => old.is_some() && new.is_none(),

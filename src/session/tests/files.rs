@@ -238,15 +238,22 @@ fn file_bytes_take_only_the_room_the_driver_gives_and_the_chat_none() {
     f.p.dialer.input(b"still here\n", f.p.now);
     f.run();
     assert_eq!(f.p.listener.shown, b"still here\n");
-    // Room for 5000 bytes: exactly those go, then they wait again.
+    // A sliver of room (under 1 KiB of file bytes) waits for more.
+    f.p.dialer.s.set_send_room(link, Some(600), f.p.now);
+    f.run();
+    assert_eq!(f.l.written.get(&id).map_or(0, Vec::len), 0);
+    assert!(f.p.dialer.s.room_held(link));
+    // Room for 5000 wire bytes: that many go, the record's overhead
+    // included, then the rest waits again.
+    let overhead = crate::protocol::record::OVERHEAD + wire::ID_LEN;
     f.p.dialer.s.set_send_room(link, Some(5000), f.p.now);
     f.run();
-    assert_eq!(f.l.written[&id], content[..5000]);
+    assert_eq!(f.l.written[&id], content[..5000 - overhead]);
     assert!(f.p.dialer.s.room_held(link));
     // The same room again (the window has not moved): nothing more.
     f.p.dialer.s.set_send_room(link, Some(0), f.p.now);
     f.run();
-    assert_eq!(f.l.written[&id].len(), 5000);
+    assert_eq!(f.l.written[&id].len(), 5000 - overhead);
     // No limit: the rest follows and the file is saved.
     f.p.dialer.s.set_send_room(link, None, f.p.now);
     f.run();
