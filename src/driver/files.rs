@@ -10,13 +10,13 @@
 //! `--receive`), a file is written only inside the save directory under a
 //! safe name, and what did not arrive whole is removed.
 //!
-//! Naming a verified file makes it durable first (`fsync`), which can take
-//! a second for a large one: that runs on a thread of its own, which
-//! reports through a channel and the loop's waker, so the chat and the
-//! heartbeats go on meanwhile.
+//! A received file is written, made durable (`fsync`) and named on a
+//! thread of its own ([`super::disk_writer`]), which reports through a
+//! channel and the loop's waker, so a slow disk never holds the chat or
+//! the heartbeats. Our own files are read on the loop: a read of what is
+//! on disk does not wait for anyone.
 
 use std::collections::HashMap;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use mio::Waker;
 
+use super::disk_writer::{DiskWriter, Outcome};
 use super::user::{FileCommand, Notice, UserSide};
 use crate::error::Error;
 use crate::files::disk::{self, Incoming, Outgoing};
@@ -65,17 +66,19 @@ pub struct Files {
     /// Offers of the peer's waiting for the user, oldest first.
     waiting: Vec<(StreamId, Vec<u8>)>,
     reading: HashMap<StreamId, Outgoing>,
-    writing: HashMap<StreamId, Incoming>,
+    writing: HashMap<StreamId, DiskWriter>,
     /// Where saved files ended up, until their end is told.
     saved: HashMap<StreamId, PathBuf>,
     /// We offered files from the command line (`--send`).
     pub sent_from_args: bool,
     next_progress: Option<Instant>,
     progress_shown: bool,
-    /// Verified files being made durable and named, off the loop.
-    naming: Vec<JoinHandle<()>>,
-    named_tx: Sender<(StreamId, io::Result<PathBuf>)>,
-    named_rx: Receiver<(StreamId, io::Result<PathBuf>)>,
+    /// The threads of files written, finished or given up: joined before
+    /// the program exits.
+    writers: Vec<JoinHandle<()>>,
+    /// What the writers report: a file named, or its first error.
+    named_tx: Sender<Outcome>,
+    named_rx: Receiver<Outcome>,
     waker: Arc<Waker>,
 }
 
@@ -93,25 +96,21 @@ impl Files {
             sent_from_args: false,
             next_progress: None,
             progress_shown: false,
-            naming: Vec::new(),
+            writers: Vec::new(),
             named_tx,
             named_rx,
             waker,
         }
     }
 
-    /// Names a verified file on a thread of its own (see the module's
-    /// doc); [`Files::named`] takes the outcome.
-    fn name_off_the_loop(&mut self, id: StreamId, file: Incoming) {
-        let (tx, waker) = (self.named_tx.clone(), self.waker.clone());
-        self.naming.retain(|t| !t.is_finished());
-        self.naming.push(std::thread::spawn(move || {
-            let _ = tx.send((id, file.finish()));
-            let _ = waker.wake();
-        }));
+    /// Keeps a writer's thread to join, forgetting those that ended.
+    fn joined_later(&mut self, thread: Option<JoinHandle<()>>) {
+        self.writers.retain(|t| !t.is_finished());
+        self.writers.extend(thread);
     }
 
-    /// Files named since the last turn: the session hears of each.
+    /// What the writers did since the last turn (a file named, or a
+    /// write that failed): the session hears of each.
     fn named(&mut self, session: &mut Session, now: Instant) {
         while let Ok((id, result)) = self.named_rx.try_recv() {
             match result {
@@ -322,13 +321,16 @@ impl Files {
         ui: &mut dyn UserSide,
         now: Instant,
     ) {
-        match Incoming::create(&self.policy.dir, raw) {
-            Ok(file) => match session.accept_file(id, now) {
+        let (report, waker) = (self.named_tx.clone(), self.waker.clone());
+        let created = Incoming::create(&self.policy.dir, raw)
+            .and_then(|file| DiskWriter::spawn(id, file, report, waker));
+        match created {
+            Ok(writer) => match session.accept_file(id, now) {
                 Ok(()) => {
-                    self.writing.insert(id, file);
+                    self.writing.insert(id, writer);
                 }
                 Err(why) => {
-                    file.abort();
+                    self.joined_later(writer.abort());
                     ui.notice(Notice::FileNote {
                         text: &format!("/accept: {why}"),
                     });
@@ -396,7 +398,7 @@ impl Files {
                 }
             }
             Event::FileComplete { id } => match self.writing.remove(&id) {
-                Some(file) => self.name_off_the_loop(id, file),
+                Some(writer) => self.joined_later(writer.finish()),
                 None => session.file_io_failed(id, "its file was lost", now),
             },
             Event::FileEnded {
@@ -408,8 +410,8 @@ impl Files {
                 ..
             } => {
                 self.reading.remove(&id);
-                if let Some(file) = self.writing.remove(&id) {
-                    file.abort();
+                if let Some(writer) = self.writing.remove(&id) {
+                    self.joined_later(writer.abort());
                 }
                 self.take_waiting(id);
                 let saved_as = self.saved.remove(&id);
@@ -431,11 +433,13 @@ impl Files {
         }
     }
 
-    /// Takes the outcome of files being named, then reads our files and
-    /// writes the peer's, as far as the session wants and at most
+    /// Takes what the writers did, then reads our files and hands the
+    /// peer's to their writers, as far as the session wants and at most
     /// `TURN_BUDGET` each way (whether more is ready is the session's to
-    /// say: `file_to_read`, `file_to_write`).
-    pub fn pump(&mut self, session: &mut Session, now: Instant) {
+    /// say: `file_to_read`, `file_to_write`). Returns true if and only if
+    /// more could be done at once: not when the only bytes left wait for
+    /// a writer's room, which wakes the loop when it has some.
+    pub fn pump(&mut self, session: &mut Session, now: Instant) -> bool {
         self.named(session, now);
         let mut read = 0;
         while read < TURN_BUDGET {
@@ -466,25 +470,26 @@ impl Files {
             }
         }
         let mut written = 0;
+        let mut writer_full = false;
         while written < TURN_BUDGET {
             let Some((id, data)) = session.file_to_write() else {
                 break;
             };
-            let Some(file) = self.writing.get_mut(&id) else {
+            let Some(writer) = self.writing.get_mut(&id) else {
                 session.file_io_failed(id, "its file is not open", now);
                 continue;
             };
-            match file.write(data) {
-                Ok(n) => {
-                    written += n;
-                    session.file_written(id, n, now);
-                }
-                Err(e) => {
-                    let why = disk::describe(&e, &self.policy.dir);
-                    session.file_io_failed(id, &why, now);
-                }
+            let n = writer.hand(data);
+            if n == 0 {
+                // The disk is behind: the bytes wait in the session, whose
+                // credit holds the peer back, until the writer has room.
+                writer_full = true;
+                break;
             }
+            written += n;
+            session.file_written(id, n, now);
         }
+        session.file_to_read().is_some() || (!writer_full && session.file_to_write().is_some())
     }
 
     /// Shows how the transfers go, every [`PROGRESS_EVERY`].
@@ -548,10 +553,15 @@ impl Files {
 
 impl Drop for Files {
     /// A file being named when the room ends is named whole (or its
-    /// temporary file removed) before the program exits: never left half
-    /// renamed, never a `.part` behind.
+    /// temporary file removed), and one still arriving is given up and
+    /// removed, before the program exits: never left half renamed, never
+    /// a `.part` behind.
     fn drop(&mut self) {
-        for t in self.naming.drain(..) {
+        let unfinished: Vec<DiskWriter> = self.writing.drain().map(|(_, w)| w).collect();
+        for writer in unfinished {
+            self.writers.extend(writer.abort());
+        }
+        for t in self.writers.drain(..) {
             let _ = t.join();
         }
     }

@@ -1106,9 +1106,7 @@ impl Peer<'_> {
         while let Some(cmd) = ui.poll_command() {
             self.files.command(cmd, &mut self.session, ui, now);
         }
-        self.files.pump(&mut self.session, now);
-        self.files_busy =
-            self.session.file_to_read().is_some() || self.session.file_to_write().is_some();
+        self.files_busy = self.files.pump(&mut self.session, now);
         if ui.asks_about_files() || self.cfg.progress {
             self.files.show_progress(&self.session, ui, now);
         }
