@@ -6,7 +6,7 @@
 //! Built only for the crate's tests and with the `testkit` feature (the
 //! fuzz targets); it is never part of the program.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
@@ -15,7 +15,32 @@ use crate::error::Signal;
 use crate::protocol::handshake::{Handshake, Method, Pake};
 use crate::protocol::record::{Kind, Opener, Sealer, MAX_RECORD};
 use crate::protocol::{DeterministicRng, Role};
-use crate::session::{LinkId, Session};
+use crate::session::{LinkId, RoomSettings, Session};
+
+/// The idle and handshake timeouts of [`room_settings`] (the program's
+/// defaults).
+pub const IDLE: Duration = Duration::from_secs(30);
+pub const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// A room's settings as tests and fuzzers start from: the program's
+/// default timeouts and budget, output for a program, no resume, no files
+/// required. Each test changes what it is about.
+pub fn room_settings(role: Role, name: &str) -> RoomSettings {
+    RoomSettings {
+        role,
+        name: name.into(),
+        idle_timeout: IDLE,
+        handshake_timeout: HANDSHAKE,
+        tries: 3,
+        failed_before: 0,
+        retry_busy: None,
+        output_is_data: true,
+        resume: None,
+        resume_buffer: crate::session::room::REPLAY_CAP,
+        input_rewindable: false,
+        files_strict: false,
+    }
+}
 
 pub struct ScriptedDialer {
     pub link: LinkId,
@@ -194,25 +219,13 @@ pub fn run_room_script(steps: &[Step]) {
     use crate::protocol::record::MAX_PAYLOAD;
     use crate::session::Security;
     use crate::session::{LeaveReason, SessionConfig, Status};
-    use std::time::Duration;
 
     let link = LinkId(16);
     let mut now = Instant::now();
     let mut s = Session::new(
         SessionConfig {
-            role: Role::Listener,
             security: Security::VerifyCode,
-            name: "l".into(),
-            idle_timeout: Duration::from_secs(30),
-            handshake_timeout: Duration::from_secs(10),
-            tries: 3,
-            failed_before: 0,
-            retry_busy: None,
-            output_is_data: true,
-            resume: None,
-            resume_buffer: crate::session::room::REPLAY_CAP,
-            input_rewindable: false,
-            files_strict: false,
+            room: room_settings(Role::Listener, "l"),
         },
         Box::new(DeterministicRng::new(1)),
     );

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use p2pchat::protocol::{DeterministicRng, Role};
-use p2pchat::session::{LinkId, Security, Session, SessionConfig, Status};
+use p2pchat::session::{LinkId, RoomSettings, Security, Session, SessionConfig, Status};
+use p2pchat::testkit;
 use zeroize::Zeroizing;
 
 fuzz_target!(|data: &[u8]| {
@@ -27,21 +28,14 @@ fuzz_target!(|data: &[u8]| {
     let mut now = Instant::now();
     let mut s = Session::new(
         SessionConfig {
-            role,
             security,
-            name: "fuzz".into(),
-            idle_timeout: Duration::from_secs(30),
-            handshake_timeout: Duration::from_secs(10),
-            tries: 3,
-            failed_before: 0,
-            retry_busy: None,
-            output_is_data: true,
-            // Half the inputs also offer resume, so its HELLO field and a
-            // RESUME where a HELLO belongs are fuzzed too.
-            resume: (mode & 0x40 != 0).then(|| Duration::from_secs(60)),
-            resume_buffer: 1 << 20,
-            input_rewindable: false,
-            files_strict: false,
+            room: RoomSettings {
+                // Half the inputs also offer resume, so its HELLO field and a
+                // RESUME where a HELLO belongs are fuzzed too.
+                resume: (mode & 0x40 != 0).then(|| Duration::from_secs(60)),
+                resume_buffer: 1 << 20,
+                ..testkit::room_settings(role, "fuzz")
+            },
         },
         Box::new(DeterministicRng::new(u64::from(mode))),
     );

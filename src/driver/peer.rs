@@ -24,7 +24,8 @@ use crate::protocol::{handshake, Role};
 use crate::reach::Reach;
 use crate::session::reconnect::{FIRST_BACKOFF, MAX_BACKOFF};
 use crate::session::{
-    Action, ConnectFailure, Event, LeaveReason, LinkId, Security, Session, SessionConfig, Status,
+    Action, ConnectFailure, Event, LeaveReason, LinkId, RoomSettings, Security, Session,
+    SessionConfig, Status,
 };
 
 /// How long accepting pauses when the process is out of file descriptors.
@@ -57,22 +58,24 @@ pub fn run(
 ) -> Result<Ended, Error> {
     let session = Session::new(
         SessionConfig {
-            role: cfg.role(),
             security: cfg.security.clone(),
-            name: cfg.name.clone(),
-            idle_timeout: cfg.idle_timeout,
-            handshake_timeout: cfg.handshake_timeout,
-            tries: cfg.tries(),
-            failed_before: cfg.failed_before,
-            retry_busy: match cfg.endpoint {
-                Endpoint::Dial { retry, .. } => retry,
-                _ => None,
+            room: RoomSettings {
+                role: cfg.role(),
+                name: cfg.name.clone(),
+                idle_timeout: cfg.idle_timeout,
+                handshake_timeout: cfg.handshake_timeout,
+                tries: cfg.tries(),
+                failed_before: cfg.failed_before,
+                retry_busy: match cfg.endpoint {
+                    Endpoint::Dial { retry, .. } => retry,
+                    _ => None,
+                },
+                output_is_data: ui.output_is_data(),
+                resume: cfg.resume,
+                resume_buffer: cfg.resume_buffer,
+                input_rewindable: ui.input_rewindable(),
+                files_strict: cfg.files_strict(),
             },
-            output_is_data: ui.output_is_data(),
-            resume: cfg.resume,
-            resume_buffer: cfg.resume_buffer,
-            input_rewindable: ui.input_rewindable(),
-            files_strict: cfg.files_strict(),
         },
         Box::new(SystemRng::new()?),
     );

@@ -52,7 +52,7 @@ use crate::protocol::code::Code;
 use crate::protocol::handshake::Pake;
 use crate::protocol::{Random, Role};
 use plain::PlainPipe;
-use room::{Room, RoomConfig};
+use room::{Proof, Room};
 use stream::StreamId;
 pub use transfer::{FileOutcome, FileProgress};
 
@@ -88,10 +88,17 @@ impl std::fmt::Debug for Security {
     }
 }
 
-/// What a session needs to know.
+/// What a session needs to know: how the peer proves itself, and the
+/// rest, which an encrypted room keeps for its whole life.
 pub struct SessionConfig {
-    pub role: Role,
     pub security: Security,
+    pub room: RoomSettings,
+}
+
+/// What a room keeps of its configuration: all of it but the secret, which
+/// the session turns into the proof the room asks of a peer ([`Proof`]).
+pub struct RoomSettings {
+    pub role: Role,
     /// Our display name, sent in HELLO.
     pub name: String,
     /// A peer silent for this long is declared dead (encrypted mode).
@@ -266,27 +273,11 @@ impl Session {
                 room: Some(c.room().to_string()),
             }),
         };
-        Session::Secure(Room::new(
-            RoomConfig {
-                role: cfg.role,
-                secret,
-                name: cfg.name,
-                idle_timeout: cfg.idle_timeout,
-                handshake_timeout: cfg.handshake_timeout,
-                // A one-time code also allows one failed attempt per room
-                // (the code is burned); the session sees to that.
-                tries: cfg.tries.max(1),
-                failed_before: cfg.failed_before,
-                one_time,
-                retry_busy: cfg.retry_busy,
-                output_is_data: cfg.output_is_data,
-                resume: cfg.resume,
-                resume_buffer: cfg.resume_buffer,
-                input_rewindable: cfg.input_rewindable,
-                files_strict: cfg.files_strict,
-            },
-            rng,
-        ))
+        let mut settings = cfg.room;
+        // A one-time code also allows one failed attempt per room (the
+        // code is burned); the session sees to that.
+        settings.tries = settings.tries.max(1);
+        Session::Secure(Room::new(settings, Proof { secret, one_time }, rng))
     }
 
     // ----- connections -----------------------------------------------------

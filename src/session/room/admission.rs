@@ -163,7 +163,7 @@ impl Room {
                 until: now + ABORT_DRAIN,
             });
         }
-        let burned = self.cfg.one_time && self.failed_attempts > self.cfg.failed_before;
+        let burned = self.proof.one_time && self.failed_attempts > self.cfg.failed_before;
         if self.failed_attempts < self.cfg.tries && !burned {
             if let Farewell::Leaving(reason) = self.farewell {
                 if !self.handshake_in_flight() {
@@ -181,7 +181,7 @@ impl Room {
                  the code is burned; run again for a new code",
             )
         } else {
-            let (what, fresh) = match &self.cfg.secret {
+            let (what, fresh) = match &self.proof.secret {
                 Some(Pake { room: Some(_), .. }) => ("the one-time codes", "code"),
                 Some(_) => ("the shared secret", "secret"),
                 None => ("the verify code", "verify code"),
@@ -198,7 +198,7 @@ impl Room {
     /// The failed attempts after which this room gives up: the process's
     /// budget, and for a one-time code the first failure in this room.
     pub(super) fn tries_here(&self) -> u32 {
-        if self.cfg.one_time {
+        if self.proof.one_time {
             self.cfg.tries.min(self.cfg.failed_before + 1)
         } else {
             self.cfg.tries
@@ -217,7 +217,7 @@ impl Room {
         let in_flight = self.pending.iter().filter(|l| l.revealed()).count() as u32;
         // A one-time code: one attempt per room, and within the budget.
         let this_room = self.failed_attempts - self.cfg.failed_before + in_flight;
-        self.failed_attempts + in_flight < self.cfg.tries && (!self.cfg.one_time || this_room < 1)
+        self.failed_attempts + in_flight < self.cfg.tries && (!self.proof.one_time || this_room < 1)
     }
 
     /// Lets connections held back by [`Room::may_reveal`] go on, now that

@@ -26,14 +26,14 @@ use super::reconnect::{self, Reconnect};
 use super::stream::{violation, Farewell, Receiving, RecvStream, SendStream, Sending, StreamId};
 use super::timer::Timer;
 use super::transfer::Transfers;
-use super::{Action, ConnectFailure, Event, LeaveReason, LinkId};
+use super::{Action, ConnectFailure, Event, LeaveReason, LinkId, RoomSettings};
 use crate::error::{describe_lost, Error, Signal};
 use crate::names;
 use crate::protocol::file;
 use crate::protocol::handshake::{Method, Pake, BUSY};
 use crate::protocol::payload::{self, Hello, OFFER_RELAY_TOKEN};
 use crate::protocol::record::{Kind, MAX_WHY};
-use crate::protocol::{Random, Role};
+use crate::protocol::Random;
 
 mod admission;
 mod ending;
@@ -71,35 +71,12 @@ pub const ACK_EVERY: u64 = 128 * 1024;
 /// a DONE lost with it is sent again.
 pub const FINAL_WAIT: Duration = Duration::from_secs(5);
 
-/// What an encrypted room needs to know.
-pub struct RoomConfig {
-    pub role: Role,
+/// How a peer proves itself to the room.
+pub struct Proof {
     /// The shared secret, or None for verify-code mode.
     pub secret: Option<Pake>,
-    /// Our display name, sent in HELLO.
-    pub name: String,
-    pub idle_timeout: Duration,
-    pub handshake_timeout: Duration,
-    /// Failed attempts a listener allows before it gives up, counting
-    /// `failed_before` (the process's budget).
-    pub tries: u32,
-    /// Failed attempts earlier rooms of this process saw.
-    pub failed_before: u32,
     /// A one-time code: one failed attempt in this room burns it.
     pub one_time: bool,
-    /// Dialer: dial a busy listener again for this long (`--retry`).
-    pub retry_busy: Option<Duration>,
-    /// A peer leaving before its EOF makes our output incomplete: an error.
-    pub output_is_data: bool,
-    /// The grace period we offer for resuming a lost connection.
-    pub resume: Option<Duration>,
-    /// The most of our DATA kept for a resume.
-    pub resume_buffer: usize,
-    /// Our input can be read again from an earlier offset (a regular
-    /// file): a resume resends from it, and nothing is kept in memory.
-    pub input_rewindable: bool,
-    /// A file either way that is not saved makes the room's end an error.
-    pub files_strict: bool,
 }
 
 /// Resume, agreed in both HELLOs.
@@ -120,7 +97,8 @@ struct Down {
 }
 
 pub struct Room {
-    cfg: RoomConfig,
+    cfg: RoomSettings,
+    proof: Proof,
     rng: Box<dyn Random>,
     /// Listener: connections still in their handshake.
     pending: Vec<Link>,
@@ -158,7 +136,7 @@ pub struct Room {
 }
 
 impl Room {
-    pub fn new(cfg: RoomConfig, rng: Box<dyn Random>) -> Room {
+    pub fn new(cfg: RoomSettings, proof: Proof, rng: Box<dyn Random>) -> Room {
         // A rewindable input is its own replay buffer.
         let retain = cfg.resume.is_some() && !cfg.input_rewindable;
         let send = SendStream::new(StreamId::MAIN, retain, cfg.resume_buffer);
@@ -166,6 +144,7 @@ impl Room {
         Room {
             failed_attempts: cfg.failed_before,
             cfg,
+            proof,
             rng,
             pending: Vec::new(),
             current: None,
@@ -189,7 +168,7 @@ impl Room {
         if let Some(r) = &self.resume {
             return Method::Resume(r.psk.clone());
         }
-        match &self.cfg.secret {
+        match &self.proof.secret {
             Some(s) => Method::Secret(s.clone()),
             None => Method::VerifyCode,
         }
@@ -482,7 +461,7 @@ impl Room {
     }
 
     /// The offset our input must be read again from before more of it is
-    /// given (see [`RoomConfig::input_rewindable`]).
+    /// given (see [`RoomSettings::input_rewindable`]).
     pub fn rewind_needed(&self) -> Option<u64> {
         self.send.rewind_needed()
     }

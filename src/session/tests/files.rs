@@ -305,7 +305,7 @@ fn either_side_may_cancel_a_transfer_and_the_other_hears_it() {
 #[test]
 fn a_strict_room_ends_with_an_error_when_a_file_did_not_arrive() {
     let mut dc = config(Role::Dialer, Security::VerifyCode, "dana");
-    dc.files_strict = true;
+    dc.room.files_strict = true;
     let lc = config(Role::Listener, Security::VerifyCode, "lee");
     let mut f = Files::new(Pair::from_configs(dc, lc, 1));
     let id = f.offer("x", pattern(10));
@@ -380,8 +380,8 @@ fn plain_mode_has_no_files() {
 fn resume_files() -> Files {
     let mut dc = config(Role::Dialer, Security::VerifyCode, "dana");
     let mut lc = config(Role::Listener, Security::VerifyCode, "lee");
-    dc.resume = Some(Duration::from_secs(60));
-    lc.resume = Some(Duration::from_secs(60));
+    dc.room.resume = Some(Duration::from_secs(60));
+    lc.room.resume = Some(Duration::from_secs(60));
     Files::new(Pair::from_configs(dc, lc, 3))
 }
 
@@ -699,9 +699,9 @@ fn a_verified_file_is_still_named_when_the_peer_leaves_meanwhile() {
     // The sender leaves as soon as its file is sent; the receiver is still
     // making it durable. The room waits for that, and the file is saved.
     let mut dc = config(Role::Dialer, Security::VerifyCode, "dana");
-    dc.files_strict = true;
+    dc.room.files_strict = true;
     let mut lc = config(Role::Listener, Security::VerifyCode, "lee");
-    lc.files_strict = true;
+    lc.room.files_strict = true;
     let mut f = Files::new(Pair::from_configs(dc, lc, 4));
     f.l.accept_all = true;
     f.l.defer_naming = true;

@@ -9,7 +9,7 @@ use crate::testkit::ScriptedDialer;
 
 fn listener(security: Security, tries: u32) -> Side {
     let mut cfg = config(Role::Listener, security, "lee");
-    cfg.tries = tries;
+    cfg.room.tries = tries;
     Side::new(session(cfg, 9), LINK)
 }
 

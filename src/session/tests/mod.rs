@@ -27,8 +27,7 @@ use zeroize::Zeroizing;
 use super::*;
 use crate::protocol::DeterministicRng;
 
-pub const IDLE: Duration = Duration::from_secs(30);
-pub const HANDSHAKE: Duration = Duration::from_secs(10);
+pub use crate::testkit::{HANDSHAKE, IDLE};
 /// Bytes the in-memory wire holds in flight, like a socket's buffers.
 const WIRE_LIMIT: usize = 256 * 1024;
 /// The link id both sides of a pair use for their one connection.
@@ -36,19 +35,8 @@ pub const LINK: LinkId = LinkId(16);
 
 pub fn config(role: Role, security: Security, name: &str) -> SessionConfig {
     SessionConfig {
-        role,
         security,
-        name: name.into(),
-        idle_timeout: IDLE,
-        handshake_timeout: HANDSHAKE,
-        tries: 3,
-        failed_before: 0,
-        retry_busy: None,
-        output_is_data: true,
-        resume: None,
-        resume_buffer: crate::session::room::REPLAY_CAP,
-        input_rewindable: false,
-        files_strict: false,
+        room: crate::testkit::room_settings(role, name),
     }
 }
 

@@ -15,8 +15,8 @@ const TARGET: &str = "192.0.2.7:51423";
 fn resume_pair(seed: u64) -> Pair {
     let mut dc = config(Role::Dialer, Security::VerifyCode, "dana");
     let mut lc = config(Role::Listener, Security::VerifyCode, "lee");
-    dc.resume = Some(GRACE);
-    lc.resume = Some(GRACE);
+    dc.room.resume = Some(GRACE);
+    lc.room.resume = Some(GRACE);
     let mut p = Pair::from_configs(dc, lc, seed);
     p.run();
     assert!(p.dialer.s.is_established() && p.listener.s.is_established());
@@ -283,7 +283,7 @@ fn without_resume_a_cut_asks_for_no_connection() {
 #[test]
 fn a_busy_listener_is_dialed_again_with_backoff_until_the_retry_time_is_up() {
     let mut cfg = config(Role::Dialer, secret("s3cret"), "dana");
-    cfg.retry_busy = Some(Duration::from_secs(3));
+    cfg.room.retry_busy = Some(Duration::from_secs(3));
     let start = Instant::now();
     let mut now = start;
     let mut d = Side::new(session(cfg, 4), LINK);

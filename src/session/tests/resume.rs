@@ -15,10 +15,10 @@ fn resume_pair(seed: u64) -> Pair {
 fn resume_pair_rewinding(seed: u64, dialer: bool, listener: bool) -> Pair {
     let mut dc = config(Role::Dialer, Security::VerifyCode, "dana");
     let mut lc = config(Role::Listener, Security::VerifyCode, "lee");
-    dc.resume = Some(GRACE);
-    lc.resume = Some(GRACE);
-    dc.input_rewindable = dialer;
-    lc.input_rewindable = listener;
+    dc.room.resume = Some(GRACE);
+    lc.room.resume = Some(GRACE);
+    dc.room.input_rewindable = dialer;
+    lc.room.input_rewindable = listener;
     Pair::from_configs(dc, lc, seed)
 }
 
@@ -294,7 +294,7 @@ fn a_forged_resume_costs_the_room_nothing() {
 #[test]
 fn resume_needs_both_sides() {
     let mut dc = config(Role::Dialer, Security::VerifyCode, "dana");
-    dc.resume = Some(GRACE);
+    dc.room.resume = Some(GRACE);
     let lc = config(Role::Listener, Security::VerifyCode, "lee");
     let mut p = Pair::from_configs(dc, lc, 1);
     p.run();
@@ -457,7 +457,7 @@ fn an_offset_beyond_what_we_sent_is_a_protocol_violation() {
         (Kind::Ack, vec![0u8; 7]),
     ] {
         let mut lc = config(Role::Listener, Security::VerifyCode, "lee");
-        lc.resume = Some(GRACE);
+        lc.room.resume = Some(GRACE);
         let mut l = Side::new(session(lc, 3), LINK);
         let now = Instant::now();
         l.s.accept(LINK, 1, now);
