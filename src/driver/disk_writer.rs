@@ -18,7 +18,7 @@
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Sender};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -27,12 +27,13 @@ use mio::Waker;
 use crate::files::disk::Incoming;
 use crate::session::stream::StreamId;
 
-/// The most bytes handed over and not yet written, per file: what the
-/// network may run ahead of the disk before the peer is held back (the
-/// session grants the peer credit only for bytes handed over). 4 MiB is a
-/// quarter of a second at 16 MB/s, enough to ride out a disk's hiccups,
-/// and it bounds the memory a stalled disk makes us hold.
-pub const QUEUE_CAP: usize = 4 * 1024 * 1024;
+/// The most bytes handed over and not yet written, per file. The session
+/// grants the peer credit only for bytes handed over, and holds up to its
+/// window (`FILE_WINDOW`, 2 MiB) beyond them, which is what rides out a
+/// disk's hiccup; this queue only keeps the disk busy while the loop
+/// works. 1 MiB per file, with up to `MAX_OPEN_OFFERS` files moving at
+/// once, bounds what a stalled disk makes us hold.
+pub const QUEUE_CAP: usize = 1024 * 1024;
 
 /// Where a received file's bytes go: [`Incoming`], or a test's stand-in.
 pub trait Sink: Send + 'static {
@@ -80,6 +81,8 @@ struct Shared {
 /// One received file being written off the loop.
 pub struct DiskWriter {
     tx: Option<Sender<Msg>>,
+    /// Buffers written, back from the thread to be filled again.
+    reusable: Receiver<Vec<u8>>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
@@ -94,6 +97,7 @@ impl DiskWriter {
         waker: Arc<Waker>,
     ) -> io::Result<DiskWriter> {
         let (tx, rx) = channel::<Msg>();
+        let (spent, reusable) = channel::<Vec<u8>>();
         let shared = Arc::new(Shared {
             queued: AtomicUsize::new(0),
             wants_room: AtomicBool::new(false),
@@ -115,6 +119,7 @@ impl DiskWriter {
                         Msg::Data(buf) => {
                             let result = sink.as_mut().map(|s| s.write_all(&buf));
                             theirs.queued.fetch_sub(buf.len(), Ordering::SeqCst);
+                            let _ = spent.send(buf);
                             if theirs.wants_room.swap(false, Ordering::SeqCst) {
                                 let _ = waker.wake();
                             }
@@ -139,6 +144,7 @@ impl DiskWriter {
             })?;
         Ok(DiskWriter {
             tx: Some(tx),
+            reusable,
             shared,
             thread: Some(thread),
         })
@@ -166,7 +172,7 @@ impl DiskWriter {
         }
         self.shared.queued.fetch_add(n, Ordering::SeqCst);
         match &self.tx {
-            Some(tx) if tx.send(Msg::Data(data[..n].to_vec())).is_ok() => {}
+            Some(tx) if tx.send(Msg::Data(self.filled(&data[..n]))).is_ok() => {}
             // The thread stopped after an error, which it reports: the
             // bytes are taken, and go nowhere, like the rest of the file.
             _ => {
@@ -174,6 +180,15 @@ impl DiskWriter {
             }
         }
         n
+    }
+
+    /// A buffer holding `data`: one the thread is done with, if any (their
+    /// number is bounded by what the queue holds), or a new one.
+    fn filled(&self, data: &[u8]) -> Vec<u8> {
+        let mut buf = self.reusable.try_recv().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(data);
+        buf
     }
 
     /// Everything is handed over: the thread writes the rest, makes the
@@ -212,7 +227,6 @@ impl Drop for DiskWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::mpsc::Receiver;
     use std::sync::{Condvar, Mutex};
     use std::time::Duration;
 

@@ -10,11 +10,11 @@
 //! `--receive`), a file is written only inside the save directory under a
 //! safe name, and what did not arrive whole is removed.
 //!
-//! A received file is written, made durable (`fsync`) and named on a
-//! thread of its own ([`super::disk_writer`]), which reports through a
-//! channel and the loop's waker, so a slow disk never holds the chat or
-//! the heartbeats. Our own files are read on the loop: a read of what is
-//! on disk does not wait for anyone.
+//! Files touch the disk only on threads of their own, which hand over
+//! through channels and the loop's waker, so a slow disk never holds the
+//! chat or the heartbeats: a file we send is read ahead of the network
+//! ([`super::disk_reader`]), and a received one is written, made durable
+//! (`fsync`) and named ([`super::disk_writer`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use mio::Waker;
 
+use super::disk_reader::{DiskReader, Took};
 use super::disk_writer::{DiskWriter, Outcome};
 use super::user::{FileCommand, Notice, UserSide};
 use crate::error::Error;
@@ -65,7 +66,7 @@ pub struct Files {
     next_number: u32,
     /// Offers of the peer's waiting for the user, oldest first.
     waiting: Vec<(StreamId, Vec<u8>)>,
-    reading: HashMap<StreamId, Outgoing>,
+    reading: HashMap<StreamId, DiskReader>,
     writing: HashMap<StreamId, DiskWriter>,
     /// Where saved files ended up, until their end is told.
     saved: HashMap<StreamId, PathBuf>,
@@ -152,10 +153,12 @@ impl Files {
         let file = Outgoing::open(path).map_err(|e| Error::Usage(disk::describe(&e, path)))?;
         let offered = file.name().to_string();
         let size = file.len();
+        let reader = DiskReader::spawn(file, self.waker.clone())
+            .map_err(|e| Error::Usage(format!("cannot read {}: {e}", path.display())))?;
         let id = session.offer_file(offered.as_bytes(), size, now)?;
         let shown = name::display(&offered);
         let number = self.number(id, shown.clone(), size, true);
-        self.reading.insert(id, file);
+        self.reading.insert(id, reader);
         ui.notice(Notice::FileOffering {
             number,
             name: &shown,
@@ -433,20 +436,22 @@ impl Files {
         }
     }
 
-    /// Takes what the writers did, then reads our files and hands the
-    /// peer's to their writers, as far as the session wants and at most
-    /// `TURN_BUDGET` each way (whether more is ready is the session's to
-    /// say: `file_to_read`, `file_to_write`). Returns true if and only if
-    /// more could be done at once: not when the only bytes left wait for
-    /// a writer's room, which wakes the loop when it has some.
+    /// Takes what the writers did, then takes our files' bytes from their
+    /// readers and hands the peer's to their writers, as far as the
+    /// session wants and at most `TURN_BUDGET` each way (whether more is
+    /// wanted is the session's to say: `file_to_read`, `file_to_write`).
+    /// Returns true if and only if more could be done at once: not when
+    /// what is left waits for a reader's bytes or a writer's room, which
+    /// wake the loop when they come.
     pub fn pump(&mut self, session: &mut Session, now: Instant) -> bool {
         self.named(session, now);
         let mut read = 0;
+        let mut reader_behind = false;
         while read < TURN_BUDGET {
             let Some((id, at)) = session.file_to_read() else {
                 break;
             };
-            let Some(file) = self.reading.get_mut(&id) else {
+            let Some(reader) = self.reading.get_mut(&id) else {
                 session.file_io_failed(id, "its file is not open", now);
                 continue;
             };
@@ -454,19 +459,16 @@ impl Files {
             if buf.is_empty() {
                 break;
             }
-            match file.read_at(at, buf) {
-                Ok(n) if n > 0 => {
+            match reader.take(at, buf) {
+                Took::Bytes(n) => {
                     read += n;
                     session.file_read(id, n, now);
                 }
-                Ok(_) => {
-                    let why = format!("{} is shorter than when it was offered", file.name());
-                    session.file_io_failed(id, &why, now);
+                Took::Waiting => {
+                    reader_behind = true;
+                    break;
                 }
-                Err(e) => {
-                    let why = e.to_string();
-                    session.file_io_failed(id, &why, now);
-                }
+                Took::Failed(e) => session.file_io_failed(id, &e.to_string(), now),
             }
         }
         let mut written = 0;
@@ -489,7 +491,8 @@ impl Files {
             written += n;
             session.file_written(id, n, now);
         }
-        session.file_to_read().is_some() || (!writer_full && session.file_to_write().is_some())
+        (!reader_behind && session.file_to_read().is_some())
+            || (!writer_full && session.file_to_write().is_some())
     }
 
     /// Shows how the transfers go, every [`PROGRESS_EVERY`].

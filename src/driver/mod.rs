@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod conn;
+pub mod disk_reader;
 pub mod disk_writer;
 pub mod files;
 pub mod net;

@@ -1,0 +1,477 @@
+//! A file we send is read on a thread of its own, ahead of the network,
+//! so a slow disk never holds the loop: a file on a network share, a
+//! sleeping USB disk or a cold spinning one can take a second to answer
+//! a read, and on the loop thread that would stall the chat, the
+//! heartbeats and the other transfers with it (the twin of
+//! [`super::disk_writer`]).
+//!
+//! The thread reads in order from where it was last asked to start, at
+//! most [`READ_AHEAD`] ahead of the loop, and reads nothing before the
+//! loop first asks (an offer may wait long for its answer). The loop takes bytes with
+//! [`DiskReader::take`], which never blocks: it says
+//! [`Took::Waiting`] when the thread has nothing ready, and the thread then
+//! wakes the loop with its next piece. A resume that reads the file again
+//! from an earlier offset is a `take` at that offset: the thread starts
+//! over there, and what it read ahead from the old place is dropped.
+
+use std::io;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use mio::Waker;
+
+use crate::files::disk::Outgoing;
+
+/// The most read in one piece.
+const PIECE: usize = 128 * 1024;
+/// The most read ahead of the loop, in pieces: 1 MiB, which rides out a
+/// disk's hiccup of 60 ms at 16 MB/s, and bounds what a file being sent
+/// costs in memory (every file offered may be moving at once, up to
+/// `MAX_OPEN_OFFERS` of them).
+const PIECES_AHEAD: usize = 8;
+pub const READ_AHEAD: usize = PIECE * PIECES_AHEAD;
+
+/// Where a sent file's bytes come from: [`Outgoing`], or a test's
+/// stand-in.
+pub trait Source: Send + 'static {
+    /// Reads from `offset` into `buf`; 0 only at or past [`Source::size`].
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+    /// The size offered: nothing past it is read.
+    fn size(&self) -> u64;
+    /// The name for an error about it.
+    fn name(&self) -> &str;
+}
+
+impl Source for Outgoing {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        Outgoing::read_at(self, offset, buf)
+    }
+
+    fn size(&self) -> u64 {
+        Outgoing::len(self)
+    }
+
+    fn name(&self) -> &str {
+        Outgoing::name(self)
+    }
+}
+
+/// What the loop got from [`DiskReader::take`].
+#[derive(Debug)]
+pub enum Took {
+    /// This many bytes, from the offset asked.
+    Bytes(usize),
+    /// Nothing is ready: the thread wakes the loop when something is.
+    Waiting,
+    /// Reading failed; the transfer cannot go on.
+    Failed(io::Error),
+}
+
+/// A piece the thread read, or why it could not, for the reads started at
+/// `start` (the loop's count of its requests to start over).
+enum Piece {
+    Data { start: u64, bytes: Vec<u8> },
+    Failed { start: u64, error: io::Error },
+}
+
+/// The loop found nothing ready: the thread wakes it with its next piece.
+type Wants = AtomicBool;
+
+/// One file being read ahead of the network, off the loop.
+pub struct DiskReader {
+    /// Where to start over: (the request's number, the offset).
+    restart: Option<Sender<(u64, u64)>>,
+    pieces: Receiver<Piece>,
+    /// Pieces taken, back to the thread to be read into again (a fresh
+    /// one would be zeroed first, a pass over memory for nothing).
+    spent: Sender<Vec<u8>>,
+    wants: Arc<Wants>,
+    /// The number of the last request to start over.
+    start: u64,
+    /// The offset of the next byte the loop takes (`u64::MAX` before the
+    /// first take).
+    next: u64,
+    /// The piece being taken, and how much of it was.
+    front: Option<(Vec<u8>, usize)>,
+    #[cfg_attr(not(test), allow(dead_code))]
+    thread: Option<JoinHandle<()>>,
+}
+
+impl DiskReader {
+    /// Starts the thread that reads `source` from offset 0, waking the
+    /// loop through `waker`.
+    pub fn spawn<S: Source>(mut source: S, waker: Arc<Waker>) -> io::Result<DiskReader> {
+        let (restart, restarts) = channel::<(u64, u64)>();
+        let (tx, pieces) = sync_channel::<Piece>(PIECES_AHEAD);
+        let (spent, reusable) = channel::<Vec<u8>>();
+        let wants = Arc::new(Wants::new(false));
+        let theirs = wants.clone();
+        let thread = std::thread::Builder::new()
+            .name("p2pchat-read".into())
+            .spawn(move || {
+                let len = source.size();
+                // Nothing is read before the loop asks.
+                let Ok((mut start, mut at)) = restarts.recv() else {
+                    return;
+                };
+                loop {
+                    // The newest request to start over wins.
+                    while let Ok((s, a)) = restarts.try_recv() {
+                        (start, at) = (s, a);
+                    }
+                    let piece = if at >= len {
+                        None
+                    } else {
+                        let want = usize::try_from(len - at).map_or(PIECE, |l| l.min(PIECE));
+                        let mut bytes = reusable.try_recv().unwrap_or_default();
+                        bytes.resize(want, 0);
+                        Some(match source.read_at(at, &mut bytes) {
+                            Ok(0) => Piece::Failed {
+                                start,
+                                error: io::Error::new(
+                                    io::ErrorKind::UnexpectedEof,
+                                    format!(
+                                        "{} is shorter than when it was offered",
+                                        source.name()
+                                    ),
+                                ),
+                            },
+                            Ok(n) => {
+                                bytes.truncate(n);
+                                at += n as u64;
+                                Piece::Data { start, bytes }
+                            }
+                            Err(error) => Piece::Failed { start, error },
+                        })
+                    };
+                    let Some(piece) = piece else {
+                        // All read: wait for a request to start over.
+                        match restarts.recv() {
+                            Ok((s, a)) => (start, at) = (s, a),
+                            Err(_) => return,
+                        }
+                        continue;
+                    };
+                    let failed = matches!(piece, Piece::Failed { .. });
+                    // Blocks while the loop is READ_AHEAD behind; fails
+                    // once the loop has dropped the reader.
+                    if tx.send(piece).is_err() {
+                        return;
+                    }
+                    // Either the loop sees this piece when it looks again
+                    // after asking to be woken, or this sees that it asked.
+                    fence(Ordering::SeqCst);
+                    if theirs.swap(false, Ordering::SeqCst) {
+                        let _ = waker.wake();
+                    }
+                    if failed {
+                        // Nothing more from here: wait to be asked again.
+                        at = len;
+                    }
+                }
+            })?;
+        Ok(DiskReader {
+            restart: Some(restart),
+            pieces,
+            spent,
+            wants,
+            start: 0,
+            // No offset: the first take asks the thread to start.
+            next: u64::MAX,
+            front: None,
+            thread: Some(thread),
+        })
+    }
+
+    /// Takes the file's bytes from offset `at` into `buf` (not empty):
+    /// as many as are ready, at once, or [`Took::Waiting`].
+    pub fn take(&mut self, at: u64, buf: &mut [u8]) -> Took {
+        if at != self.next {
+            self.start_over(at);
+        }
+        loop {
+            if let Some((bytes, taken)) = &mut self.front {
+                let n = buf.len().min(bytes.len() - *taken);
+                buf[..n].copy_from_slice(&bytes[*taken..*taken + n]);
+                *taken += n;
+                if *taken == bytes.len() {
+                    if let Some((bytes, _)) = self.front.take() {
+                        let _ = self.spent.send(bytes);
+                    }
+                }
+                self.next += n as u64;
+                return Took::Bytes(n);
+            }
+            match self.receive() {
+                Ok(Piece::Data { start, bytes }) if start == self.start => {
+                    self.front = Some((bytes, 0));
+                }
+                Ok(Piece::Failed { start, error }) if start == self.start => {
+                    return Took::Failed(error)
+                }
+                // Read ahead from where the loop no longer wants it.
+                Ok(Piece::Data { bytes, .. }) => {
+                    let _ = self.spent.send(bytes);
+                }
+                Ok(Piece::Failed { .. }) => {}
+                Err(TryRecvError::Empty) => return Took::Waiting,
+                Err(TryRecvError::Disconnected) => {
+                    return Took::Failed(io::Error::other("the file's reader stopped"))
+                }
+            }
+        }
+    }
+
+    /// The next piece, or Empty after asking to be woken for it.
+    fn receive(&mut self) -> Result<Piece, TryRecvError> {
+        match self.pieces.try_recv() {
+            Err(TryRecvError::Empty) => {
+                self.wants.store(true, Ordering::SeqCst);
+                // A piece sent before the thread looked at `wants` is in
+                // the channel now: take it rather than sleep past it.
+                fence(Ordering::SeqCst);
+                self.pieces.try_recv()
+            }
+            other => other,
+        }
+    }
+
+    /// Asks the thread to read from `at` on. What it read from elsewhere
+    /// is dropped as [`DiskReader::take`] comes to it (never here, where
+    /// a piece already read from `at` could be among it); that also makes
+    /// room for a thread blocked on a full queue to see the request.
+    fn start_over(&mut self, at: u64) {
+        self.start += 1;
+        self.next = at;
+        self.front = None;
+        if let Some(restart) = &self.restart {
+            let _ = restart.send((self.start, at));
+        }
+    }
+
+    /// Stops the thread (after the read it is in) and returns it, for a
+    /// test to see it end. The program does not wait for it: a reader
+    /// leaves nothing behind, and a read stuck on a dead disk must not
+    /// hold the program's exit.
+    #[cfg(test)]
+    pub fn close(mut self) -> Option<JoinHandle<()>> {
+        self.thread.take()
+    }
+}
+
+impl Drop for DiskReader {
+    /// Dropping the channels stops the thread: its next send, or its wait
+    /// for a request, fails.
+    fn drop(&mut self) {
+        self.restart = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Condvar, Mutex};
+    use std::time::Duration;
+
+    /// A stand-in file of `len` bytes (byte i is `i % 251`): every read
+    /// waits until the test opens the gate, and it can fail on demand.
+    #[derive(Clone)]
+    struct Disk {
+        len: u64,
+        state: Arc<(Mutex<DiskState>, Condvar)>,
+    }
+
+    #[derive(Default)]
+    struct DiskState {
+        open: bool,
+        fail: bool,
+        reads: usize,
+    }
+
+    impl Disk {
+        fn new(len: u64) -> Disk {
+            Disk {
+                len,
+                state: Arc::default(),
+            }
+        }
+
+        fn set(&self, f: impl FnOnce(&mut DiskState)) {
+            f(&mut self.state.0.lock().unwrap());
+            self.state.1.notify_all();
+        }
+    }
+
+    impl Source for Disk {
+        fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+            let (lock, cv) = &*self.state;
+            let mut s = cv.wait_while(lock.lock().unwrap(), |s| !s.open).unwrap();
+            s.reads += 1;
+            cv.notify_all();
+            if s.fail {
+                return Err(io::Error::other("input/output error"));
+            }
+            let n = buf.len().min((self.len - offset) as usize);
+            for (i, b) in buf[..n].iter_mut().enumerate() {
+                *b = ((offset + i as u64) % 251) as u8;
+            }
+            Ok(n)
+        }
+
+        fn size(&self) -> u64 {
+            self.len
+        }
+
+        fn name(&self) -> &str {
+            "stand-in"
+        }
+    }
+
+    fn reader(disk: &Disk) -> (DiskReader, mio::Poll) {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        (DiskReader::spawn(disk.clone(), waker).unwrap(), poll)
+    }
+
+    /// Waits for the waker, with a deadline.
+    fn woken(poll: &mut mio::Poll) -> bool {
+        let mut events = mio::Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::from_secs(10)))
+            .unwrap();
+        !events.is_empty()
+    }
+
+    /// Takes from `at` until `want` bytes came, waiting on the waker
+    /// whenever nothing is ready.
+    fn take_all(
+        r: &mut DiskReader,
+        poll: &mut mio::Poll,
+        at: u64,
+        want: usize,
+        piece: usize,
+    ) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut buf = vec![0; piece];
+        while got.len() < want {
+            let n = piece.min(want - got.len());
+            match r.take(at + got.len() as u64, &mut buf[..n]) {
+                Took::Bytes(n) => got.extend_from_slice(&buf[..n]),
+                Took::Waiting => assert!(woken(poll), "nothing ready, and no wake-up came"),
+                Took::Failed(e) => panic!("reading failed: {e}"),
+            }
+        }
+        got
+    }
+
+    fn expected(from: u64, n: usize) -> Vec<u8> {
+        (from..from + n as u64).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn a_stalled_disk_never_blocks_the_loop_and_the_bytes_come_in_order() {
+        let len = 3 * READ_AHEAD as u64 + 12_345;
+        let disk = Disk::new(len);
+        let (mut r, mut poll) = reader(&disk);
+        let mut buf = vec![0; 64 * 1024];
+        // The disk does not answer, yet take returns at once.
+        assert!(matches!(r.take(0, &mut buf), Took::Waiting));
+        disk.set(|s| s.open = true);
+        // Odd sizes, so takes straddle the pieces.
+        let got = take_all(&mut r, &mut poll, 0, len as usize, 7_777);
+        assert!(
+            got == expected(0, len as usize),
+            "the bytes differ from the file's"
+        );
+        r.close().unwrap().join().unwrap();
+    }
+
+    #[test]
+    fn nothing_is_read_before_the_first_take() {
+        let disk = Disk::new(10 * READ_AHEAD as u64);
+        let (mut r, mut poll) = reader(&disk);
+        disk.set(|s| s.open = true);
+        let (lock, cv) = &*disk.state;
+        let (s, waited) = cv
+            .wait_timeout_while(lock.lock().unwrap(), Duration::from_millis(300), |s| {
+                s.reads == 0
+            })
+            .unwrap();
+        assert!(
+            waited.timed_out(),
+            "{} pieces read before anyone asked",
+            s.reads
+        );
+        drop(s);
+        let got = take_all(&mut r, &mut poll, 0, 1000, 1000);
+        assert!(got == expected(0, 1000));
+        r.close().unwrap().join().unwrap();
+    }
+
+    #[test]
+    fn the_thread_reads_no_further_ahead_than_its_bound() {
+        let disk = Disk::new(64 * READ_AHEAD as u64);
+        let (mut r, mut poll) = reader(&disk);
+        disk.set(|s| s.open = true);
+        take_all(&mut r, &mut poll, 0, 1000, 1000);
+        // The piece being taken, the queue, and the one the thread holds
+        // waiting for room: the thread gets there...
+        let bound = PIECES_AHEAD + 2;
+        let (lock, cv) = &*disk.state;
+        let s = cv
+            .wait_timeout_while(lock.lock().unwrap(), Duration::from_secs(10), |s| {
+                s.reads < bound
+            })
+            .unwrap()
+            .0;
+        assert_eq!(s.reads, bound, "the thread did not read ahead");
+        // ...and no further, however long it is given.
+        let (s, waited) = cv
+            .wait_timeout_while(s, Duration::from_millis(300), |s| s.reads <= bound)
+            .unwrap();
+        assert!(waited.timed_out(), "{} pieces read ahead", s.reads);
+        drop(s);
+        drop(r);
+    }
+
+    #[test]
+    fn a_resume_from_an_earlier_offset_starts_the_thread_over_there() {
+        let len = 2 * READ_AHEAD as u64;
+        let disk = Disk::new(len);
+        let (mut r, mut poll) = reader(&disk);
+        disk.set(|s| s.open = true);
+        let first = take_all(&mut r, &mut poll, 0, 300_000, 65_536);
+        assert!(first == expected(0, 300_000));
+        // The peer had only 100,000 bytes: read again from there, to the end.
+        let again = take_all(&mut r, &mut poll, 100_000, len as usize - 100_000, 65_536);
+        assert!(
+            again == expected(100_000, len as usize - 100_000),
+            "a restart gave other bytes"
+        );
+        r.close().unwrap().join().unwrap();
+    }
+
+    #[test]
+    fn a_read_error_reaches_the_loop_and_a_restart_can_try_again() {
+        let disk = Disk::new(1_000_000);
+        let (mut r, mut poll) = reader(&disk);
+        disk.set(|s| {
+            s.open = true;
+            s.fail = true;
+        });
+        let mut buf = vec![0; 4096];
+        let error = loop {
+            match r.take(0, &mut buf) {
+                Took::Waiting => assert!(woken(&mut poll), "an error must wake the loop"),
+                Took::Failed(e) => break e,
+                Took::Bytes(_) => panic!("bytes from a failing disk"),
+            }
+        };
+        assert_eq!(error.to_string(), "input/output error");
+        disk.set(|s| s.fail = false);
+        let got = take_all(&mut r, &mut poll, 5, 10_000, 4096);
+        assert!(got == expected(5, 10_000));
+        r.close().unwrap().join().unwrap();
+    }
+}
