@@ -91,7 +91,9 @@ fn files_and_the_chat_stream_cross_together_byte_exact() {
 /// The pacing that leaves room in TCP's window for the chat (on links of
 /// 5 ms and more) works on loopback too when told to: every chunk is cut
 /// to the room the socket reports, and a file held for room is looked at
-/// again, never left waiting.
+/// again, never left waiting. The heartbeat, which wakes the loop too, is
+/// set far apart (every 5 minutes), so that only the pacing's own look
+/// again keeps a held file moving within the test's deadline.
 #[test]
 fn files_paced_to_tcps_window_still_arrive_whole() {
     let pace = [("P2PCHAT_PACE_MIN_RTT_US", "0")];
@@ -103,9 +105,15 @@ fn files_paced_to_tcps_window_still_arrive_whole() {
     ];
     let chat = random_bytes(1 << 20, 233);
     let dir = out.0.display().to_string();
-    let (mut l, port) = listen_env(&["--receive", &dir], "127.0.0.1", In::Pipe, &pace);
+    let quiet = ["--idle-timeout", "900"];
+    let (mut l, port) = listen_env(
+        &["--receive", &dir, quiet[0], quiet[1]],
+        "127.0.0.1",
+        In::Pipe,
+        &pace,
+    );
     let port = port.to_string();
-    let mut args = vec!["dial", "127.0.0.1", &port, "--send"];
+    let mut args = vec!["dial", "127.0.0.1", &port, quiet[0], quiet[1], "--send"];
     let paths: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     args.extend(paths.iter().map(String::as_str));
     let mut d = Proc::p2p_env(&args, In::Pipe, &pace);
