@@ -284,7 +284,7 @@ pub fn run_room_script(steps: &[Step]) {
                 _ => {}
             }
         }
-        while let Some((id, data)) = s.file_to_write() {
+        while let Some((id, data)) = s.file_to_write(&[]) {
             let n = data.len();
             s.file_written(id, n, now);
         }

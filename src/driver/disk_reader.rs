@@ -5,12 +5,12 @@
 //! heartbeats and the other transfers with it (the twin of
 //! [`super::disk_writer`]).
 //!
-//! The thread reads in order from where it was last asked to start, at
-//! most [`READ_AHEAD`] ahead of the loop, and reads nothing before the
-//! loop first asks (an offer may wait long for its answer). The loop takes bytes with
-//! [`DiskReader::take`], which never blocks: it says
-//! [`Took::Waiting`] when the thread has nothing ready, and the thread then
-//! wakes the loop with its next piece. A resume that reads the file again
+//! The thread starts at the loop's first take (an offer may wait long
+//! for its answer, or never get one), and reads in order from where it
+//! was last asked to start, at most [`READ_AHEAD`] ahead of the loop.
+//! [`DiskReader::take`] never blocks: it says [`Took::Waiting`] when the
+//! thread has nothing ready, and the thread then wakes the loop with its
+//! next piece. A resume that reads the file again
 //! from an earlier offset is a `take` at that offset: the thread starts
 //! over there, and what it read ahead from the old place is dropped.
 
@@ -27,8 +27,9 @@ use crate::files::disk::Outgoing;
 /// The most read in one piece.
 const PIECE: usize = 128 * 1024;
 /// The most read ahead of the loop, in pieces: 1 MiB, which rides out a
-/// disk's hiccup of 60 ms at 16 MB/s, and bounds what a file being sent
-/// costs in memory (every file offered may be moving at once, up to
+/// disk's hiccup of 60 ms at 16 MB/s. With the piece being taken and the
+/// one the thread holds for a full queue, a file being sent costs at most
+/// 1.25 MiB (every file offered may be moving at once, up to
 /// `MAX_OPEN_OFFERS` of them).
 const PIECES_AHEAD: usize = 8;
 pub const READ_AHEAD: usize = PIECE * PIECES_AHEAD;
@@ -81,13 +82,11 @@ type Wants = AtomicBool;
 
 /// One file being read ahead of the network, off the loop.
 pub struct DiskReader {
-    /// Where to start over: (the request's number, the offset).
-    restart: Option<Sender<(u64, u64)>>,
-    pieces: Receiver<Piece>,
-    /// Pieces taken, back to the thread to be read into again (a fresh
-    /// one would be zeroed first, a pass over memory for nothing).
-    spent: Sender<Vec<u8>>,
-    wants: Arc<Wants>,
+    /// The file, until the first take starts the thread.
+    idle: Option<Box<dyn Source>>,
+    waker: Arc<Waker>,
+    /// The thread, once started.
+    running: Option<Running>,
     /// The number of the last request to start over.
     start: u64,
     /// The offset of the next byte the loop takes (`u64::MAX` before the
@@ -95,14 +94,108 @@ pub struct DiskReader {
     next: u64,
     /// The piece being taken, and how much of it was.
     front: Option<(Vec<u8>, usize)>,
+}
+
+/// The loop's ends of a running reader's channels.
+struct Running {
+    /// Where to start over: (the request's number, the offset).
+    restart: Sender<(u64, u64)>,
+    pieces: Receiver<Piece>,
+    /// Pieces taken, back to the thread to be read into again (a fresh
+    /// one would be zeroed first, a pass over memory for nothing).
+    spent: Sender<Vec<u8>>,
+    wants: Arc<Wants>,
     #[cfg_attr(not(test), allow(dead_code))]
-    thread: Option<JoinHandle<()>>,
+    thread: JoinHandle<()>,
 }
 
 impl DiskReader {
-    /// Starts the thread that reads `source` from offset 0, waking the
-    /// loop through `waker`.
-    pub fn spawn<S: Source>(mut source: S, waker: Arc<Waker>) -> io::Result<DiskReader> {
+    /// A reader of `source` that starts its thread at the first take (an
+    /// offer may wait long for its answer, or never get one), and wakes
+    /// the loop through `waker`.
+    pub fn new<S: Source>(source: S, waker: Arc<Waker>) -> DiskReader {
+        DiskReader {
+            idle: Some(Box::new(source)),
+            waker,
+            running: None,
+            start: 0,
+            next: u64::MAX,
+            front: None,
+        }
+    }
+
+    /// Takes the file's bytes from offset `at` into `buf` (not empty):
+    /// as many as are ready, at once, or [`Took::Waiting`].
+    pub fn take(&mut self, at: u64, buf: &mut [u8]) -> Took {
+        if let Some(source) = self.idle.take() {
+            match Running::spawn(source, self.waker.clone()) {
+                Ok(running) => self.running = Some(running),
+                Err(e) => return Took::Failed(e),
+            }
+        }
+        let Some(running) = &mut self.running else {
+            return Took::Failed(io::Error::other("the file's reader did not start"));
+        };
+        if at != self.next {
+            // Asks the thread to read from `at` on. What it read from
+            // elsewhere is dropped as it comes below (never all at once
+            // here, where a piece already read from `at` could be among
+            // it); that also makes room for a thread blocked on a full
+            // queue to see the request.
+            self.start += 1;
+            self.next = at;
+            if let Some((bytes, _)) = self.front.take() {
+                let _ = running.spent.send(bytes);
+            }
+            let _ = running.restart.send((self.start, at));
+        }
+        loop {
+            if let Some((bytes, taken)) = &mut self.front {
+                let n = buf.len().min(bytes.len() - *taken);
+                buf[..n].copy_from_slice(&bytes[*taken..*taken + n]);
+                *taken += n;
+                if *taken == bytes.len() {
+                    if let Some((bytes, _)) = self.front.take() {
+                        let _ = running.spent.send(bytes);
+                    }
+                }
+                self.next += n as u64;
+                return Took::Bytes(n);
+            }
+            match running.receive() {
+                Ok(Piece::Data { start, bytes }) if start == self.start => {
+                    self.front = Some((bytes, 0));
+                }
+                Ok(Piece::Failed { start, error }) if start == self.start => {
+                    return Took::Failed(error)
+                }
+                // Read ahead from where the loop no longer wants it.
+                Ok(Piece::Data { bytes, .. }) => {
+                    let _ = running.spent.send(bytes);
+                }
+                Ok(Piece::Failed { .. }) => {}
+                Err(TryRecvError::Empty) => return Took::Waiting,
+                Err(TryRecvError::Disconnected) => {
+                    return Took::Failed(io::Error::other("the file's reader stopped"))
+                }
+            }
+        }
+    }
+
+    /// Stops the thread (after the read it is in) and returns it, for a
+    /// test to see it end. The program does not wait for it: a reader
+    /// leaves nothing behind, and a read stuck on a dead disk must not
+    /// hold the program's exit. Dropping a reader closes its channels,
+    /// which stops the thread: its next send, or its wait for a request,
+    /// fails.
+    #[cfg(test)]
+    pub fn close(mut self) -> Option<JoinHandle<()>> {
+        self.running.take().map(|r| r.thread)
+    }
+}
+
+impl Running {
+    fn spawn(mut source: Box<dyn Source>, waker: Arc<Waker>) -> io::Result<Running> {
         let (restart, restarts) = channel::<(u64, u64)>();
         let (tx, pieces) = sync_channel::<Piece>(PIECES_AHEAD);
         let (spent, reusable) = channel::<Vec<u8>>();
@@ -121,40 +214,36 @@ impl DiskReader {
                     while let Ok((s, a)) = restarts.try_recv() {
                         (start, at) = (s, a);
                     }
-                    let piece = if at >= len {
-                        None
-                    } else {
-                        let want = usize::try_from(len - at).map_or(PIECE, |l| l.min(PIECE));
-                        let mut bytes = reusable.try_recv().unwrap_or_default();
-                        bytes.resize(want, 0);
-                        Some(match source.read_at(at, &mut bytes) {
-                            Ok(0) => Piece::Failed {
-                                start,
-                                error: io::Error::new(
-                                    io::ErrorKind::UnexpectedEof,
-                                    format!(
-                                        "{} is shorter than when it was offered",
-                                        source.name()
-                                    ),
-                                ),
-                            },
-                            Ok(n) => {
-                                bytes.truncate(n);
-                                at += n as u64;
-                                Piece::Data { start, bytes }
-                            }
-                            Err(error) => Piece::Failed { start, error },
-                        })
-                    };
-                    let Some(piece) = piece else {
+                    if at >= len {
                         // All read: wait for a request to start over.
                         match restarts.recv() {
                             Ok((s, a)) => (start, at) = (s, a),
                             Err(_) => return,
                         }
                         continue;
+                    }
+                    let want = usize::try_from(len - at).map_or(PIECE, |l| l.min(PIECE));
+                    let mut bytes = reusable.try_recv().unwrap_or_default();
+                    bytes.resize(want, 0);
+                    let piece = match source.read_at(at, &mut bytes) {
+                        Ok(0) => Piece::Failed {
+                            start,
+                            error: io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                format!("{} is shorter than when it was offered", source.name()),
+                            ),
+                        },
+                        Ok(n) => {
+                            bytes.truncate(n);
+                            at += n as u64;
+                            Piece::Data { start, bytes }
+                        }
+                        Err(error) => Piece::Failed { start, error },
                     };
-                    let failed = matches!(piece, Piece::Failed { .. });
+                    if let Piece::Failed { .. } = piece {
+                        // Nothing more from here: wait to be asked again.
+                        at = len;
+                    }
                     // Blocks while the loop is READ_AHEAD behind; fails
                     // once the loop has dropped the reader.
                     if tx.send(piece).is_err() {
@@ -166,62 +255,15 @@ impl DiskReader {
                     if theirs.swap(false, Ordering::SeqCst) {
                         let _ = waker.wake();
                     }
-                    if failed {
-                        // Nothing more from here: wait to be asked again.
-                        at = len;
-                    }
                 }
             })?;
-        Ok(DiskReader {
-            restart: Some(restart),
+        Ok(Running {
+            restart,
             pieces,
             spent,
             wants,
-            start: 0,
-            // No offset: the first take asks the thread to start.
-            next: u64::MAX,
-            front: None,
-            thread: Some(thread),
+            thread,
         })
-    }
-
-    /// Takes the file's bytes from offset `at` into `buf` (not empty):
-    /// as many as are ready, at once, or [`Took::Waiting`].
-    pub fn take(&mut self, at: u64, buf: &mut [u8]) -> Took {
-        if at != self.next {
-            self.start_over(at);
-        }
-        loop {
-            if let Some((bytes, taken)) = &mut self.front {
-                let n = buf.len().min(bytes.len() - *taken);
-                buf[..n].copy_from_slice(&bytes[*taken..*taken + n]);
-                *taken += n;
-                if *taken == bytes.len() {
-                    if let Some((bytes, _)) = self.front.take() {
-                        let _ = self.spent.send(bytes);
-                    }
-                }
-                self.next += n as u64;
-                return Took::Bytes(n);
-            }
-            match self.receive() {
-                Ok(Piece::Data { start, bytes }) if start == self.start => {
-                    self.front = Some((bytes, 0));
-                }
-                Ok(Piece::Failed { start, error }) if start == self.start => {
-                    return Took::Failed(error)
-                }
-                // Read ahead from where the loop no longer wants it.
-                Ok(Piece::Data { bytes, .. }) => {
-                    let _ = self.spent.send(bytes);
-                }
-                Ok(Piece::Failed { .. }) => {}
-                Err(TryRecvError::Empty) => return Took::Waiting,
-                Err(TryRecvError::Disconnected) => {
-                    return Took::Failed(io::Error::other("the file's reader stopped"))
-                }
-            }
-        }
     }
 
     /// The next piece, or Empty after asking to be woken for it.
@@ -236,36 +278,6 @@ impl DiskReader {
             }
             other => other,
         }
-    }
-
-    /// Asks the thread to read from `at` on. What it read from elsewhere
-    /// is dropped as [`DiskReader::take`] comes to it (never here, where
-    /// a piece already read from `at` could be among it); that also makes
-    /// room for a thread blocked on a full queue to see the request.
-    fn start_over(&mut self, at: u64) {
-        self.start += 1;
-        self.next = at;
-        self.front = None;
-        if let Some(restart) = &self.restart {
-            let _ = restart.send((self.start, at));
-        }
-    }
-
-    /// Stops the thread (after the read it is in) and returns it, for a
-    /// test to see it end. The program does not wait for it: a reader
-    /// leaves nothing behind, and a read stuck on a dead disk must not
-    /// hold the program's exit.
-    #[cfg(test)]
-    pub fn close(mut self) -> Option<JoinHandle<()>> {
-        self.thread.take()
-    }
-}
-
-impl Drop for DiskReader {
-    /// Dropping the channels stops the thread: its next send, or its wait
-    /// for a request, fails.
-    fn drop(&mut self) {
-        self.restart = None;
     }
 }
 
@@ -332,7 +344,7 @@ mod tests {
     fn reader(disk: &Disk) -> (DiskReader, mio::Poll) {
         let poll = mio::Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
-        (DiskReader::spawn(disk.clone(), waker).unwrap(), poll)
+        (DiskReader::new(disk.clone(), waker), poll)
     }
 
     /// Waits for the waker, with a deadline.

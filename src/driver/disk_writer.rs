@@ -7,18 +7,21 @@
 //! places a thread is the right tool.
 //!
 //! The loop hands bytes over with [`DiskWriter::hand`], which never
-//! blocks: it copies what fits under [`QUEUE_CAP`] and returns at once.
-//! The thread writes them in order and wakes the loop when it made room
-//! for a loop that found the queue full, so the loop never spins waiting.
-//! [`DiskWriter::finish`] asks the thread to write the rest, make the
-//! file durable and name it; dropping a `DiskWriter` instead removes the
-//! temporary file. Every outcome (named, or the first error) is reported
-//! once through the channel the caller gives, with the loop's waker.
+//! blocks: it copies a piece if the queue has room for one ([`PIECES`])
+//! and returns at once. The thread writes them in order and wakes the
+//! loop when it made room for a loop that found the queue full, so the
+//! loop never spins waiting. [`DiskWriter::finish`] asks the thread to
+//! write the rest, make the file durable and name it; giving the file up
+//! ([`DiskWriter::abort`], or dropping an unfinished writer) removes the
+//! temporary file instead, also after `finish` if the thread has not
+//! begun naming it yet. Every outcome (named, or the first error) is
+//! reported once through the channel the caller gives, with the loop's
+//! waker.
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -27,13 +30,16 @@ use mio::Waker;
 use crate::files::disk::Incoming;
 use crate::session::stream::StreamId;
 
-/// The most bytes handed over and not yet written, per file. The session
-/// grants the peer credit only for bytes handed over, and holds up to its
-/// window (`FILE_WINDOW`, 2 MiB) beyond them, which is what rides out a
-/// disk's hiccup; this queue only keeps the disk busy while the loop
-/// works. 1 MiB per file, with up to `MAX_OPEN_OFFERS` files moving at
-/// once, bounds what a stalled disk makes us hold.
-pub const QUEUE_CAP: usize = 1024 * 1024;
+/// The most handed over in one piece.
+const PIECE: usize = 128 * 1024;
+/// The most pieces handed over and not yet written, per file: 1 MiB. The
+/// session grants the peer credit only for bytes handed over, and holds
+/// up to its window (`FILE_WINDOW`, 2 MiB) beyond them, which is what
+/// rides out a disk's hiccup; this queue only keeps the disk busy while
+/// the loop works. Counting pieces, not bytes, bounds the memory whatever
+/// sizes the bytes come in: with the piece being written and the loop's
+/// spare one, at most `PIECES + 2` buffers of `PIECE` bytes per file.
+const PIECES: usize = 8;
 
 /// Where a received file's bytes go: [`Incoming`], or a test's stand-in.
 pub trait Sink: Send + 'static {
@@ -62,29 +68,28 @@ impl Sink for Incoming {
 /// The outcome of one file: its final path, or why it failed.
 pub type Outcome = (StreamId, io::Result<PathBuf>);
 
-enum Msg {
-    Data(Vec<u8>),
-    /// Everything is handed over: make it durable and name it.
-    Finish,
-}
-
 /// What the loop and the thread share.
 struct Shared {
-    /// Bytes handed over and not yet written (or dropped).
-    queued: AtomicUsize,
     /// The loop found the queue full: wake it when there is room.
     wants_room: AtomicBool,
+    /// All was handed over: make the file durable and name it, once the
+    /// queue is written and the channel closed.
+    finish: AtomicBool,
     /// The file is given up: write nothing more, remove it.
     stop: AtomicBool,
 }
 
 /// One received file being written off the loop.
 pub struct DiskWriter {
-    tx: Option<Sender<Msg>>,
+    tx: Option<SyncSender<Vec<u8>>>,
     /// Buffers written, back from the thread to be filled again.
     reusable: Receiver<Vec<u8>>,
+    /// A buffer filled for a full queue, to be filled again next time.
+    spare: Option<Vec<u8>>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// [`DiskWriter::finish`] was called: dropping it no longer stops it.
+    finished: bool,
 }
 
 impl DiskWriter {
@@ -92,127 +97,124 @@ impl DiskWriter {
     /// goes to `report`, and the loop is woken through `waker`.
     pub fn spawn<S: Sink>(
         id: StreamId,
-        sink: S,
+        mut sink: S,
         report: Sender<Outcome>,
         waker: Arc<Waker>,
     ) -> io::Result<DiskWriter> {
-        let (tx, rx) = channel::<Msg>();
+        let (tx, rx) = sync_channel::<Vec<u8>>(PIECES);
         let (spent, reusable) = channel::<Vec<u8>>();
         let shared = Arc::new(Shared {
-            queued: AtomicUsize::new(0),
             wants_room: AtomicBool::new(false),
+            finish: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         });
         let theirs = shared.clone();
         let thread = std::thread::Builder::new()
             .name("p2pchat-disk".into())
             .spawn(move || {
-                let mut sink = Some(sink);
-                let mut outcome = None;
-                // Ends when the loop finishes the file, drops its writer
-                // (the channel closes), or after the first error.
-                while let Ok(msg) = rx.recv() {
+                let mut failed = None;
+                // Until the loop closes the channel (finished, or given
+                // up), or the first error.
+                while let Ok(buf) = rx.recv() {
+                    // Either the loop sees the room this made when it
+                    // tries again after asking to be woken, or this sees
+                    // that it asked.
+                    fence(Ordering::SeqCst);
+                    if theirs.wants_room.swap(false, Ordering::SeqCst) {
+                        let _ = waker.wake();
+                    }
                     if theirs.stop.load(Ordering::SeqCst) {
                         break;
                     }
-                    match msg {
-                        Msg::Data(buf) => {
-                            let result = sink.as_mut().map(|s| s.write_all(&buf));
-                            theirs.queued.fetch_sub(buf.len(), Ordering::SeqCst);
-                            let _ = spent.send(buf);
-                            if theirs.wants_room.swap(false, Ordering::SeqCst) {
-                                let _ = waker.wake();
-                            }
-                            if let Some(Err(e)) = result {
-                                outcome = Some(Err(e));
-                                break;
-                            }
-                        }
-                        Msg::Finish => {
-                            outcome = sink.take().map(Sink::finish);
-                            break;
-                        }
+                    if let Err(e) = sink.write_all(&buf) {
+                        failed = Some(e);
+                        break;
                     }
+                    let _ = spent.send(buf);
                 }
-                if let Some(s) = sink {
-                    s.abort();
-                }
-                if let Some(outcome) = outcome {
-                    let _ = report.send((id, outcome));
-                    let _ = waker.wake();
-                }
+                let finish = theirs.finish.load(Ordering::SeqCst);
+                let outcome = match failed {
+                    Some(e) => {
+                        sink.abort();
+                        Err(e)
+                    }
+                    // A failed finish removes the file itself.
+                    None if finish && !theirs.stop.load(Ordering::SeqCst) => sink.finish(),
+                    None => return sink.abort(),
+                };
+                let _ = report.send((id, outcome));
+                let _ = waker.wake();
             })?;
         Ok(DiskWriter {
             tx: Some(tx),
             reusable,
+            spare: None,
             shared,
             thread: Some(thread),
+            finished: false,
         })
     }
 
-    /// Hands over as much of `data` as the queue has room for, and
-    /// returns how much that was: 0 when it is full (the thread wakes the
-    /// loop once it wrote some).
+    /// Hands over as much of `data` as fits in a piece, if the queue has
+    /// room for one, and returns how much that was: 0 when it is full (the
+    /// thread wakes the loop once it took a piece).
     pub fn hand(&mut self, data: &[u8]) -> usize {
-        let room = || QUEUE_CAP.saturating_sub(self.shared.queued.load(Ordering::SeqCst));
-        let mut free = room();
-        if free == 0 {
-            self.shared.wants_room.store(true, Ordering::SeqCst);
-            // The thread may have made room between the two: look again,
-            // so that no wake-up is lost.
-            free = room();
-            if free == 0 {
-                return 0;
-            }
-            self.shared.wants_room.store(false, Ordering::SeqCst);
-        }
-        let n = data.len().min(free);
+        let n = data.len().min(PIECE);
+        let Some(tx) = &self.tx else { return 0 };
         if n == 0 {
             return 0;
         }
-        self.shared.queued.fetch_add(n, Ordering::SeqCst);
-        match &self.tx {
-            Some(tx) if tx.send(Msg::Data(self.filled(&data[..n]))).is_ok() => {}
+        let mut buf = self
+            .spare
+            .take()
+            .or_else(|| self.reusable.try_recv().ok())
+            .unwrap_or_else(|| Vec::with_capacity(PIECE));
+        buf.clear();
+        buf.extend_from_slice(&data[..n]);
+        let buf = match tx.try_send(buf) {
+            Ok(()) => return n,
+            Err(TrySendError::Full(buf)) => buf,
             // The thread stopped after an error, which it reports: the
             // bytes are taken, and go nowhere, like the rest of the file.
-            _ => {
-                self.shared.queued.fetch_sub(n, Ordering::SeqCst);
+            Err(TrySendError::Disconnected(_)) => return n,
+        };
+        self.shared.wants_room.store(true, Ordering::SeqCst);
+        // The thread may have taken a piece since: try again, so that no
+        // wake-up is lost.
+        fence(Ordering::SeqCst);
+        match tx.try_send(buf) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => n,
+            Err(TrySendError::Full(buf)) => {
+                self.spare = Some(buf);
+                0
             }
         }
-        n
-    }
-
-    /// A buffer holding `data`: one the thread is done with, if any (their
-    /// number is bounded by what the queue holds), or a new one.
-    fn filled(&self, data: &[u8]) -> Vec<u8> {
-        let mut buf = self.reusable.try_recv().unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(data);
-        buf
     }
 
     /// Everything is handed over: the thread writes the rest, makes the
-    /// file durable and names it, and reports. Returns the thread, to be
-    /// joined before the program exits.
-    pub fn finish(mut self) -> Option<JoinHandle<()>> {
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(Msg::Finish);
-        }
-        self.thread.take()
+    /// file durable and names it, and reports.
+    pub fn finish(&mut self) {
+        self.shared.finish.store(true, Ordering::SeqCst);
+        self.finished = true;
+        self.tx = None;
     }
 
-    /// Gives the file up (see [`Drop`]) and returns the thread, to be
-    /// joined before the program exits.
+    /// Gives the file up: the thread writes nothing more and removes the
+    /// temporary file (unless it is already naming it). Returns the
+    /// thread, to be joined before the program exits.
     pub fn abort(mut self) -> Option<JoinHandle<()>> {
-        self.stop();
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.tx = None;
         self.thread.take()
     }
 
-    fn stop(&mut self) {
-        if let Some(tx) = self.tx.take() {
-            self.shared.stop.store(true, Ordering::SeqCst);
-            drop(tx);
+    /// The thread, to be joined before the program exits; a writer not
+    /// finished is given up first.
+    pub fn into_thread(mut self) -> Option<JoinHandle<()>> {
+        if !self.finished {
+            return self.abort();
         }
+        self.thread.take()
     }
 }
 
@@ -220,7 +222,10 @@ impl Drop for DiskWriter {
     /// A writer dropped before [`DiskWriter::finish`] gives its file up:
     /// the thread writes nothing more and removes the temporary file.
     fn drop(&mut self) {
-        self.stop();
+        if !self.finished {
+            self.shared.stop.store(true, Ordering::SeqCst);
+            self.tx = None;
+        }
     }
 }
 
@@ -313,19 +318,23 @@ mod tests {
     fn a_stalled_disk_never_blocks_the_hand_over_and_bounds_the_queue() {
         let disk = Disk::default();
         let (mut w, rx, mut poll) = writer(&disk);
-        let chunk: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+        let chunk: Vec<u8> = (0..3 * PIECE / 2).map(|i| (i % 251) as u8).collect();
         let mut handed = Vec::new();
         // The disk does not move, yet handing over returns every time,
-        // until the queue is full; then it takes nothing.
+        // a piece at most each, until the queue is full (the piece the
+        // thread is writing, and PIECES more); then it takes nothing.
+        let mut pieces = 0;
         loop {
             let n = w.hand(&chunk);
             if n == 0 {
                 break;
             }
+            assert!(n <= PIECE, "more than a piece at once");
             handed.extend_from_slice(&chunk[..n]);
-            assert!(handed.len() <= QUEUE_CAP, "the queue grew past its cap");
+            pieces += 1;
+            assert!(pieces <= PIECES + 1, "the queue grew past its bound");
         }
-        assert_eq!(handed.len(), QUEUE_CAP);
+        assert!(pieces >= PIECES, "a queue with room took nothing");
         // The disk moves again: the loop is woken, finds room, and every
         // byte reaches the disk in order; then the file is named.
         disk.open();
@@ -333,7 +342,7 @@ mod tests {
             woken(&mut poll),
             "a full queue that drained must wake the loop"
         );
-        while handed.len() < 3 * QUEUE_CAP {
+        while handed.len() < 3 * PIECES * PIECE {
             let n = w.hand(&chunk);
             if n == 0 {
                 assert!(woken(&mut poll), "the loop must be woken when room comes");
@@ -341,7 +350,8 @@ mod tests {
             }
             handed.extend_from_slice(&chunk[..n]);
         }
-        let thread = w.finish().unwrap();
+        w.finish();
+        let thread = w.into_thread().unwrap();
         let (id, outcome) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert_eq!(id, StreamId(7));
         assert_eq!(outcome.unwrap(), PathBuf::from("saved"));
@@ -367,9 +377,39 @@ mod tests {
         disk.wait_for("the abort", |s| s.aborted);
         // Later bytes are taken and go nowhere; nothing more is reported.
         assert_eq!(w.hand(b"more"), 4);
-        w.finish().unwrap().join().unwrap();
+        w.finish();
+        w.into_thread().unwrap().join().unwrap();
         assert!(rx.try_recv().is_err(), "an outcome was reported twice");
         disk.with(|s| assert!(!s.finished && s.data.is_empty()));
+    }
+
+    #[test]
+    fn tiny_pieces_fill_the_queue_as_soon_as_big_ones() {
+        // Memory is bounded by the number of pieces, whatever their size:
+        // a peer's one-byte chunks on a stalled disk cannot queue more.
+        let disk = Disk::default();
+        let (mut w, _rx, _poll) = writer(&disk);
+        let mut pieces = 0;
+        while w.hand(b"x") == 1 {
+            pieces += 1;
+            assert!(pieces <= PIECES + 1, "the queue grew past its bound");
+        }
+        disk.open();
+        w.into_thread().unwrap().join().unwrap();
+    }
+
+    #[test]
+    fn a_file_given_up_after_finish_is_removed_if_not_yet_named() {
+        let disk = Disk::default();
+        let (mut w, rx, _poll) = writer(&disk);
+        assert_eq!(w.hand(b"all of it"), 9);
+        w.finish();
+        // A cancel comes while the disk still holds the last bytes.
+        let thread = w.abort().unwrap();
+        disk.open();
+        thread.join().unwrap();
+        disk.with(|s| assert!(s.aborted && !s.finished));
+        assert!(rx.try_recv().is_err(), "a file given up reports nothing");
     }
 
     #[test]

@@ -114,6 +114,15 @@ impl Files {
     /// write that failed): the session hears of each.
     fn named(&mut self, session: &mut Session, now: Instant) {
         while let Ok((id, result)) = self.named_rx.try_recv() {
+            let Some(writer) = self.writing.remove(&id) else {
+                // Given up (cancelled, or the room ended) while its thread
+                // named it: what the user was told holds, no file.
+                if let Ok(path) = result {
+                    let _ = std::fs::remove_file(path);
+                }
+                continue;
+            };
+            self.joined_later(writer.into_thread());
             match result {
                 Ok(path) => {
                     self.saved.insert(id, path);
@@ -153,8 +162,7 @@ impl Files {
         let file = Outgoing::open(path).map_err(|e| Error::Usage(disk::describe(&e, path)))?;
         let offered = file.name().to_string();
         let size = file.len();
-        let reader = DiskReader::spawn(file, self.waker.clone())
-            .map_err(|e| Error::Usage(format!("cannot read {}: {e}", path.display())))?;
+        let reader = DiskReader::new(file, self.waker.clone());
         let id = session.offer_file(offered.as_bytes(), size, now)?;
         let shown = name::display(&offered);
         let number = self.number(id, shown.clone(), size, true);
@@ -400,8 +408,10 @@ impl Files {
                     });
                 }
             }
-            Event::FileComplete { id } => match self.writing.remove(&id) {
-                Some(writer) => self.joined_later(writer.finish()),
+            // Its writer stays until it reports, so that a cancel can
+            // still give the file up.
+            Event::FileComplete { id } => match self.writing.get_mut(&id) {
+                Some(writer) => writer.finish(),
                 None => session.file_io_failed(id, "its file was lost", now),
             },
             Event::FileEnded {
@@ -440,15 +450,16 @@ impl Files {
     /// readers and hands the peer's to their writers, as far as the
     /// session wants and at most `TURN_BUDGET` each way (whether more is
     /// wanted is the session's to say: `file_to_read`, `file_to_write`).
-    /// Returns true if and only if more could be done at once: not when
-    /// what is left waits for a reader's bytes or a writer's room, which
-    /// wake the loop when they come.
+    /// A file whose reader has nothing ready, or whose writer is full, is
+    /// passed over for the rest of the turn, so one file's slow disk never
+    /// holds back the others; its thread wakes the loop when it can go on.
+    /// Returns true if and only if more could be done at once.
     pub fn pump(&mut self, session: &mut Session, now: Instant) -> bool {
         self.named(session, now);
         let mut read = 0;
-        let mut reader_behind = false;
+        let mut waiting = Vec::new();
         while read < TURN_BUDGET {
-            let Some((id, at)) = session.file_to_read() else {
+            let Some((id, at)) = session.file_to_read(&waiting) else {
                 break;
             };
             let Some(reader) = self.reading.get_mut(&id) else {
@@ -457,24 +468,23 @@ impl Files {
             };
             let buf = session.file_read_buf(id);
             if buf.is_empty() {
-                break;
+                waiting.push(id);
+                continue;
             }
             match reader.take(at, buf) {
                 Took::Bytes(n) => {
                     read += n;
                     session.file_read(id, n, now);
                 }
-                Took::Waiting => {
-                    reader_behind = true;
-                    break;
-                }
+                Took::Waiting => waiting.push(id),
                 Took::Failed(e) => session.file_io_failed(id, &e.to_string(), now),
             }
         }
+        let more_to_read = session.file_to_read(&waiting).is_some();
         let mut written = 0;
-        let mut writer_full = false;
+        let mut full = Vec::new();
         while written < TURN_BUDGET {
-            let Some((id, data)) = session.file_to_write() else {
+            let Some((id, data)) = session.file_to_write(&full) else {
                 break;
             };
             let Some(writer) = self.writing.get_mut(&id) else {
@@ -485,14 +495,13 @@ impl Files {
             if n == 0 {
                 // The disk is behind: the bytes wait in the session, whose
                 // credit holds the peer back, until the writer has room.
-                writer_full = true;
-                break;
+                full.push(id);
+                continue;
             }
             written += n;
             session.file_written(id, n, now);
         }
-        (!reader_behind && session.file_to_read().is_some())
-            || (!writer_full && session.file_to_write().is_some())
+        more_to_read || session.file_to_write(&full).is_some()
     }
 
     /// Shows how the transfers go, every [`PROGRESS_EVERY`].
@@ -560,9 +569,9 @@ impl Drop for Files {
     /// removed, before the program exits: never left half renamed, never
     /// a `.part` behind.
     fn drop(&mut self) {
-        let unfinished: Vec<DiskWriter> = self.writing.drain().map(|(_, w)| w).collect();
-        for writer in unfinished {
-            self.writers.extend(writer.abort());
+        let writers: Vec<DiskWriter> = self.writing.drain().map(|(_, w)| w).collect();
+        for writer in writers {
+            self.writers.extend(writer.into_thread());
         }
         for t in self.writers.drain(..) {
             let _ = t.join();

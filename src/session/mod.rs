@@ -605,11 +605,13 @@ impl Session {
         }
     }
 
-    /// A file of ours that wants reading, and the offset to read it at.
-    pub fn file_to_read(&self) -> Option<(StreamId, u64)> {
+    /// A file of ours that wants reading, and the offset to read it at;
+    /// none of `skip` (files the driver cannot serve this turn), so one
+    /// file's slow disk does not hold the others back.
+    pub fn file_to_read(&self, skip: &[StreamId]) -> Option<(StreamId, u64)> {
         match self {
             Session::Plain(_) => None,
-            Session::Secure(r) => r.files().to_read(),
+            Session::Secure(r) => r.files().to_read(skip),
         }
     }
 
@@ -628,15 +630,18 @@ impl Session {
         }
     }
 
-    /// Bytes of the peer's file `id` for the disk.
-    pub fn file_to_write(&self) -> Option<(StreamId, &[u8])> {
+    /// Bytes of the peer's file `id` for the disk; none of `skip` (as in
+    /// [`Session::file_to_read`]).
+    pub fn file_to_write(&self, skip: &[StreamId]) -> Option<(StreamId, &[u8])> {
         match self {
             Session::Plain(_) => None,
-            Session::Secure(r) => r.files().to_write(),
+            Session::Secure(r) => r.files().to_write(skip),
         }
     }
 
-    /// `n` bytes of [`Session::file_to_write`] are on disk.
+    /// `n` bytes of [`Session::file_to_write`] were handed to the disk
+    /// (written, or queued to be written: a failure is reported later with
+    /// [`Session::file_io_failed`]).
     pub fn file_written(&mut self, id: StreamId, n: usize, now: Instant) {
         if let Session::Secure(r) = self {
             r.file_written(id, n, now);

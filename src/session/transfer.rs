@@ -152,7 +152,8 @@ pub struct FileProgress {
     /// The name as offered (the peer's bytes for an incoming file).
     pub name: Vec<u8>,
     pub size: u64,
-    /// Bytes sent (outgoing) or written to disk (incoming).
+    /// Bytes sent (outgoing) or handed to the disk (incoming: written, or
+    /// queued to be).
     pub done: u64,
     /// When it was accepted; None while it waits for an answer.
     pub since: Option<Instant>,
@@ -505,10 +506,12 @@ impl Transfers {
 
     // ----- the driver's file I/O ----------------------------------------
 
-    /// A file of ours with room for more of it: read it at the offset.
-    pub fn to_read(&self) -> Option<(StreamId, u64)> {
+    /// A file of ours, not among `skip`, with room for more of it: read
+    /// it at the offset.
+    pub fn to_read(&self, skip: &[StreamId]) -> Option<(StreamId, u64)> {
         self.out
             .iter()
+            .filter(|f| !skip.contains(&f.id))
             .find(|f| f.state == OutState::Sending && f.read_at < f.size && f.buf.room() > 0)
             .map(|f| (f.id, f.read_at))
     }
@@ -545,17 +548,20 @@ impl Transfers {
         f.finish_digest();
     }
 
-    /// A file of the peer's with bytes for the disk.
-    pub fn to_write(&self) -> Option<(StreamId, &[u8])> {
+    /// A file of the peer's, not among `skip`, with bytes for the disk.
+    pub fn to_write(&self, skip: &[StreamId]) -> Option<(StreamId, &[u8])> {
         self.inc
             .iter()
+            .filter(|f| !skip.contains(&f.id))
             .find(|f| {
                 matches!(f.state, InState::Receiving | InState::Verified) && !f.buf.is_empty()
             })
             .map(|f| (f.id, f.buf.data()))
     }
 
-    /// `n` bytes of [`Transfers::to_write`] are on disk.
+    /// `n` bytes of [`Transfers::to_write`] were handed to the disk
+    /// (written, or queued to be: the driver's writer reports a failure
+    /// later, through [`Transfers::io_failed`]).
     pub fn written(&mut self, id: StreamId, n: usize, events: &mut VecDeque<Event>) {
         let Some(f) = self.inc_mut(id) else { return };
         if !matches!(f.state, InState::Receiving | InState::Verified) {

@@ -27,13 +27,15 @@ struct Disk {
     /// is slow): they wait in `complete`.
     defer_naming: bool,
     complete: Vec<StreamId>,
+    /// Files whose disk does not answer: the driver passes them over.
+    stalled: Vec<StreamId>,
 }
 
 impl Disk {
     /// Does the driver's file I/O for `side` until nothing moves.
     fn pump(&mut self, side: &mut Side, now: Instant) -> bool {
         let mut moved = false;
-        while let Some((id, at)) = side.s.file_to_read() {
+        while let Some((id, at)) = side.s.file_to_read(&self.stalled) {
             let content = &self.offered[&id];
             let buf = side.s.file_read_buf(id);
             let n = buf.len().min(content.len() - at as usize);
@@ -45,7 +47,7 @@ impl Disk {
                 break;
             }
         }
-        while let Some((id, data)) = side.s.file_to_write() {
+        while let Some((id, data)) = side.s.file_to_write(&self.stalled) {
             let n = data.len();
             self.written.entry(id).or_default().extend_from_slice(data);
             side.s.file_written(id, n, now);
@@ -349,6 +351,34 @@ fn an_empty_file_and_several_at_once_arrive() {
     }
 }
 
+/// The driver passes over a file whose disk does not answer (its reader
+/// has nothing, its writer is full): the others move on meanwhile, and it
+/// arrives whole once its disk answers again.
+#[test]
+fn a_stalled_disk_holds_back_its_own_file_only() {
+    let mut f = Files::new(Pair::default_mode());
+    f.l.accept_all = true;
+    let read_stalled = f.offer("a", pattern(300_000));
+    let write_stalled = f.offer("b", pattern(200_000));
+    let free = f.offer("c", pattern(100_000));
+    f.d.stalled.push(read_stalled);
+    f.l.stalled.push(write_stalled);
+    f.run();
+    assert_eq!(ended(&f.p.dialer, free), Some(FileOutcome::Saved));
+    assert_eq!(f.l.written[&free], pattern(100_000));
+    for id in [read_stalled, write_stalled] {
+        assert_eq!(ended(&f.p.dialer, id), None, "a stalled file ended");
+        assert!(f.l.written[&id].is_empty(), "a stalled file was written");
+    }
+    f.d.stalled.clear();
+    f.l.stalled.clear();
+    f.run();
+    for (id, len) in [(read_stalled, 300_000), (write_stalled, 200_000)] {
+        assert_eq!(ended(&f.p.dialer, id), Some(FileOutcome::Saved));
+        assert_eq!(f.l.written[&id], pattern(len));
+    }
+}
+
 #[test]
 fn the_listener_offers_too_with_its_own_stream_ids() {
     let mut f = Files::new(Pair::default_mode());
@@ -526,7 +556,7 @@ fn take(s: &mut Session, now: Instant, accept: bool) -> Vec<u8> {
             s.accept_file(id, now).expect("accept");
         }
     }
-    while let Some((id, data)) = s.file_to_write() {
+    while let Some((id, data)) = s.file_to_write(&[]) {
         out.extend_from_slice(data);
         let n = data.len();
         s.file_written(id, n, now);
@@ -541,7 +571,7 @@ fn a_peer_cannot_send_a_file_before_we_accept_it() {
     let _ = take(&mut s, now, false);
     send(&mut s, &mut d, Kind::Chunk, &chunk(2, b"0123456789"), now);
     assert!(violated(&s), "{:?}", s.status());
-    assert!(s.file_to_write().is_none(), "nothing to write");
+    assert!(s.file_to_write(&[]).is_none(), "nothing to write");
 }
 
 #[test]
