@@ -25,13 +25,13 @@ use mio::Waker;
 use crate::files::disk::Outgoing;
 
 /// The most read in one piece.
-const PIECE: usize = 128 * 1024;
+const PIECE: usize = 512 * 1024;
 /// The most read ahead of the loop, in pieces: 1 MiB, which rides out a
 /// disk's hiccup of 60 ms at 16 MB/s. With the piece being taken and the
-/// one the thread holds for a full queue, a file being sent costs at most
-/// 1.25 MiB (every file offered may be moving at once, up to
-/// `MAX_OPEN_OFFERS` of them).
-const PIECES_AHEAD: usize = 8;
+/// one the thread holds for a full queue, a file being read costs at most
+/// 2 MiB. (Pieces this large keep the threads' switches few: each piece
+/// handed over may wake the other side.)
+const PIECES_AHEAD: usize = 2;
 pub const READ_AHEAD: usize = PIECE * PIECES_AHEAD;
 
 /// Where a sent file's bytes come from: [`Outgoing`], or a test's
@@ -84,6 +84,8 @@ type Wants = AtomicBool;
 pub struct DiskReader {
     /// The file, until the first take starts the thread.
     idle: Option<Box<dyn Source>>,
+    /// Its size, as offered.
+    size: u64,
     waker: Arc<Waker>,
     /// The thread, once started.
     running: Option<Running>,
@@ -115,6 +117,7 @@ impl DiskReader {
     /// the loop through `waker`.
     pub fn new<S: Source>(source: S, waker: Arc<Waker>) -> DiskReader {
         DiskReader {
+            size: source.size(),
             idle: Some(Box::new(source)),
             waker,
             running: None,
@@ -122,6 +125,17 @@ impl DiskReader {
             next: u64::MAX,
             front: None,
         }
+    }
+
+    /// Returns true if and only if its thread runs and has more to read:
+    /// the file costs memory and reads now.
+    pub fn reading(&self) -> bool {
+        self.running.is_some() && self.next < self.size
+    }
+
+    /// Returns true if and only if its thread has started.
+    pub fn started(&self) -> bool {
+        self.running.is_some()
     }
 
     /// Takes the file's bytes from offset `at` into `buf` (not empty):

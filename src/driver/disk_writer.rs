@@ -31,7 +31,7 @@ use crate::files::disk::Incoming;
 use crate::session::stream::StreamId;
 
 /// The most handed over in one piece.
-const PIECE: usize = 128 * 1024;
+const PIECE: usize = 512 * 1024;
 /// The most pieces handed over and not yet written, per file: 1 MiB. The
 /// session grants the peer credit only for bytes handed over, and holds
 /// up to its window (`FILE_WINDOW`, 2 MiB) beyond them, which is what
@@ -39,7 +39,7 @@ const PIECE: usize = 128 * 1024;
 /// the loop works. Counting pieces, not bytes, bounds the memory whatever
 /// sizes the bytes come in: with the piece being written and the loop's
 /// spare one, at most `PIECES + 2` buffers of `PIECE` bytes per file.
-const PIECES: usize = 8;
+const PIECES: usize = 2;
 
 /// Where a received file's bytes go: [`Incoming`], or a test's stand-in.
 pub trait Sink: Send + 'static {

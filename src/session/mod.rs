@@ -639,6 +639,16 @@ impl Session {
         }
     }
 
+    /// Returns true if and only if every byte of the peer's file `id` has
+    /// come and its SHA-256 matched: what [`Session::file_to_write`] gives
+    /// of it is the rest of it.
+    pub fn file_all_here(&self, id: StreamId) -> bool {
+        match self {
+            Session::Plain(_) => false,
+            Session::Secure(r) => r.files().all_here(id),
+        }
+    }
+
     /// `n` bytes of [`Session::file_to_write`] were handed to the disk
     /// (written, or queued to be written: a failure is reported later with
     /// [`Session::file_io_failed`]).

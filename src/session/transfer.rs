@@ -559,6 +559,15 @@ impl Transfers {
             .map(|f| (f.id, f.buf.data()))
     }
 
+    /// Returns true if and only if every byte of the peer's file `id` is
+    /// here and verified: what [`Transfers::to_write`] gives of it is all
+    /// there will be.
+    pub fn all_here(&self, id: StreamId) -> bool {
+        self.inc
+            .iter()
+            .any(|f| f.id == id && f.state == InState::Verified)
+    }
+
     /// `n` bytes of [`Transfers::to_write`] were handed to the disk
     /// (written, or queued to be: the driver's writer reports a failure
     /// later, through [`Transfers::io_failed`]).

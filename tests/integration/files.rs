@@ -88,6 +88,39 @@ fn files_and_the_chat_stream_cross_together_byte_exact() {
     assert!(le.contains("receiving #1 \"big.bin\" (24.0 MiB)"), "{le}");
 }
 
+/// More files than are read at once (four): the rest wait their turn and
+/// all arrive whole. The heartbeat is set 5 minutes apart, so a file left
+/// waiting with nothing to wake the loop for it fails the test's deadline.
+#[test]
+fn many_files_at_once_take_turns_and_all_arrive() {
+    let src = TempDir::new("many-src");
+    let out = TempDir::new("many-out");
+    let files: Vec<PathBuf> = (0..9u8)
+        .map(|i| {
+            let size = match i % 3 {
+                0 => (3 << 20) + usize::from(i) * 4099,
+                1 => 700_001,
+                _ => usize::from(i),
+            };
+            src.file(
+                &format!("f{i}.bin"),
+                &random_bytes(size, 240 + u64::from(i)),
+            )
+        })
+        .collect();
+    let quiet = ["--idle-timeout", "900"];
+    let (mut l, port) = receive(&out.0, &quiet, In::Null);
+    let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let mut d = send(port, &quiet, &refs, In::Null);
+    assert_both_ok(&mut l, &mut d);
+    for f in &files {
+        let name = f.file_name().expect("a name");
+        let got = std::fs::read(out.0.join(name)).expect("saved");
+        assert_same_bytes(&got, &std::fs::read(f).expect("source"), "one of many");
+    }
+    no_part_files(&out.0);
+}
+
 /// The pacing that leaves room in TCP's window for the chat (on links of
 /// 5 ms and more) works on loopback too when told to: every chunk is cut
 /// to the room the socket reports, and a file held for room is looked at
