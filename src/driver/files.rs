@@ -595,7 +595,9 @@ impl Drop for Files {
     /// A file being named when the room ends is named whole (or its
     /// temporary file removed), and one still arriving is given up and
     /// removed, before the program exits: never left half renamed, never
-    /// a `.part` behind.
+    /// a `.part` behind. A writer in a `write` that a dead disk never
+    /// answers holds the exit here, as it would have held the loop; the
+    /// readers, which leave nothing behind, are not waited for.
     fn drop(&mut self) {
         let writers: Vec<DiskWriter> = self.writing.drain().map(|(_, w)| w).collect();
         for writer in writers {
