@@ -328,6 +328,16 @@ mod tests {
             f(&mut self.state.0.lock().unwrap());
             self.state.1.notify_all();
         }
+
+        /// Waits up to `limit` while `cond` holds; returns how many reads
+        /// there were then, and whether it held throughout.
+        fn wait_while(&self, limit: Duration, cond: impl Fn(&DiskState) -> bool) -> (usize, bool) {
+            let (lock, cv) = &*self.state;
+            let (s, waited) = cv
+                .wait_timeout_while(lock.lock().unwrap(), limit, |s| cond(s))
+                .unwrap();
+            (s.reads, waited.timed_out())
+        }
     }
 
     impl Source for Disk {
@@ -418,18 +428,8 @@ mod tests {
         let disk = Disk::new(10 * READ_AHEAD as u64);
         let (mut r, mut poll) = reader(&disk);
         disk.set(|s| s.open = true);
-        let (lock, cv) = &*disk.state;
-        let (s, waited) = cv
-            .wait_timeout_while(lock.lock().unwrap(), Duration::from_millis(300), |s| {
-                s.reads == 0
-            })
-            .unwrap();
-        assert!(
-            waited.timed_out(),
-            "{} pieces read before anyone asked",
-            s.reads
-        );
-        drop(s);
+        let (reads, held) = disk.wait_while(Duration::from_millis(300), |s| s.reads == 0);
+        assert!(held, "{reads} pieces read before anyone asked");
         let got = take_all(&mut r, &mut poll, 0, 1000, 1000);
         assert!(got == expected(0, 1000));
         r.close().unwrap().join().unwrap();
@@ -444,20 +444,11 @@ mod tests {
         // The piece being taken, the queue, and the one the thread holds
         // waiting for room: the thread gets there...
         let bound = PIECES_AHEAD + 2;
-        let (lock, cv) = &*disk.state;
-        let s = cv
-            .wait_timeout_while(lock.lock().unwrap(), Duration::from_secs(10), |s| {
-                s.reads < bound
-            })
-            .unwrap()
-            .0;
-        assert_eq!(s.reads, bound, "the thread did not read ahead");
+        let (reads, _) = disk.wait_while(Duration::from_secs(10), |s| s.reads < bound);
+        assert_eq!(reads, bound, "the thread did not read ahead");
         // ...and no further, however long it is given.
-        let (s, waited) = cv
-            .wait_timeout_while(s, Duration::from_millis(300), |s| s.reads <= bound)
-            .unwrap();
-        assert!(waited.timed_out(), "{} pieces read ahead", s.reads);
-        drop(s);
+        let (reads, held) = disk.wait_while(Duration::from_millis(300), |s| s.reads <= bound);
+        assert!(held, "{reads} pieces read ahead");
         drop(r);
     }
 

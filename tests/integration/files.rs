@@ -51,6 +51,15 @@ fn no_part_files(dir: &Path) {
     assert!(left.is_empty(), "temporary files left behind: {left:?}");
 }
 
+/// Asserts each of `files` arrived in `dir` under its own name, byte-exact.
+fn assert_arrived(dir: &Path, files: &[PathBuf], what: &str) {
+    for f in files {
+        let name = f.file_name().expect("a name");
+        let got = std::fs::read(dir.join(name)).expect("saved");
+        assert_same_bytes(&got, &std::fs::read(f).expect("source"), what);
+    }
+}
+
 #[test]
 fn files_and_the_chat_stream_cross_together_byte_exact() {
     let src = TempDir::new("files-src");
@@ -73,11 +82,7 @@ fn files_and_the_chat_stream_cross_together_byte_exact() {
     assert_same_bytes(&l.stdout(), &a, "dialer's stream 0");
     assert_same_bytes(&d.stdout(), &b, "listener's stream 0");
     assert_eq!(names_in(&out.0), ["big.bin", "empty", "notes.txt"]);
-    for f in &files {
-        let name = f.file_name().expect("a name");
-        let got = std::fs::read(out.0.join(name)).expect("saved");
-        assert_same_bytes(&got, &std::fs::read(f).expect("source"), "a file");
-    }
+    assert_arrived(&out.0, &files, "a file");
     let (le, de) = (l.stderr(), d.stderr());
     assert_eq!(le.matches("SHA-256 verified) in").count(), 3, "{le}");
     assert_eq!(
@@ -113,11 +118,7 @@ fn many_files_at_once_take_turns_and_all_arrive() {
     let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let mut d = send(port, &quiet, &refs, In::Null);
     assert_both_ok(&mut l, &mut d);
-    for f in &files {
-        let name = f.file_name().expect("a name");
-        let got = std::fs::read(out.0.join(name)).expect("saved");
-        assert_same_bytes(&got, &std::fs::read(f).expect("source"), "one of many");
-    }
+    assert_arrived(&out.0, &files, "one of many");
     no_part_files(&out.0);
 }
 
@@ -155,11 +156,7 @@ fn files_paced_to_tcps_window_still_arrive_whole() {
     l.close_stdin();
     assert_both_ok(&mut l, &mut d);
     assert_same_bytes(&l.stdout(), &chat, "stream 0 beside the files");
-    for f in &files {
-        let name = f.file_name().expect("a name");
-        let got = std::fs::read(out.0.join(name)).expect("saved");
-        assert_same_bytes(&got, &std::fs::read(f).expect("source"), "a paced file");
-    }
+    assert_arrived(&out.0, &files, "a paced file");
     no_part_files(&out.0);
 }
 
