@@ -478,29 +478,30 @@ impl Files {
                 session.file_io_failed(id, "its file is not open", now);
                 continue;
             };
-            if !reader.started() {
-                if reading >= MAX_READING {
-                    waiting.push(id);
-                    continue;
-                }
-                reading += 1;
+            if !reader.started() && reading >= MAX_READING {
+                waiting.push(id);
+                continue;
             }
             let buf = session.file_read_buf(id);
             if buf.is_empty() {
                 waiting.push(id);
                 continue;
             }
+            let was_reading = reader.reading();
             match reader.take(at, buf) {
                 Took::Bytes(n) => {
                     read += n;
                     session.file_read(id, n, now);
-                    if !reader.reading() {
-                        // All read: the next file may start at once.
-                        reading -= 1;
-                    }
                 }
                 Took::Waiting => waiting.push(id),
                 Took::Failed(e) => session.file_io_failed(id, &e.to_string(), now),
+            }
+            // A take may start a reader, end its reading (the next file
+            // may then start at once), or, after a resume, start it again.
+            match (was_reading, reader.reading()) {
+                (false, true) => reading += 1,
+                (true, false) => reading -= 1,
+                _ => {}
             }
         }
         let more_to_read = session.file_to_read(&waiting).is_some();
