@@ -280,7 +280,9 @@ pub fn run_room_script(steps: &[Step]) {
                 crate::session::Event::FileOffered { id, .. } => {
                     let _ = s.accept_file(id, now);
                 }
-                crate::session::Event::FileComplete { id } => s.file_saved(id, now),
+                crate::session::Event::FileComplete { id } => {
+                    let _ = s.file_saved(id, now);
+                }
                 _ => {}
             }
         }

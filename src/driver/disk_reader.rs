@@ -7,7 +7,8 @@
 //!
 //! The thread starts at the loop's first take (an offer may wait long
 //! for its answer, or never get one), and reads in order from where it
-//! was last asked to start, at most [`READ_AHEAD`] ahead of the loop.
+//! was last asked to start, at most [`READ_AHEAD`] ahead of the loop
+//! (and a piece it holds for a full queue).
 //! [`DiskReader::take`] never blocks: it says [`Took::Waiting`] when the
 //! thread has nothing ready, and the thread then wakes the loop with its
 //! next piece. A resume that reads the file again
@@ -16,7 +17,7 @@
 
 use std::io;
 use std::sync::atomic::{fence, AtomicBool, Ordering};
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -27,9 +28,10 @@ use crate::files::disk::Outgoing;
 /// The most read in one piece.
 const PIECE: usize = 512 * 1024;
 /// The most read ahead of the loop, in pieces: 1 MiB, which rides out a
-/// disk's hiccup of 60 ms at 16 MB/s. With the piece being taken and the
-/// one the thread holds for a full queue, a file being read costs at most
-/// 2 MiB. (Pieces this large keep the threads' switches few: each piece
+/// disk's hiccup of 60 ms at 16 MB/s. With the piece being taken, the
+/// one the thread holds for a full queue and one spare on its way back, a
+/// file being read costs at most 2.5 MiB, and one that was read whole
+/// none but the piece being taken. (Pieces this large keep the threads' switches few: each piece
 /// handed over may wake the other side.)
 const PIECES_AHEAD: usize = 2;
 pub const READ_AHEAD: usize = PIECE * PIECES_AHEAD;
@@ -104,8 +106,9 @@ struct Running {
     restart: Sender<(u64, u64)>,
     pieces: Receiver<Piece>,
     /// Pieces taken, back to the thread to be read into again (a fresh
-    /// one would be zeroed first, a pass over memory for nothing).
-    spent: Sender<Vec<u8>>,
+    /// one would be zeroed first, a pass over memory for nothing); one at
+    /// most waits there, so a reader that read all keeps no more.
+    spent: SyncSender<Vec<u8>>,
     wants: Arc<Wants>,
     #[cfg_attr(not(test), allow(dead_code))]
     thread: JoinHandle<()>,
@@ -159,7 +162,7 @@ impl DiskReader {
             self.start += 1;
             self.next = at;
             if let Some((bytes, _)) = self.front.take() {
-                let _ = running.spent.send(bytes);
+                let _ = running.spent.try_send(bytes);
             }
             let _ = running.restart.send((self.start, at));
         }
@@ -168,12 +171,14 @@ impl DiskReader {
                 let n = buf.len().min(bytes.len() - *taken);
                 buf[..n].copy_from_slice(&bytes[*taken..*taken + n]);
                 *taken += n;
-                if *taken == bytes.len() {
-                    if let Some((bytes, _)) = self.front.take() {
-                        let _ = running.spent.send(bytes);
+                let used_up = *taken == bytes.len();
+                self.next += n as u64;
+                if let Some((bytes, _)) = self.front.take_if(|_| used_up) {
+                    // Back for the next read, if there is one.
+                    if self.next < self.size {
+                        let _ = running.spent.try_send(bytes);
                     }
                 }
-                self.next += n as u64;
                 return Took::Bytes(n);
             }
             match running.receive() {
@@ -185,7 +190,7 @@ impl DiskReader {
                 }
                 // Read ahead from where the loop no longer wants it.
                 Ok(Piece::Data { bytes, .. }) => {
-                    let _ = running.spent.send(bytes);
+                    let _ = running.spent.try_send(bytes);
                 }
                 Ok(Piece::Failed { .. }) => {}
                 Err(TryRecvError::Empty) => return Took::Waiting,
@@ -212,7 +217,7 @@ impl Running {
     fn spawn(mut source: Box<dyn Source>, waker: Arc<Waker>) -> io::Result<Running> {
         let (restart, restarts) = channel::<(u64, u64)>();
         let (tx, pieces) = sync_channel::<Piece>(PIECES_AHEAD);
-        let (spent, reusable) = channel::<Vec<u8>>();
+        let (spent, reusable) = sync_channel::<Vec<u8>>(1);
         let wants = Arc::new(Wants::new(false));
         let theirs = wants.clone();
         let thread = std::thread::Builder::new()

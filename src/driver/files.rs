@@ -40,7 +40,7 @@ use crate::session::{Event, Session};
 const TURN_BUDGET: usize = 1024 * 1024;
 /// The most of our files read at once. The others wait their turn (the
 /// session sends those it has bytes of), so that offering many files at
-/// once costs the memory of a few (a file being read holds up to 2 MiB).
+/// once costs the memory of a few (a file being read holds up to 2.5 MiB).
 const MAX_READING: usize = 4;
 /// The least of a received file handed to its writer at once, but for
 /// its end: each hand-over may wake the writer's thread, so fewer make
@@ -88,6 +88,9 @@ pub struct Files {
     /// The threads of files written, finished or given up: joined before
     /// the program exits.
     writers: Vec<JoinHandle<()>>,
+    /// Files given up whose thread may still name them: a name reported
+    /// at the exit is removed.
+    given_up: Vec<StreamId>,
     /// What the writers report: a file named, or its first error.
     named_tx: Sender<Outcome>,
     named_rx: Receiver<Outcome>,
@@ -109,6 +112,7 @@ impl Files {
             next_progress: None,
             progress_shown: false,
             writers: Vec::new(),
+            given_up: Vec::new(),
             named_tx,
             named_rx,
             waker,
@@ -121,6 +125,15 @@ impl Files {
         self.writers.extend(thread);
     }
 
+    /// Gives up the file `id` is written to (the thread removes it, or,
+    /// if it was already naming it, [`Files::named`] or the drop does).
+    fn give_up(&mut self, id: StreamId) {
+        if let Some(writer) = self.writing.remove(&id) {
+            self.given_up.push(id);
+            self.joined_later(writer.abort());
+        }
+    }
+
     /// What the writers did since the last turn (a file named, or a
     /// write that failed): the session hears of each.
     fn named(&mut self, session: &mut Session, now: Instant) {
@@ -128,16 +141,16 @@ impl Files {
             let Some(writer) = self.writing.remove(&id) else {
                 // Given up (cancelled, or the room ended) while its thread
                 // named it: what the user was told holds, no file.
-                if let Ok(path) = result {
-                    let _ = std::fs::remove_file(path);
-                }
+                self.given_up.retain(|g| *g != id);
+                unwanted(result);
                 continue;
             };
             self.joined_later(writer.into_thread());
             match result {
+                // Cancelled in this very turn, before its end was told.
+                Ok(path) if !session.file_saved(id, now) => unwanted(Ok(path)),
                 Ok(path) => {
                     self.saved.insert(id, path);
-                    session.file_saved(id, now);
                 }
                 Err(e) => {
                     let why = disk::describe(&e, &self.policy.dir);
@@ -434,9 +447,7 @@ impl Files {
                 ..
             } => {
                 self.reading.remove(&id);
-                if let Some(writer) = self.writing.remove(&id) {
-                    self.joined_later(writer.abort());
-                }
+                self.give_up(id);
                 self.take_waiting(id);
                 let saved_as = self.saved.remove(&id);
                 let (number, shown) = self
@@ -470,6 +481,8 @@ impl Files {
         let mut read = 0;
         let mut waiting = Vec::new();
         let mut reading = self.reading.values().filter(|r| r.reading()).count();
+        // A file whose reader did not start for want of a slot.
+        let mut capped = false;
         while read < TURN_BUDGET {
             let Some((id, at)) = session.file_to_read(&waiting) else {
                 break;
@@ -478,8 +491,11 @@ impl Files {
                 session.file_io_failed(id, "its file is not open", now);
                 continue;
             };
+            // (A reader that started already goes on, also when a resume
+            // has it read again: that is bounded by the files in flight.)
             if !reader.started() && reading >= MAX_READING {
                 waiting.push(id);
+                capped = true;
                 continue;
             }
             let buf = session.file_read_buf(id);
@@ -504,7 +520,9 @@ impl Files {
                 _ => {}
             }
         }
-        let more_to_read = session.file_to_read(&waiting).is_some();
+        // A slot freed after a file was turned away: it may start now.
+        let more_to_read =
+            session.file_to_read(&waiting).is_some() || (capped && reading < MAX_READING);
         let mut written = 0;
         let mut full = Vec::new();
         while written < TURN_BUDGET {
@@ -592,6 +610,13 @@ impl Files {
     }
 }
 
+/// Removes a file that was named although its transfer was given up.
+fn unwanted(named: std::io::Result<PathBuf>) {
+    if let Ok(path) = named {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 impl Drop for Files {
     /// A file being named when the room ends is named whole (or its
     /// temporary file removed), and one still arriving is given up and
@@ -606,6 +631,13 @@ impl Drop for Files {
         }
         for t in self.writers.drain(..) {
             let _ = t.join();
+        }
+        // A file given up that its thread named anyway (the cancel came
+        // as it named it): what the user was told holds, no file.
+        while let Ok((id, result)) = self.named_rx.try_recv() {
+            if self.given_up.contains(&id) {
+                unwanted(result);
+            }
         }
     }
 }

@@ -658,10 +658,14 @@ impl Session {
         }
     }
 
-    /// A verified file got its name ([`Event::FileComplete`]).
-    pub fn file_saved(&mut self, id: StreamId, now: Instant) {
-        if let Session::Secure(r) = self {
-            r.file_saved(id, now);
+    /// A verified file got its name ([`Event::FileComplete`]). Returns
+    /// false if its transfer ended meanwhile (a cancel, from either side):
+    /// the user was told so, and the file is to be removed.
+    #[must_use]
+    pub fn file_saved(&mut self, id: StreamId, now: Instant) -> bool {
+        match self {
+            Session::Plain(_) => false,
+            Session::Secure(r) => r.file_saved(id, now),
         }
     }
 

@@ -586,11 +586,14 @@ impl Transfers {
         committing(f, events);
     }
 
-    /// The driver gave a verified file its name.
-    pub fn saved(&mut self, id: StreamId, events: &mut VecDeque<Event>, now: Instant) {
-        if let Some(f) = self.inc_mut(id).filter(|f| f.state == InState::Committing) {
-            end_in(f, FileOutcome::Saved, true, events, now);
-        }
+    /// The driver gave a verified file its name. Returns false if the
+    /// transfer had ended meanwhile (a cancel): the file is not wanted.
+    pub fn saved(&mut self, id: StreamId, events: &mut VecDeque<Event>, now: Instant) -> bool {
+        let Some(f) = self.inc_mut(id).filter(|f| f.state == InState::Committing) else {
+            return false;
+        };
+        end_in(f, FileOutcome::Saved, true, events, now);
+        true
     }
 
     /// The driver could not read or write file `id`: it ends, and the peer

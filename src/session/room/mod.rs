@@ -703,10 +703,11 @@ impl Room {
         self.seal_pending(now);
     }
 
-    pub fn file_saved(&mut self, id: StreamId, now: Instant) {
-        self.files.saved(id, &mut self.outbox.events, now);
+    pub fn file_saved(&mut self, id: StreamId, now: Instant) -> bool {
+        let wanted = self.files.saved(id, &mut self.outbox.events, now);
         self.seal_pending(now);
         self.check_end(now);
+        wanted
     }
 
     pub fn file_io_failed(&mut self, id: StreamId, why: &str, now: Instant) {

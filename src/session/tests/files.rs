@@ -70,7 +70,7 @@ impl Disk {
                 Event::FileComplete { .. } if self.defer_naming => {}
                 Event::FileComplete { id } if !self.saved.contains(&id) => {
                     self.saved.push(id);
-                    side.s.file_saved(id, now);
+                    assert!(side.s.file_saved(id, now), "a verified file is wanted");
                     moved = true;
                 }
                 _ => {}
@@ -750,10 +750,57 @@ fn a_verified_file_is_still_named_when_the_peer_leaves_meanwhile() {
         Status::Running,
         "waits for the naming"
     );
-    f.p.listener.s.file_saved(id, now);
+    assert!(
+        f.p.listener.s.file_saved(id, now),
+        "the file is still wanted"
+    );
     f.p.listener.drain(now);
     f.run();
     f.p.deliver_ends();
     assert_eq!(ended(&f.p.listener, id), Some(FileOutcome::Saved));
     assert_eq!(f.p.listener.s.status(), Status::Ended(Ok(())));
+}
+
+/// The receiver's cancel that comes while the driver names a verified
+/// file wins: the naming that ends after it is not wanted (the driver
+/// removes the file), and the transfer stays cancelled on both sides. A
+/// sender's cancel that late changes nothing: the file is whole, and named.
+#[test]
+fn a_file_named_after_the_receivers_cancel_is_not_wanted() {
+    for receiver_cancels in [true, false] {
+        let mut f = Files::new(Pair::default_mode());
+        f.l.accept_all = true;
+        f.l.defer_naming = true;
+        let id = f.offer("late.bin", pattern(300_000));
+        f.run();
+        assert_eq!(f.l.complete, [id], "verified, waiting to be named");
+        let now = f.p.now;
+        let who = if receiver_cancels {
+            &mut f.p.listener
+        } else {
+            &mut f.p.dialer
+        };
+        assert!(who.s.cancel_file(id, now));
+        f.run();
+        let wanted = f.p.listener.s.file_saved(id, f.p.now);
+        f.run();
+        let received = ended(&f.p.listener, id);
+        if receiver_cancels {
+            assert!(!wanted, "a file cancelled by its receiver was still wanted");
+            assert!(
+                matches!(
+                    received,
+                    Some(FileOutcome::Cancelled { by_peer: false, .. })
+                ),
+                "{received:?}"
+            );
+            assert!(matches!(
+                ended(&f.p.dialer, id),
+                Some(FileOutcome::Cancelled { by_peer: true, .. })
+            ));
+        } else {
+            assert!(wanted, "a whole file was not wanted after a late cancel");
+            assert_eq!(received, Some(FileOutcome::Saved));
+        }
+    }
 }
