@@ -2,9 +2,10 @@
 //! against `listen ... --receive DIR`, with the chat stream carrying its
 //! own bytes at the same time. Files arrive whole or not at all, under a
 //! name that can never hurt, never over an existing file or through a
-//! planted link; a full disk fails that file and not the room; a half-sent
-//! file survives cut connections; the exit status says whether every file
-//! arrived.
+//! planted link; a full disk fails that file and not the room, and a
+//! stalled one holds back neither the chat nor the other files; a
+//! half-sent file survives cut connections; the exit status says whether
+//! every file arrived.
 
 use std::path::{Path, PathBuf};
 
@@ -91,6 +92,112 @@ fn files_and_the_chat_stream_cross_together_byte_exact() {
         "{de}"
     );
     assert!(le.contains("receiving #1 \"big.bin\" (24.0 MiB)"), "{le}");
+}
+
+/// Built at test time: a `read(2)` and `write(2)` that, the first time
+/// they touch a file whose path holds `$STALL_MATCH`, mark `started` in
+/// `$STALL_DIR`, take 3 s, then mark `done`: a disk that stalls once.
+const STALL_SHIM: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+static int stalled;
+static void mark(const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", getenv("STALL_DIR"), name);
+    close(open(path, O_CREAT | O_WRONLY, 0600));
+}
+static void maybe_stall(int fd) {
+    char link[64], path[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t len = readlink(link, path, sizeof path - 1);
+    if (len <= 0) return;
+    path[len] = 0;
+    if (strstr(path, getenv("STALL_MATCH")) && !__atomic_exchange_n(&stalled, 1, __ATOMIC_SEQ_CST)) {
+        mark("started");
+        struct timespec t = {3, 0};
+        nanosleep(&t, NULL);
+        mark("done");
+    }
+}
+ssize_t write(int fd, const void *buf, size_t n) {
+    static ssize_t (*real)(int, const void *, size_t);
+    if (!real) real = (ssize_t (*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
+    maybe_stall(fd);
+    return real(fd, buf, n);
+}
+ssize_t read(int fd, void *buf, size_t n) {
+    static ssize_t (*real)(int, void *, size_t);
+    if (!real) real = (ssize_t (*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
+    maybe_stall(fd);
+    return real(fd, buf, n);
+}
+"#;
+
+/// A disk that stalls holds back its own file only: a chat line typed
+/// while the receiver's disk takes 3 s for a write, or the sender's for a
+/// read, arrives before that write or read ends (an order, not a time: it
+/// failed when files were read and written on the loop's thread).
+#[test]
+fn a_stalled_disk_never_holds_the_chat() {
+    if !have("cc") {
+        return;
+    }
+    let work = TempDir::new("stall-shim");
+    let shim_c = work.file("shim.c", STALL_SHIM.as_bytes());
+    let shim = work.0.join("shim.so");
+    let built = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&shim)
+        .arg(&shim_c)
+        .arg("-ldl")
+        .status()
+        .expect("cc runs");
+    assert!(built.success(), "the shim builds");
+    let shim = shim.display().to_string();
+    for stalls in ["receiver", "sender"] {
+        let marks = TempDir::new("stall-marks");
+        let out = TempDir::new("stall-out");
+        let src = TempDir::new("stall-src");
+        let file = src.file("stalls.bin", &random_bytes(3 << 20, 251));
+        let (dir, marks_dir) = (out.0.display().to_string(), marks.0.display().to_string());
+        let stall = |what| {
+            [
+                ("LD_PRELOAD", shim.as_str()),
+                ("STALL_DIR", marks_dir.as_str()),
+                ("STALL_MATCH", what),
+            ]
+        };
+        let (l_env, d_env) = if stalls == "receiver" {
+            (stall(".part").to_vec(), Vec::new())
+        } else {
+            (Vec::new(), stall("stalls.bin").to_vec())
+        };
+        let (mut l, port) = listen_env(&["--receive", &dir], "127.0.0.1", In::Pipe, &l_env);
+        let port = port.to_string();
+        let path = file.display().to_string();
+        let args = ["dial", "127.0.0.1", &port, "--send", &path];
+        let mut d = Proc::p2p_env(&args, In::Pipe, &d_env);
+        wait_until(&format!("the {stalls}'s disk to stall"), DEADLINE, || {
+            marks.0.join("started").exists()
+        });
+        d.write(b"still here\n");
+        l.wait_stdout(b"still here\n".len());
+        assert!(
+            !marks.0.join("done").exists(),
+            "the chat line waited for the {stalls}'s stalled disk"
+        );
+        d.close_stdin();
+        l.close_stdin();
+        assert_both_ok(&mut l, &mut d);
+        assert_eq!(l.stdout(), b"still here\n");
+        assert_arrived(&out.0, &[file], "a file moved through a stall");
+    }
 }
 
 /// More files than are read at once (four): the rest wait their turn and
