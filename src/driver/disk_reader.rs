@@ -303,6 +303,7 @@ impl Running {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::driver::TestWake;
     use std::sync::{Condvar, Mutex};
     use std::time::Duration;
 
@@ -370,25 +371,16 @@ mod tests {
         }
     }
 
-    fn reader(disk: &Disk) -> (DiskReader, mio::Poll) {
-        let poll = mio::Poll::new().unwrap();
-        let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
+    fn reader(disk: &Disk) -> (DiskReader, TestWake) {
+        let (poll, waker) = TestWake::new();
         (DiskReader::new(disk.clone(), waker), poll)
-    }
-
-    /// Waits for the waker, with a deadline.
-    fn woken(poll: &mut mio::Poll) -> bool {
-        let mut events = mio::Events::with_capacity(4);
-        poll.poll(&mut events, Some(Duration::from_secs(10)))
-            .unwrap();
-        !events.is_empty()
     }
 
     /// Takes from `at` until `want` bytes came, waiting on the waker
     /// whenever nothing is ready.
     fn take_all(
         r: &mut DiskReader,
-        poll: &mut mio::Poll,
+        poll: &mut TestWake,
         at: u64,
         want: usize,
         piece: usize,
@@ -399,7 +391,7 @@ mod tests {
             let n = piece.min(want - got.len());
             match r.take(at + got.len() as u64, &mut buf[..n]) {
                 Took::Bytes(n) => got.extend_from_slice(&buf[..n]),
-                Took::Waiting => assert!(woken(poll), "nothing ready, and no wake-up came"),
+                Took::Waiting => assert!(poll.woken(), "nothing ready, and no wake-up came"),
                 Took::Failed(e) => panic!("reading failed: {e}"),
             }
         }
@@ -485,7 +477,7 @@ mod tests {
         let mut buf = vec![0; 4096];
         let error = loop {
             match r.take(0, &mut buf) {
-                Took::Waiting => assert!(woken(&mut poll), "an error must wake the loop"),
+                Took::Waiting => assert!(poll.woken(), "an error must wake the loop"),
                 Took::Failed(e) => break e,
                 Took::Bytes(_) => panic!("bytes from a failing disk"),
             }

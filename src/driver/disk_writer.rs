@@ -232,6 +232,7 @@ impl Drop for DiskWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::driver::TestWake;
     use std::sync::{Condvar, Mutex};
     use std::time::Duration;
 
@@ -298,20 +299,11 @@ mod tests {
         }
     }
 
-    fn writer(disk: &Disk) -> (DiskWriter, Receiver<Outcome>, mio::Poll) {
-        let poll = mio::Poll::new().unwrap();
-        let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
+    fn writer(disk: &Disk) -> (DiskWriter, Receiver<Outcome>, TestWake) {
+        let (poll, waker) = TestWake::new();
         let (tx, rx) = channel();
         let w = DiskWriter::spawn(StreamId(7), disk.clone(), tx, waker).unwrap();
         (w, rx, poll)
-    }
-
-    /// Waits for the waker, with a deadline.
-    fn woken(poll: &mut mio::Poll) -> bool {
-        let mut events = mio::Events::with_capacity(4);
-        poll.poll(&mut events, Some(Duration::from_secs(10)))
-            .unwrap();
-        !events.is_empty()
     }
 
     #[test]
@@ -338,14 +330,11 @@ mod tests {
         // The disk moves again: the loop is woken, finds room, and every
         // byte reaches the disk in order; then the file is named.
         disk.open();
-        assert!(
-            woken(&mut poll),
-            "a full queue that drained must wake the loop"
-        );
+        assert!(poll.woken(), "a full queue that drained must wake the loop");
         while handed.len() < 3 * PIECES * PIECE {
             let n = w.hand(&chunk);
             if n == 0 {
-                assert!(woken(&mut poll), "the loop must be woken when room comes");
+                assert!(poll.woken(), "the loop must be woken when room comes");
                 continue;
             }
             handed.extend_from_slice(&chunk[..n]);

@@ -524,9 +524,9 @@ impl Files {
         let more_to_read =
             session.file_to_read(&waiting).is_some() || (capped && reading < MAX_READING);
         let mut written = 0;
-        let mut full = Vec::new();
+        let mut passed_over = Vec::new();
         while written < TURN_BUDGET {
-            let Some((id, data)) = session.file_to_write(&full) else {
+            let Some((id, data)) = session.file_to_write(&passed_over) else {
                 break;
             };
             let Some(writer) = self.writing.get_mut(&id) else {
@@ -535,20 +535,20 @@ impl Files {
             };
             if data.len() < MIN_HAND && !session.file_all_here(id) {
                 // Too little yet (see MIN_HAND); it waits for more.
-                full.push(id);
+                passed_over.push(id);
                 continue;
             }
             let n = writer.hand(data);
             if n == 0 {
                 // The disk is behind: the bytes wait in the session, whose
                 // credit holds the peer back, until the writer has room.
-                full.push(id);
+                passed_over.push(id);
                 continue;
             }
             written += n;
             session.file_written(id, n, now);
         }
-        more_to_read || session.file_to_write(&full).is_some()
+        more_to_read || session.file_to_write(&passed_over).is_some()
     }
 
     /// Shows how the transfers go, every [`PROGRESS_EVERY`].

@@ -146,3 +146,27 @@ impl Random for SystemRng {
             .expect("the system random number generator worked at start");
     }
 }
+
+/// For the tests of the threads that wake the loop: a poll with a waker,
+/// as the loop has ([`Reactor`] would also install the process's Ctrl-C
+/// handler), and a wait for a wake-up with a deadline.
+#[cfg(test)]
+pub(crate) struct TestWake(Poll);
+
+#[cfg(test)]
+impl TestWake {
+    pub fn new() -> (TestWake, Arc<Waker>) {
+        let poll = Poll::new().expect("a poll");
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).expect("a waker"));
+        (TestWake(poll), waker)
+    }
+
+    /// Returns true if and only if the waker fired within 10 s.
+    pub fn woken(&mut self) -> bool {
+        let mut events = Events::with_capacity(4);
+        self.0
+            .poll(&mut events, Some(Duration::from_secs(10)))
+            .expect("poll");
+        !events.is_empty()
+    }
+}
